@@ -1,0 +1,3 @@
+from bpfrun.cli import main
+
+main()

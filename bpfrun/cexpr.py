@@ -1,0 +1,486 @@
+"""Kernel-side expressions: type-check an expression and turn it into BCC C.
+
+One visitor (`visit_<Node>`) gives each expression a CVal: its type, C code or a way to fill a
+buffer (strings, stacks), or a constant when params and earlier steps' values fold it. No raw C
+ever comes from the runbook: names map to fixed C fragments, constants become escaped literals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bpfrun.cstr import c_string_literal
+from bpfrun.expr.nodes import Attr, Binary, Call, In, Index, Literal, Name, Node, Unary, dotted
+from bpfrun.kernel import Field, TracepointFormat
+from bpfrun.units import Duration, Size
+
+STR_MAX = 128  # bytes read by str() of a pointer: bounded, verifier-friendly
+COMM_LEN = 16
+NOTCONST = object()
+
+# Types: int bool str duration size ptr stack any ("any" = a value bound only at run time).
+ARITH_OPS = {"*", "/", "%", "+", "-", "<<", ">>", "&", "^", "|"}
+CMP_OPS = {"<", "<=", ">", ">=", "==", "!="}
+STACK_NAMES = ("kstack", "ustack")
+_INT_BUILTINS = {
+    "pid": "(bpf_get_current_pid_tgid() >> 32)",
+    "tid": "((u32)bpf_get_current_pid_tgid())",
+    "uid": "((u32)bpf_get_current_uid_gid())",
+    "gid": "(bpf_get_current_uid_gid() >> 32)",
+    "cpu": "bpf_get_smp_processor_id()",
+    "nsecs": "bpf_ktime_get_ns()",
+    "cgroup": "bpf_get_current_cgroup_id()",
+}
+BUILTIN_NAMES = (*_INT_BUILTINS, "comm", "kstack", "ustack", "ppid")
+
+
+class CompileError(Exception):
+    """A problem at one node of an expression; the caller turns it into a Diagnostic."""
+
+    def __init__(self, message: str, node: Node, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.node = node
+        self.hint = hint
+
+
+class NullInput(Exception):
+    """A value from an earlier step that the expression needs is null: skip the step."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} is null (the earlier step found no data)")
+        self.name = name
+
+
+@dataclass
+class CVal:
+    type: str
+    code: str = ""
+    const: Any = NOTCONST
+    fill: Callable[[str, int], list[str]] | None = None  # str/stack: write into dest[size]
+    direct: str | None = None  # str: char-array lvalue readable in place
+    size: int = 0  # str: bytes of the buffer
+    decode: str | None = None  # int shown by name in user space ("syscall")
+
+    @property
+    def is_const(self) -> bool:
+        return self.const is not NOTCONST
+
+
+@dataclass
+class ProbeCtx:
+    """What an expression at one probe can read."""
+
+    kind: str  # tracepoint rawtracepoint kprobe kretprobe uprobe uretprobe usdt profile software
+    name: str  # the probe as written, for messages
+    fmt: TracepointFormat | None = None
+
+    @property
+    def user_pointers(self) -> bool:
+        return self.kind in ("uprobe", "uretprobe", "usdt") or (
+            self.fmt is not None and self.fmt.category == "syscalls")
+
+
+@dataclass
+class Scope:
+    probe: ProbeCtx
+    consts: dict[str, Any]  # {"params": {...}, "steps": {id: {name: value}}}
+    duration: str | None = None  # C name of the span duration (end side only)
+    begin_ref: Callable[[Node], CVal] | None = None  # resolves begin.<x> on the end side
+    fresh: Callable[[str], str] = field(default=lambda p: p)
+
+
+def const_type(value: Any) -> str:
+    if isinstance(value, bool):
+        return "bool"
+    if isinstance(value, int):
+        return "int"
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, Duration):
+        return "duration"
+    if isinstance(value, Size):
+        return "size"
+    if isinstance(value, Unbound):
+        return "any"
+    raise TypeError(f"value {value!r} cannot be used in a kernel expression")
+
+
+@dataclass(frozen=True)
+class Unbound:
+    """A value only known at run time (an earlier step's capture) when compiling ahead."""
+
+    name: str
+
+
+def const_c(value: Any) -> str:
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, Duration):
+        return f"{value.ns}ULL"
+    if isinstance(value, Size):
+        return f"{value.bytes}ULL"
+    if isinstance(value, int):
+        return f"{value}LL" if value < 0 else f"{value}ULL"
+    if isinstance(value, Unbound):
+        return f"0 /* {value.name}: bound at run time */"
+    raise TypeError(value)
+
+
+def _field_c_int(f: Field) -> str:
+    return f"args->{f.name}"
+
+
+class ExprCompiler:
+    """Compiles expressions of one scope; collects statements that must run before them."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.pre: list[str] = []
+
+    # -- entry points -------------------------------------------------------------------
+    def value(self, node: Node) -> CVal:
+        method: Callable[[Node], CVal] = getattr(self, f"visit_{type(node).__name__}")
+        return method(node)
+
+    def predicate(self, node: Node) -> CVal:
+        v = self.value(node)
+        if v.type not in ("bool", "int", "any"):
+            raise CompileError(f"a condition must be true or false, not a {v.type}", node)
+        return v
+
+    def string_buffer(self, v: CVal) -> str:
+        """A char-array lvalue holding v (reading it into a local buffer when needed)."""
+        if v.direct:
+            return v.direct
+        assert v.fill is not None
+        buf = self.scope.fresh("s")
+        self.pre.append(f"char {buf}[{v.size}] = {{}};")
+        self.pre.extend(v.fill(buf, v.size))
+        return buf
+
+    # -- leaves ------------------------------------------------------------------------
+    def visit_Literal(self, node: Literal) -> CVal:
+        if node.kind == "null":
+            raise CompileError("null cannot be used in a kernel expression", node)
+        value = {"duration": Duration, "size": Size}.get(node.kind, lambda v: v)(node.value)
+        return self._const(value, node)
+
+    def _const(self, value: Any, node: Node) -> CVal:
+        if value is None:
+            raise NullInput(dotted(node) or "value")
+        t = const_type(value)
+        if t == "str":
+            return CVal("str", const=value, size=len(value.encode()) + 1)
+        return CVal(t, code=const_c(value), const=value)
+
+    def visit_Name(self, node: Name) -> CVal:
+        n = node.name
+        if n in _INT_BUILTINS:
+            t = "int"
+            return CVal(t, code=_INT_BUILTINS[n])
+        if n == "comm":
+            return CVal("str", size=COMM_LEN,
+                        fill=lambda d, s: [f"bpf_get_current_comm(&{d}, {s});"])
+        if n in STACK_NAMES:
+            flags = "BPF_F_USER_STACK" if n == "ustack" else "0"
+            return CVal("stack", code="user" if n == "ustack" else "kernel",
+                        fill=lambda d, s: [f"{d} = stacks.get_stackid(ctx, {flags});",
+                                           f"if ({d} < 0) bpfrun_lost(LOST_STACKS);"])
+        if n == "duration":
+            if self.scope.duration is None:
+                raise CompileError("`duration` exists only on the end side of a span", node)
+            return CVal("duration", code=self.scope.duration)
+        if n == "ppid":
+            raise CompileError(
+                "ppid cannot be read in the kernel here: it needs task_struct offsets that "
+                "BCC cannot know without matching kernel headers", node,
+                "use tracepoint:sched:sched_process_fork (args.parent_pid) instead")
+        if n in ("retval",):
+            if self.scope.probe.kind not in ("kretprobe", "uretprobe"):
+                raise CompileError("retval exists only at kretprobe/uretprobe probes", node)
+            return CVal("int", code="PT_REGS_RC(ctx)")
+        if n.startswith("arg") and n[3:].isdigit():
+            return self._argn(node, int(n[3:]))
+        if n in ("args", "params", "steps", "begin"):
+            raise CompileError(f"`{n}` needs a field: write {n}.<name>", node)
+        raise CompileError(f"unknown name '{n}'", node,
+                           "names: " + ", ".join(BUILTIN_NAMES) + ", args.<field>, params.<p>")
+
+    def _argn(self, node: Node, i: int) -> CVal:
+        kind = self.scope.probe.kind
+        if kind == "rawtracepoint":
+            return CVal("int", code=f"ctx->args[{i}]")
+        if kind in ("kprobe", "uprobe", "kretprobe", "uretprobe", "usdt") and i <= 5:
+            return CVal("int", code=f"PT_REGS_PARM{i + 1}(ctx)")
+        if kind == "tracepoint":
+            raise CompileError(f"tracepoints name their fields: write args.<field>, not arg{i}",
+                               node, self._fields_hint())
+        raise CompileError(f"arg{i} is not available at a {kind} probe", node)
+
+    def _fields_hint(self) -> str | None:
+        fmt = self.scope.probe.fmt
+        if fmt is None:
+            return None
+        return "fields of tracepoint:{}:{}: {}".format(
+            fmt.category, fmt.event, ", ".join(f.name for f in fmt.fields))
+
+    # -- dotted names ------------------------------------------------------------------
+    def visit_Attr(self, node: Attr) -> CVal:
+        path = dotted(node)
+        if path is None:
+            raise CompileError("only names can have fields here", node)
+        head, _, rest = path.partition(".")
+        if head == "args":
+            return self._tp_field(node, rest)
+        if head == "begin":
+            if self.scope.begin_ref is None:
+                raise CompileError("`begin.` values exist only on the end side of a span", node)
+            return self.scope.begin_ref(node)
+        if head == "params":
+            params = self.scope.consts.get("params", {})
+            if rest not in params:
+                raise CompileError(f"unknown param '{rest}'", node,
+                                   "params: " + (", ".join(params) or "none"))
+            return self._const(params[rest], node)
+        if head == "steps":
+            sid, _, name = rest.partition(".")
+            steps = self.scope.consts.get("steps", {})
+            if sid not in steps:
+                raise CompileError(f"'{sid}' is not an earlier step", node)
+            if name not in steps[sid]:
+                known = ", ".join(steps[sid]) or "none"
+                raise CompileError(f"step '{sid}' has no capture or threshold '{name}'", node,
+                                   f"known: {known}")
+            return self._const(steps[sid][name], node)
+        raise CompileError(f"unknown name '{path}'", node)
+
+    def _tp_field(self, node: Node, name: str) -> CVal:
+        probe = self.scope.probe
+        if probe.kind != "tracepoint":
+            raise CompileError(f"args.{name}: only tracepoints have named fields "
+                               f"({probe.name} gives arg0..arg5)", node)
+        fmt = probe.fmt
+        if fmt is None:  # kernel not readable: types unknown, assume an integer
+            return CVal("int", code=f"args->{name}")
+        f = fmt.field(name)
+        if f is None:
+            raise CompileError(f"tracepoint:{fmt.category}:{fmt.event} has no field '{name}'",
+                               node, self._fields_hint())
+        if f.kind == "int":
+            return CVal("int", code=_field_c_int(f))
+        if f.kind in ("ptr", "strptr"):
+            return CVal("ptr", code=f"args->{f.name}")
+        if f.kind == "chararray":
+            return CVal("str", direct=f"args->{f.name}", size=f.array_len or f.size,
+                        fill=lambda d, s: [f"bpf_probe_read_kernel(&{d}, {s}, args->{f.name});"])
+        if f.kind == "data_loc_str":
+            loc = f"(void *)((char *)args + (args->{f.name} & 0xFFFF))"
+            return CVal("str", size=STR_MAX,
+                        fill=lambda d, s: [f"bpf_probe_read_kernel_str(&{d}, {s}, {loc});"])
+        raise CompileError(f"field '{name}' ({f.ctype}) cannot be used in expressions yet", node)
+
+    # -- calls and operators -----------------------------------------------------------
+    def visit_Call(self, node: Call) -> CVal:
+        if node.func == "str":
+            if not 1 <= len(node.args) <= 2:
+                raise CompileError("str() takes a pointer and an optional length", node)
+            arg = self.value(node.args[0])
+            if arg.type == "str":
+                return arg
+            if arg.type not in ("ptr", "int"):
+                raise CompileError(f"str() reads a pointer, not a {arg.type}", node.args[0])
+            size = STR_MAX
+            if len(node.args) == 2:
+                n = self.value(node.args[1])
+                if not (n.is_const and isinstance(n.const, int) and 1 <= n.const <= 256):
+                    raise CompileError("str()'s length must be a number from 1 to 256", node)
+                size = n.const
+            helper = ("bpf_probe_read_user_str" if self.scope.probe.user_pointers
+                      else "bpf_probe_read_kernel_str")
+            code = arg.code
+            return CVal("str", size=size, fill=lambda d, s: [
+                f"{helper}(&{d}, {s}, (void *){code});"])
+        if node.func == "syscall_name":
+            if len(node.args) != 1:
+                raise CompileError("syscall_name() takes a syscall number", node)
+            nr = self.value(node.args[0])
+            if nr.type != "int":
+                raise CompileError(f"syscall_name() takes a number, not a {nr.type}", node)
+            return CVal("int", code=nr.code, decode="syscall")
+        if node.func == "startswith":
+            if len(node.args) != 2:
+                raise CompileError("startswith() takes a string and a prefix", node)
+            s, prefix = self.value(node.args[0]), self.value(node.args[1])
+            if s.type != "str" or prefix.type != "str" or not prefix.is_const:
+                raise CompileError("startswith(string, \"prefix\") needs a constant prefix", node)
+            if s.is_const:
+                return CVal("bool", code="", const=s.const.startswith(prefix.const))
+            return CVal("bool", code=self._str_eq(s, prefix.const, prefix_only=True))
+        raise CompileError(f"unknown function '{node.func}' in a kernel expression", node,
+                           "kernel functions: str, startswith, syscall_name")
+
+    def visit_Unary(self, node: Unary) -> CVal:
+        v = self.value(node.operand)
+        if node.op == "!":
+            if v.is_const:
+                return self._const(not v.const, node)
+            return CVal("bool", code=f"(!{v.code})")
+        if v.type not in ("int", "duration", "size", "any"):
+            raise CompileError(f"cannot negate a {v.type}", node)
+        if v.is_const and not isinstance(v.const, Unbound):
+            c = v.const
+            neg = type(c)(-getattr(c, "ns", getattr(c, "bytes", c))) if v.type != "int" else -c
+            return self._const(neg, node)
+        return CVal(v.type, code=f"(-(s64){v.code})")
+
+    def visit_In(self, node: In) -> CVal:
+        parts = [Binary(node.offset, node.length, "==", node.item, o) for o in node.options]
+        if not parts:
+            return self._const(False, node)
+        acc: Node = parts[0]
+        for p in parts[1:]:
+            acc = Binary(node.offset, node.length, "||", acc, p)
+        return self.value(acc)
+
+    def visit_Index(self, node: Index) -> CVal:
+        raise CompileError("indexing is not available in kernel expressions", node)
+
+    def visit_Binary(self, node: Binary) -> CVal:
+        if node.op in ("&&", "||"):
+            return self._logic(node)
+        left, right = self.value(node.left), self.value(node.right)
+        if node.op in CMP_OPS:
+            return self._compare(node, left, right)
+        return self._arith(node, left, right)
+
+    def _logic(self, node: Binary) -> CVal:
+        left = self.predicate(node.left)
+        is_and = node.op == "&&"
+        if left.is_const and not isinstance(left.const, Unbound):
+            if bool(left.const) != is_and:  # false && x, true || x
+                return self._const(bool(left.const), node)
+            return self.predicate(node.right)
+        right = self.predicate(node.right)
+        if right.is_const and not isinstance(right.const, Unbound):
+            return left if bool(right.const) == is_and else self._const(bool(right.const), node)
+        return CVal("bool", code=f"({left.code} {node.op} {right.code})")
+
+    def _compare(self, node: Binary, left: CVal, right: CVal) -> CVal:
+        lt, rt = left.type, right.type
+        if "any" not in (lt, rt) and not _comparable(lt, rt, left, right):
+            raise CompileError(f"cannot compare a {lt} with a {rt}", node,
+                               _compare_hint(lt, rt))
+        if lt == "str" or rt == "str":
+            return self._compare_str(node, left, right)
+        if left.is_const and right.is_const and "any" not in (lt, rt):
+            return self._const(_py_cmp(node.op, _num(left.const), _num(right.const)), node)
+        if node.op in ("==", "!=") and "stack" in (lt, rt):
+            raise CompileError("stacks can only be aggregation keys", node)
+        signed = any(c.is_const and _num(c.const) < 0 for c in (left, right))
+        cast = "(s64)" if signed else ""
+        return CVal("bool", code=f"({cast}{left.code} {node.op} {cast}{right.code})")
+
+    def _compare_str(self, node: Binary, left: CVal, right: CVal) -> CVal:
+        if node.op not in ("==", "!="):
+            raise CompileError("strings compare only with == and !=", node)
+        neg = "!" if node.op == "!=" else ""
+        if left.is_const and right.is_const:
+            if isinstance(left.const, Unbound) or isinstance(right.const, Unbound):
+                return CVal("bool", code="0 /* compared at run time */")
+            return self._const((left.const == right.const) != (node.op == "!="), node)
+        if left.is_const or right.is_const:
+            var, lit = (right, left.const) if left.is_const else (left, right.const)
+            if isinstance(lit, Unbound):
+                return CVal("bool", code=f"{neg}0 /* {lit.name}: bound at run time */")
+            return CVal("bool", code=f"{neg}{self._str_eq(var, lit)}")
+        a, b = self.string_buffer(left), self.string_buffer(right)
+        n = min(left.size, right.size)
+        return CVal("bool", code=f"{neg}bpfrun_streq({a}, {b}, {n})")
+
+    def _str_eq(self, var: CVal, literal: str, prefix_only: bool = False) -> str:
+        """Unrolled byte comparison against a constant: no loop for the verifier to doubt."""
+        buf = self.string_buffer(var)
+        data = literal.encode()
+        if len(data) >= var.size:  # e.g. a 20-char name vs the 16-byte comm: match its prefix
+            data, prefix_only = data[: var.size - 1], True
+        checks = [f"((u8){buf}[{i}] == {b})" for i, b in enumerate(data)]
+        if not prefix_only:
+            checks.append(f"({buf}[{len(data)}] == 0)")
+        lit = c_string_literal(literal).replace("*/", "*\\/")
+        return f"(/* {lit} */ " + " && ".join(checks or ["1"]) + ")"
+
+    def _arith(self, node: Binary, left: CVal, right: CVal) -> CVal:
+        lt, rt = left.type, right.type
+        t = _arith_type(node.op, lt, rt)
+        if t is None:
+            raise CompileError(f"cannot use {node.op} on a {lt} and a {rt}", node)
+        if (left.is_const and right.is_const and "any" not in (lt, rt)):
+            a, b = _num(left.const), _num(right.const)
+            if node.op in ("/", "%") and b == 0:
+                raise CompileError("division by zero", node)
+            value = _py_arith(node.op, a, b)
+            return self._const({"duration": Duration, "size": Size}.get(t, int)(value), node)
+        if node.op in ("/", "%") and right.is_const and _num(right.const) == 0:
+            raise CompileError("division by zero", node)
+        return CVal(t, code=f"({left.code} {node.op} {right.code})")
+
+
+def _num(v: Any) -> int:
+    if isinstance(v, Duration):
+        return v.ns
+    if isinstance(v, Size):
+        return v.bytes
+    if isinstance(v, bool):
+        return int(v)
+    return int(v)
+
+
+def _comparable(lt: str, rt: str, left: CVal, right: CVal) -> bool:
+    if lt == rt:
+        return lt != "stack"
+    pair = {lt, rt}
+    if pair <= {"int", "ptr", "bool"}:
+        return True
+    # A literal 0 compares with anything numeric (e.g. duration > 0).
+    zero = (left.is_const and left.const == 0) or (right.is_const and right.const == 0)
+    return zero and pair <= {"int", "duration", "size"}
+
+
+def _compare_hint(lt: str, rt: str) -> str | None:
+    if {lt, rt} == {"duration", "int"}:
+        return "durations compare with durations: write a unit, e.g. 1ms or 250us"
+    if {lt, rt} == {"size", "int"}:
+        return "sizes compare with sizes: write a unit, e.g. 4KiB"
+    if "ptr" in (lt, rt) and "str" in (lt, rt):
+        return "read the string first: str(args.<field>) == \"...\""
+    if "str" in (lt, rt):
+        return "strings are written in double quotes"
+    return None
+
+
+def _arith_type(op: str, lt: str, rt: str) -> str | None:
+    if "any" in (lt, rt):
+        return lt if rt == "any" else rt
+    if lt in ("int", "ptr") and rt in ("int", "ptr"):
+        return "int"
+    for unit in ("duration", "size"):
+        if lt == unit and rt == unit and op in ("+", "-"):
+            return unit
+        if lt == unit and rt == unit and op == "/":
+            return "int"
+        if {lt, rt} == {unit, "int"} and op in ("*",) or (lt == unit and rt == "int"
+                                                           and op in ("/", "%", ">>", "<<")):
+            return unit
+    return None
+
+
+def _py_cmp(op: str, a: int, b: int) -> bool:
+    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[op]
+
+
+def _py_arith(op: str, a: int, b: int) -> int:
+    return {"*": lambda: a * b, "/": lambda: a // b, "%": lambda: a % b, "+": lambda: a + b,
+            "-": lambda: a - b, "<<": lambda: a << b, ">>": lambda: a >> b,
+            "&": lambda: a & b, "^": lambda: a ^ b, "|": lambda: a | b}[op]()

@@ -1,0 +1,239 @@
+"""The command line: parse options, call the library, map outcomes to exit codes.
+
+Thin on purpose: every decision lives in the library. Diagnostics and progress go to stderr,
+the product (C, JSON, the report's path) to stdout. Exit codes follow the CLI contract:
+0 clean · 1 threshold fired · 2 invalid input · 3 machine cannot run it · 4 a step failed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from bpfrun import __version__
+from bpfrun.errors import EXIT_INVALID, EXIT_MACHINE, BpfrunError, UsageError, ValidationError
+from bpfrun.kernel import default_kernel
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  help="Declarative eBPF investigations: YAML runbooks compiled to BCC programs.")
+
+ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", metavar="NAME=VALUE",
+                                                   help="Set a runbook param (repeatable).")]
+REPORTS_ENV = "BPFRUN_REPORTS_DIR"
+
+
+def err(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def guarded(fn: Callable[[], int]) -> None:
+    """Run a command body; BpfrunErrors become messages and exit codes, never tracebacks."""
+    try:
+        code = fn()
+    except ValidationError as e:
+        err(e.render())
+        err(f"{len(e.diagnostics)} problem(s) found")
+        code = EXIT_INVALID
+    except BpfrunError as e:
+        err(e.render())
+        code = e.exit_code
+    except KeyboardInterrupt:
+        err("interrupted")
+        code = 130
+    raise typer.Exit(code)
+
+
+def _load(runbook: str) -> Any:
+    from bpfrun.pipeline import find_runbook, load_runbook  # noqa: PLC0415 (fast --help)
+
+    return load_runbook(find_runbook(runbook))
+
+
+@app.command("list")
+def list_cmd() -> None:
+    """Shipped runbooks: name, title and params."""
+    def body() -> int:
+        from bpfrun.pipeline import load_runbook, shipped_runbooks  # noqa: PLC0415
+
+        for path in shipped_runbooks():
+            rb = load_runbook(path)
+            params = " ".join(f"{p.name}={p.default if p.has_default else '<' + p.type + '>'}"
+                              for p in rb.params)
+            print(f"{rb.name:<16} {rb.title}")
+            if params:
+                print(f"{'':<16} params: {params}")
+        return 0
+    guarded(body)
+
+
+@app.command()
+def validate(paths: Annotated[list[Path], typer.Argument(help="Runbook files or folders.")]
+             ) -> None:
+    """Check runbooks (schema, names, types against this kernel when readable). No root."""
+    def body() -> int:
+        from bpfrun.params import resolve_params  # noqa: PLC0415
+        from bpfrun.pipeline import check_against_kernel, load_runbook  # noqa: PLC0415
+
+        files: list[Path] = []
+        for p in paths:
+            if p.is_dir():
+                files += sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml"))
+            elif p.exists():
+                files.append(p)
+            else:
+                raise UsageError(f"{p}: no such file or folder")
+        kernel = default_kernel()
+        failed = 0
+        for f in files:
+            try:
+                rb = load_runbook(f)
+                notes = check_against_kernel(rb, resolve_params(rb, {}), kernel)
+            except ValidationError as e:
+                err(e.render())
+                failed += 1
+                continue
+            except UsageError as e:  # e.g. a required param: check what can be checked
+                notes = [e.message]
+            print(f"{f}: ok")
+            for n in dict.fromkeys(notes):
+                err(f"{f}: note: {n}")
+        if failed:
+            err(f"{failed} of {len(files)} runbook(s) invalid")
+        return EXIT_INVALID if failed else 0
+    guarded(body)
+
+
+@app.command("compile")
+def compile_cmd(runbook: str, param: ParamOpt = None,
+                step: Annotated[str | None, typer.Option(help="Only this step.")] = None
+                ) -> None:
+    """Print the BCC C of each step. No root, no BCC needed."""
+    def body() -> int:
+        from bpfrun.cexpr import NullInput  # noqa: PLC0415
+        from bpfrun.params import parse_assignments, resolve_params  # noqa: PLC0415
+        from bpfrun.pipeline import compile_step, placeholder_values  # noqa: PLC0415
+
+        rb = _load(runbook)
+        params = resolve_params(rb, parse_assignments(param or []))
+        kernel = default_kernel()
+        if not kernel.readable():
+            err("note: tracefs is not readable: tracepoint fields and types were not checked")
+        steps = [s for s in rb.steps if step is None or s.id == step]
+        if not steps:
+            raise UsageError(f"no step '{step}' in {rb.name}",
+                             "steps: " + ", ".join(s.id for s in rb.steps))
+        for s in steps:
+            try:
+                compiled = compile_step(rb, s, params, placeholder_values(rb, s), kernel)
+            except NullInput as e:
+                print(f"/* step {s.id}: needs {e.name}, known only at run time */\n")
+                continue
+            print(compiled.c_text)
+        return 0
+    guarded(body)
+
+
+def _default_out(name: str) -> Path:
+    base = Path(os.environ.get(REPORTS_ENV) or "reports")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return base / f"{name}-{stamp}"
+
+
+@app.command()
+def run(runbook: str, param: ParamOpt = None,
+        duration: Annotated[str | None, typer.Option(help="Override every step's duration.")]
+        = None,
+        out: Annotated[Path | None, typer.Option("-o", "--out", help="Report folder.")] = None,
+        as_json: Annotated[bool, typer.Option("--json", help="result.json on stdout.")] = False,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False
+        ) -> None:
+    """Run a runbook (root): write report.md and result.json, print the report's path."""
+    def body() -> int:
+        from bpfrun.doctor import require_runnable  # noqa: PLC0415
+        from bpfrun.investigate import Investigation  # noqa: PLC0415
+        from bpfrun.params import parse_assignments, resolve_params  # noqa: PLC0415
+        from bpfrun.pipeline import check_against_kernel  # noqa: PLC0415
+        from bpfrun.report.writers import render_json, write_report_dir  # noqa: PLC0415
+        from bpfrun.units import Duration, parse_duration  # noqa: PLC0415
+
+        rb = _load(runbook)
+        params = resolve_params(rb, parse_assignments(param or []))
+        override = None
+        if duration is not None:
+            try:
+                override = Duration(parse_duration(duration))
+            except ValueError as e:
+                raise UsageError(f"--duration: {e}") from None
+        require_runnable()
+        kernel = default_kernel()
+        check_against_kernel(rb, params, kernel, strict=True)  # before loading anything
+        stop = threading.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, lambda *_: stop.set())
+        progress = (lambda _m: None) if (quiet or as_json) else (lambda m: err(f"bpfrun: {m}"))
+        inv = Investigation(rb, params, kernel, override, stop, progress)
+        result = inv.run()
+        folder = out or _default_out(rb.name)
+        report = write_report_dir(folder, result, inv.programs, {})
+        if as_json:
+            sys.stdout.write(render_json(result))
+        else:
+            print(report)
+        if result["error"] and not quiet:
+            err(f"bpfrun: {result['error']}")
+        return int(result["exit_code"])
+    guarded(body)
+
+
+@app.command()
+def doctor() -> None:
+    """Can this machine run BPF, and what to do if not."""
+    def body() -> int:
+        from bpfrun.doctor import failures, render_checks, run_checks  # noqa: PLC0415
+
+        checks = run_checks()
+        print(render_checks(checks))
+        return EXIT_MACHINE if failures(checks, None) else 0
+    guarded(body)
+
+
+@app.command()
+def probes(pattern: Annotated[str | None, typer.Argument(help="Glob, e.g. 'sched:*'.")] = None,
+           verbose: Annotated[bool, typer.Option("-v", "--verbose",
+                                                 help="Fields and types.")] = False,
+           binary: Annotated[str | None, typer.Option("--binary", "-b",
+                                                      help="List uprobes of this binary.")]
+           = None) -> None:
+    """Probes this kernel offers (tracepoints, raw tracepoints, kprobes, uprobes)."""
+    def body() -> int:
+        from bpfrun.probes import list_probes  # noqa: PLC0415
+
+        for line in list_probes(default_kernel(), pattern, verbose, binary):
+            print(line)
+        return 0
+    guarded(body)
+
+
+@app.command()
+def version() -> None:
+    """Print bpfrun's version."""
+    print(__version__)
+
+
+def main() -> None:
+    try:
+        app()
+    except BrokenPipeError:  # `bpfrun compile x | head`
+        sys.stderr.close()
+
+
+__all__ = ["app", "json", "main"]

@@ -1,0 +1,43 @@
+"""Emit: a lowered Program → BCC C text through one Jinja2 template.
+
+The template only lays out pieces that lower.py built and escaped; StrictUndefined turns a
+missing piece into an error instead of silently empty C. Same input, byte-identical output.
+"""
+
+from __future__ import annotations
+
+import jinja2
+
+from bpfrun import __version__
+from bpfrun.cstr import c_comment
+from bpfrun.lower import STACK_STORAGE, Program
+
+_ENV = jinja2.Environment(
+    loader=jinja2.PackageLoader("bpfrun", "templates"),
+    undefined=jinja2.StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+    autoescape=False,  # C, not HTML: every value placed here was escaped by lower.py
+)
+RINGBUF_PAGES = 256  # 1 MiB: room for bursts between polls
+
+
+def render(prog: Program, runbook: str, source: str) -> str:
+    text = _ENV.get_template("program.c.j2").render(
+        version=__version__,
+        runbook=c_comment(runbook),
+        step=c_comment(prog.step_id),
+        source=c_comment(source),
+        structs=prog.structs,
+        maps=prog.maps,
+        handlers=prog.handlers,
+        functions=prog.functions,
+        streq=128 if any("bpfrun_streq(" in line for h in prog.handlers for line in h.body)
+        else 0,
+        stop_after=bool(prog.stop_after),
+        stacks=STACK_STORAGE if prog.uses_stacks else 0,
+        events=len(prog.events),
+        ringbuf_pages=RINGBUF_PAGES,
+    )
+    return text

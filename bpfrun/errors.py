@@ -1,0 +1,129 @@
+"""Error family and diagnostics: every user-facing problem carries a location and a fix.
+
+Library code raises these; only the CLI prints them and maps them to exit codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+# Exit codes of the CLI contract (runbook-language.md §10).
+EXIT_CLEAN = 0
+EXIT_FIRED = 1
+EXIT_INVALID = 2
+EXIT_MACHINE = 3
+EXIT_STEP_FAILED = 4
+
+
+@dataclass(frozen=True)
+class Loc:
+    """A position in a source file; line and col are 1-based.
+
+    `style` is the YAML scalar style of the node it points at ("" plain, '"', "'", "|", ">"),
+    so that a position inside an expression string can be mapped back to the file.
+    `length` is how many characters to underline.
+    """
+
+    file: str
+    line: int
+    col: int
+    style: str = ""
+    length: int = 1
+
+    def inner(self, offset: int, length: int = 1) -> Loc:
+        """The position `offset` characters into the scalar this Loc points at."""
+        if self.style in ("|", ">"):
+            # Block scalars start on the next line; expressions there are rarely multi-line.
+            return Loc(self.file, self.line + 1, self.col + 2 + offset, "", length)
+        quote = 1 if self.style in ('"', "'") else 0
+        return Loc(self.file, self.line, self.col + quote + offset, "", length)
+
+    def __str__(self) -> str:
+        return f"{self.file}:{self.line}:{self.col}"
+
+
+@dataclass(frozen=True)
+class Diagnostic:
+    message: str
+    loc: Loc | None = None
+    hint: str | None = None
+    severity: str = "error"
+
+    def render(self, sources: dict[str, str] | None = None) -> str:
+        """`path:line:col: error: message`, the source line and a caret under the culprit."""
+        where = f"{self.loc}: " if self.loc else ""
+        out = [f"{where}{self.severity}: {self.message}"]
+        text = (sources or {}).get(self.loc.file) if self.loc else None
+        if self.loc and text is not None:
+            lines = text.splitlines()
+            if 1 <= self.loc.line <= len(lines):
+                src = lines[self.loc.line - 1]
+                out.append(f"  {src}")
+                pad = "".join("\t" if c == "\t" else " " for c in src[: self.loc.col - 1])
+                out.append(f"  {pad}^{'~' * max(0, self.loc.length - 1)}")
+        if self.hint:
+            out.append(f"  hint: {self.hint}")
+        return "\n".join(out)
+
+
+class BpfrunError(Exception):
+    """Base of every error bpfrun reports to its user."""
+
+    exit_code = EXIT_INVALID
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def render(self, sources: dict[str, str] | None = None) -> str:
+        return Diagnostic(self.message, None, self.hint).render(sources)
+
+
+class UsageError(BpfrunError):
+    """Bad command line: unknown runbook, bad --param value. Nothing was loaded."""
+
+
+@dataclass
+class ValidationError(BpfrunError):
+    """One or more problems in a runbook, reported together."""
+
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    sources: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        first = self.diagnostics[0].message if self.diagnostics else "invalid runbook"
+        BpfrunError.__init__(self, first)
+
+    def render(self, sources: dict[str, str] | None = None) -> str:
+        srcs = {**self.sources, **(sources or {})}
+        return "\n".join(d.render(srcs) for d in self.diagnostics)
+
+
+class MachineError(BpfrunError):
+    """This machine cannot run the runbook: not root, no BCC, no headers, probe missing."""
+
+    exit_code = EXIT_MACHINE
+
+
+class StepError(BpfrunError):
+    """A step failed while loading or running (clang, verifier, attach)."""
+
+    exit_code = EXIT_STEP_FAILED
+
+
+class Diagnostics:
+    """Collects diagnostics of one pass so that all problems are reported at once."""
+
+    def __init__(self) -> None:
+        self.items: list[Diagnostic] = []
+
+    def error(self, message: str, loc: Loc | None = None, hint: str | None = None) -> None:
+        self.items.append(Diagnostic(message, loc, hint))
+
+    def __bool__(self) -> bool:
+        return bool(self.items)
+
+    def raise_if_any(self, sources: dict[str, str] | None = None) -> None:
+        if self.items:
+            raise ValidationError(diagnostics=list(self.items), sources=dict(sources or {}))

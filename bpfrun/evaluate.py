@@ -1,0 +1,198 @@
+"""User-space expressions: `when`, thresholds, captures and `${{ }}` templates over results.
+
+Values keep their types (Duration, Size, int, str, bool, None). Null propagates: a field of
+null is null, a comparison with null is false, and the evaluator remembers that it saw a null
+so that a threshold can say "no data" instead of "ok".
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Callable
+from typing import Any
+
+from bpfrun.expr.nodes import Attr, Binary, Call, In, Index, Literal, Name, Node, Unary, dotted
+from bpfrun.expr.parser import TemplateExpr
+from bpfrun.units import Duration, Size
+
+
+class EvalError(Exception):
+    def __init__(self, message: str, node: Node) -> None:
+        super().__init__(message)
+        self.node = node
+
+
+class Fields:
+    """Something with named fields for expressions (aggregation views, rows)."""
+
+    def field(self, name: str) -> Any:
+        raise KeyError(name)
+
+
+class _Partial(Fields):
+    """`row.args` while looking for the key `args.next_comm`."""
+
+    def __init__(self, owner: Fields, prefix: str) -> None:
+        self.owner, self.prefix = owner, prefix
+
+    def field(self, name: str) -> Any:
+        return self.owner.field(f"{self.prefix}.{name}")
+
+
+_CMP: dict[str, Callable[[Any, Any], bool]] = {
+    "<": operator.lt, "<=": operator.le, ">": operator.gt, ">=": operator.ge,
+    "==": operator.eq, "!=": operator.ne}
+_ARITH: dict[str, Callable[[Any, Any], Any]] = {
+    "*": operator.mul, "/": operator.floordiv, "%": operator.mod, "+": operator.add,
+    "-": operator.sub, "<<": operator.lshift, ">>": operator.rshift, "&": operator.and_,
+    "^": operator.xor, "|": operator.or_}
+
+
+def _magnitude(v: Any) -> tuple[str, Any]:
+    if isinstance(v, Duration):
+        return "duration", v.ns
+    if isinstance(v, Size):
+        return "size", v.bytes
+    if isinstance(v, bool):
+        return "bool", v
+    if isinstance(v, (int, float)):
+        return "number", v
+    if isinstance(v, str):
+        return "str", v
+    return type(v).__name__, v
+
+
+class Evaluator:
+    def __init__(self, names: dict[str, Any]) -> None:
+        self.names = names
+        self.null_seen: list[str] = []
+
+    def eval(self, node: Node) -> Any:
+        method: Callable[[Any], Any] = getattr(self, f"visit_{type(node).__name__}")
+        return method(node)
+
+    def truth(self, node: Node) -> bool:
+        value = self.eval(node)
+        return bool(value) if value is not None else False
+
+    def visit_Literal(self, node: Literal) -> Any:
+        return {"duration": Duration, "size": Size}.get(node.kind, lambda v: v)(node.value)
+
+    def visit_Name(self, node: Name) -> Any:
+        if node.name not in self.names:
+            known = ", ".join(sorted(self.names))
+            raise EvalError(f"unknown name '{node.name}' (known here: {known})", node)
+        return self._null_check(self.names[node.name], node)
+
+    def _null_check(self, value: Any, node: Node) -> Any:
+        if value is None:
+            self.null_seen.append(dotted(node) or "value")
+        return value
+
+    def visit_Attr(self, node: Attr) -> Any:
+        obj = self.eval(node.obj)
+        if obj is None:
+            return None
+        if isinstance(obj, dict):
+            if node.name not in obj:
+                raise EvalError(f"'{dotted(node.obj)}' has no '{node.name}' "
+                                f"(it has: {', '.join(map(str, obj))})", node)
+            return self._null_check(obj[node.name], node)
+        if isinstance(obj, Fields):
+            try:
+                return self._null_check(obj.field(node.name), node)
+            except KeyError:
+                return _Partial(obj, node.name)
+        raise EvalError(f"a {type(obj).__name__} has no field '{node.name}'", node)
+
+    def visit_Index(self, node: Index) -> Any:
+        obj, idx = self.eval(node.obj), self.eval(node.index)
+        if obj is None or idx is None:
+            return None
+        if isinstance(obj, Fields) and isinstance(idx, str):
+            try:
+                return self._null_check(obj.field(idx), node)
+            except KeyError:
+                raise EvalError(f"no field {idx!r}", node) from None
+        if isinstance(obj, (list, tuple, str)) and isinstance(idx, int):
+            if -len(obj) <= idx < len(obj):
+                return obj[idx]
+            self.null_seen.append(f"{dotted(node.obj) or 'list'}[{idx}]")
+            return None  # no such row: no data
+        raise EvalError("only lists can be indexed, by an integer", node)
+
+    def visit_Call(self, node: Call) -> Any:
+        args = [self.eval(a) for a in node.args]
+        if node.func == "len":
+            return None if args[0] is None else len(args[0])
+        if node.func == "str":
+            return None if args[0] is None else str(args[0])
+        if node.func == "startswith":
+            return None if None in args else str(args[0]).startswith(str(args[1]))
+        if node.func in ("min", "max") and args:
+            vals = [a for a in args if a is not None]
+            return (min if node.func == "min" else max)(vals) if vals else None
+        raise EvalError(f"unknown function '{node.func}' (len, str, startswith, min, max)", node)
+
+    def visit_Unary(self, node: Unary) -> Any:
+        v = self.eval(node.operand)
+        if node.op == "!":
+            return not v if v is not None else True
+        if v is None:
+            return None
+        return -v if not isinstance(v, (Duration, Size)) else type(v)(-_magnitude(v)[1])
+
+    def visit_In(self, node: In) -> Any:
+        v = self.eval(node.item)
+        return v is not None and any(v == self.eval(o) for o in node.options)
+
+    def visit_Binary(self, node: Binary) -> Any:
+        if node.op == "&&":
+            return self.truth(node.left) and self.truth(node.right)
+        if node.op == "||":
+            return self.truth(node.left) or self.truth(node.right)
+        left, right = self.eval(node.left), self.eval(node.right)
+        if node.op in ("==", "!=") and (left is None or right is None):
+            return (left is right) == (node.op == "==")
+        if left is None or right is None:
+            return False if node.op in _CMP else None
+        (lk, lv), (rk, rv) = _magnitude(left), _magnitude(right)
+        if node.op in _CMP:
+            if lk != rk and not (0 in (lv, rv) and {lk, rk} <= {"number", "duration", "size"}):
+                raise EvalError(f"cannot compare a {lk} with a {rk}", node)
+            return _CMP[node.op](lv, rv)
+        if lk in ("duration", "size") or rk in ("duration", "size"):
+            kind = lk if lk in ("duration", "size") else rk
+            value = _ARITH[node.op](lv, rv)
+            unit_result = node.op in ("+", "-") or (node.op in ("*", "/") and "number" in (lk, rk))
+            if node.op == "/" and lk == rk:
+                return value
+            return (Duration if kind == "duration" else Size)(int(value)) if unit_result else value
+        if lk == "str" and rk == "str" and node.op == "+":
+            return lv + rv
+        if lk not in ("number", "bool") or rk not in ("number", "bool"):
+            raise EvalError(f"cannot use {node.op} on a {lk} and a {rk}", node)
+        if node.op in ("/", "%") and rv == 0:
+            return None
+        return _ARITH[node.op](lv, rv)
+
+
+def display(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ";".join(map(str, value))
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def render_template(parts: tuple[str | TemplateExpr, ...], names: dict[str, Any]) -> str:
+    """Substitute every `${{ expr }}` with the display form of its value."""
+    out = []
+    ev = Evaluator(names)
+    for part in parts:
+        out.append(part if isinstance(part, str) else display(ev.eval(part.node)))
+    return "".join(out)

@@ -1,0 +1,22 @@
+"""Where bpfrun finds its shipped runbooks and schema, installed or from a source checkout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+_PKG = Path(__file__).resolve().parent
+
+
+def _data_dir(name: str) -> Path:
+    installed = _PKG / "_data" / name  # wheel: force-included by pyproject.toml
+    if installed.is_dir():
+        return installed
+    return _PKG.parent / name  # source checkout / editable install
+
+
+def runbooks_dir() -> Path:
+    return _data_dir("runbooks")
+
+
+def schema_path() -> Path:
+    return _data_dir("schema") / "runbook.schema.json"

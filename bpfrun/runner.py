@@ -1,0 +1,330 @@
+"""Run one compiled step with BCC: load, attach, wait, read the maps, detach.
+
+This is the only module (with bccload) that touches the kernel. It returns raw data — decoded
+keys, combined per-CPU values, symbolized stacks, event rows and loss counters — and always
+detaches, whatever happens while the step runs.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import re
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from bpfrun.bccload import import_bcc
+from bpfrun.errors import MachineError, StepError
+from bpfrun.lower import LOST_KINDS, AggPlan, EventPlan, KeyField, Program
+from bpfrun.resolve import SOFTWARE_EVENTS
+
+STATS_SLOT = 0xFFFFFFFF
+_CLANG_LINE = re.compile(r"^/virtual/main\.c:(\d+):(\d+): (error|warning): (.*)$")
+_RUNBOOK_REF = re.compile(r"runbook ([^)]+)\)")
+
+
+@dataclass
+class RawAgg:
+    plan: AggPlan
+    rows: list[tuple[dict[str, Any], Any]]  # (key values by expr, combined value)
+
+
+@dataclass
+class RawEvents:
+    plan: EventPlan
+    rows: list[dict[str, Any]]
+    seen: int  # all hits of the emitting probe, kept or not
+
+
+@dataclass
+class RawStep:
+    aggs: list[RawAgg] = field(default_factory=list)
+    events: list[RawEvents] = field(default_factory=list)
+    lost: dict[str, int] = field(default_factory=dict)
+    seconds: float = 0.0
+    compile_seconds: float = 0.0
+    interrupted: bool = False
+
+
+def _clang_errors(c_text: str, log: str) -> str:
+    """Clang's errors, each pointed back at the runbook line the C came from."""
+    lines = c_text.splitlines()
+    out = []
+    for entry in log.splitlines():
+        m = _CLANG_LINE.match(entry)
+        if not m or m.group(3) != "error":
+            continue
+        lineno = int(m.group(1))
+        origin = next((r.group(1) for i in range(min(lineno, len(lines)) - 1, -1, -1)
+                       if (r := _RUNBOOK_REF.search(lines[i]))), None)
+        where = f" (from {origin})" if origin else ""
+        out.append(f"generated C line {lineno}{where}: {m.group(4)}")
+    return "; ".join(out[:5]) or log.strip()[-2000:] or "clang failed"
+
+
+class _StderrCapture:
+    """BCC's clang and libbpf write to fd 2 directly; capture it to report it properly."""
+
+    def __enter__(self) -> _StderrCapture:
+        self.file = tempfile.TemporaryFile(mode="w+b")
+        self.saved = os.dup(2)
+        os.dup2(self.file.fileno(), 2)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        os.dup2(self.saved, 2)
+        os.close(self.saved)
+        self.file.seek(0)
+        self.text = self.file.read().decode("utf-8", "replace")
+        self.file.close()
+
+
+class StepRunner:
+    def __init__(self, prog: Program, c_text: str, seconds: float,
+                 stop: threading.Event) -> None:
+        self.prog = prog
+        self.c_text = c_text
+        self.seconds = seconds
+        self.stop = stop
+        self.bcc = import_bcc()
+        self.b: Any = None
+        self.events: dict[int, list[dict[str, Any]]] = {e.index: [] for e in prog.events}
+        self.ev_types = {e.index: self._ctype(e) for e in prog.events}
+
+    def run(self) -> RawStep:
+        raw = RawStep()
+        t0 = time.monotonic()
+        self.load()
+        raw.compile_seconds = time.monotonic() - t0
+        try:
+            self.attach()
+            raw.interrupted = self.wait()
+            raw.seconds = time.monotonic() - t0 - raw.compile_seconds
+            self.read(raw)
+        finally:
+            self.b.cleanup()
+        return raw
+
+    def load(self) -> None:
+        cap = _StderrCapture()
+        try:
+            with cap:
+                self.b = self.bcc.BPF(text=self.c_text.encode(), cflags=["-Wno-unused-value"])
+        except Exception as e:  # BCC raises plain Exceptions for clang failures
+            raise StepError(f"step '{self.prog.step_id}' did not compile: "
+                            f"{_clang_errors(self.c_text, getattr(cap, 'text', str(e)))}",
+                            "the generated C is saved next to the report") from None
+
+    def verify(self) -> None:
+        """Load every function first: a verifier rejection is a step failure (exit 4) with the
+        verifier's words, unlike an attach failure, which is this machine's (exit 3)."""
+        bpf = self.bcc.BPF
+        types = {"tracepoint": bpf.TRACEPOINT, "rawtracepoint": bpf.RAW_TRACEPOINT,
+                 "profile": bpf.PERF_EVENT, "software": bpf.PERF_EVENT}
+        for a in self.prog.attaches:
+            cap = _StderrCapture()
+            try:
+                with cap:
+                    self.b.load_func(a.fn_name, types.get(a.kind, bpf.KPROBE))
+            except Exception:
+                tail = [ln for ln in getattr(cap, "text", "").splitlines() if ln.strip()][-6:]
+                raise StepError(f"the kernel's verifier rejected step '{self.prog.step_id}' "
+                                f"({a.probe}): " + " | ".join(tail),
+                                "the generated C is saved next to the report") from None
+
+    def attach(self) -> None:
+        from bcc import PerfSWConfig, PerfType  # noqa: PLC0415 (import_bcc made it importable)
+
+        self.verify()
+        for a in self.prog.attaches:
+            try:
+                if a.kind == "tracepoint":
+                    self.b.attach_tracepoint(tp=f"{a.target[0]}:{a.target[1]}", fn_name=a.fn_name)
+                elif a.kind == "rawtracepoint":
+                    self.b.attach_raw_tracepoint(tp=a.target[0], fn_name=a.fn_name)
+                elif a.kind in ("kprobe", "kretprobe"):
+                    fn = self.b.attach_kprobe if a.kind == "kprobe" else self.b.attach_kretprobe
+                    fn(event=a.target[0], fn_name=a.fn_name)
+                elif a.kind in ("uprobe", "uretprobe"):
+                    fn = self.b.attach_uprobe if a.kind == "uprobe" else self.b.attach_uretprobe
+                    fn(name=a.target[0], sym=a.target[1], fn_name=a.fn_name)
+                elif a.kind == "profile":
+                    unit, n = a.target[0], int(a.target[1])
+                    period = {"s": 10**9, "ms": 10**6, "us": 10**3}.get(unit)
+                    opts = {"sample_freq": n} if unit == "hz" else {"sample_period": n * period}
+                    self.b.attach_perf_event(ev_type=PerfType.SOFTWARE,
+                                             ev_config=PerfSWConfig.CPU_CLOCK,
+                                             fn_name=a.fn_name, **opts)
+                elif a.kind == "software":
+                    self.b.attach_perf_event(ev_type=PerfType.SOFTWARE,
+                                             ev_config=SOFTWARE_EVENTS[a.target[0]],
+                                             fn_name=a.fn_name, sample_period=int(a.target[1]))
+                else:
+                    raise MachineError(f"{a.kind} probes cannot be attached yet")
+            except MachineError:
+                raise
+            except Exception as e:
+                hint = None
+                if a.kind in ("kprobe", "kretprobe"):
+                    hint = "kprobes may be off on this kernel (bpfrun doctor); add a fallback"
+                raise MachineError(f"cannot attach {a.probe}: {e}", hint) from None
+        if self.prog.events:
+            self.b["events"].open_ring_buffer(self._on_event)
+
+    def wait(self) -> bool:
+        """Wait out the step; True when interrupted (Ctrl-C/SIGTERM)."""
+        deadline = time.monotonic() + self.seconds
+        while (left := deadline - time.monotonic()) > 0:
+            if self.stop.is_set():
+                return True
+            if self.prog.events:
+                self.b.ring_buffer_poll(timeout=int(min(left, 0.1) * 1000) or 1)
+            else:
+                self.stop.wait(min(left, 0.1))
+            if self.prog.stop_after and self._hits() >= self.prog.stop_after:
+                break
+        return self.stop.is_set()
+
+    def _hits(self) -> int:
+        return int(self.b["bpfrun_hits"][ctypes.c_int(0)].value)
+
+    # -- reading -----------------------------------------------------------------------
+    def read(self, raw: RawStep) -> None:
+        if self.prog.events:
+            self.b.ring_buffer_consume()
+        lost = self.b["bpfrun_lost_map"]
+        for i, kind in enumerate(LOST_KINDS):
+            raw.lost[kind] = int(sum(lost[ctypes.c_int(i)]))
+        raw.lost["unpaired"] = (sum(1 for _ in self.b[self.prog.pending_map].keys())
+                                if self.prog.pending_map else 0)
+        for plan in self.prog.aggs:
+            raw.aggs.append(RawAgg(plan, self._read_agg(plan)))
+        for ev in self.prog.events:
+            seen = int(self.b["bpfrun_emitted"][ctypes.c_int(ev.index)].value)
+            rows = self.events[ev.index]
+            if ev.limit is not None:
+                rows = rows[: ev.limit]
+            raw.events.append(RawEvents(ev, rows, seen))
+
+    def _read_agg(self, plan: AggPlan) -> list[tuple[dict[str, Any], Any]]:
+        table = self.b[plan.map]
+        if plan.kind in ("hist", "lhist"):
+            return self._read_hist(plan, table)
+        rows: dict[tuple[Any, ...], tuple[dict[str, Any], Any]] = {}
+        for k, per_cpu in table.items():
+            key = self._decode_key(plan.keys, k)
+            value = _combine(plan.kind, per_cpu)
+            ident = _freeze(key)
+            if ident in rows:  # same stack from several processes, merged after symbolizing
+                value = _merge(plan.kind, rows[ident][1], value)
+            rows[ident] = (key, value)
+        return list(rows.values())
+
+    def _read_hist(self, plan: AggPlan, table: Any) -> list[tuple[dict[str, Any], Any]]:
+        groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+        for k, per_cpu in table.items():
+            key = self._decode_key(plan.keys, k)
+            g = groups.setdefault(_freeze(key), {"key": key, "slots": {}, "stats": None})
+            g["slots"][int(k.slot)] = g["slots"].get(int(k.slot), 0) + int(sum(per_cpu))
+        assert plan.stats_map is not None
+        for k, per_cpu in self.b[plan.stats_map].items():
+            key = self._decode_key(plan.keys, k)
+            g = groups.setdefault(_freeze(key), {"key": key, "slots": {}, "stats": None})
+            st = _combine("stats", per_cpu)
+            g["stats"] = st if g["stats"] is None else _merge("stats", g["stats"], st)
+        return [(g["key"], {"slots": g["slots"], "stats": g["stats"]}) for g in groups.values()]
+
+    def _decode_key(self, fields: list[KeyField], k: Any) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for f in fields:
+            out[f.expr] = self._decode_field(f, getattr(k, f.name), k)
+        return out
+
+    def _decode_field(self, f: KeyField, value: Any, record: Any) -> Any:
+        if f.kind == "str":
+            data = bytes(value) if not isinstance(value, bytes) else value
+            return data.split(b"\0", 1)[0].decode("utf-8", "replace")
+        if f.kind in ("stack", "ustack"):
+            return self._symbolize(int(value), f.kind == "ustack", int(getattr(record, "tgid", 0)))
+        if f.decode == "syscall":
+            return _syscall_name(int(value))
+        return int(value)
+
+    def _symbolize(self, stack_id: int, user: bool, tgid: int) -> list[str]:
+        if stack_id < 0:
+            return ["[lost stack]"]
+        frames = []
+        for addr in self.b["stacks"].walk(stack_id):
+            if user:
+                name = self.b.sym(addr, tgid, show_module=True, show_offset=False)
+            else:
+                name = self.b.ksym(addr, show_module=False, show_offset=False)
+            frames.append(name.decode("utf-8", "replace") if isinstance(name, bytes) else name)
+        return frames
+
+    # -- events ------------------------------------------------------------------------
+    @staticmethod
+    def _ctype(plan: EventPlan) -> type[ctypes.Structure]:
+        fields: list[tuple[str, Any]] = [("probe", ctypes.c_uint32)]
+        for f in plan.fields:
+            if f.kind == "str":
+                fields.append((f.name, ctypes.c_char * f.size))
+            elif f.kind in ("stack", "ustack"):
+                fields.append((f.name, ctypes.c_int32))
+            else:
+                fields.append((f.name, ctypes.c_uint64))
+        fields.append(("tgid", ctypes.c_uint32))
+        return type(f"Event{plan.index}", (ctypes.Structure,), {"_fields_": fields})
+
+    def _on_event(self, _ctx: Any, data: Any, _size: int) -> None:
+        probe = ctypes.cast(data, ctypes.POINTER(ctypes.c_uint32)).contents.value
+        plan = self.prog.events[probe]
+        rows = self.events[probe]
+        if plan.limit is not None and len(rows) >= plan.limit:
+            return
+        ev = ctypes.cast(data, ctypes.POINTER(self.ev_types[probe])).contents
+        row: dict[str, Any] = {}
+        for f in plan.fields:
+            raw = getattr(ev, f.name)
+            row[f.expr] = self._decode_field(f, raw, ev)
+        rows.append(row)
+
+
+def _combine(kind: str, per_cpu: Any) -> Any:
+    """Per-CPU values → one value (counts and sums add; min/max/stats combine)."""
+    if kind in ("count", "sum"):
+        return int(sum(per_cpu))
+    total = {"count": 0, "sum": 0, "min": None, "max": None}
+    for v in per_cpu:
+        if v.count == 0:
+            continue
+        total["count"] += int(v.count)
+        total["sum"] += int(v.sum)
+        total["min"] = v.min if total["min"] is None else min(total["min"], v.min)
+        total["max"] = v.max if total["max"] is None else max(total["max"], v.max)
+    return total
+
+
+def _merge(kind: str, a: Any, b: Any) -> Any:
+    if kind in ("count", "sum"):
+        return a + b
+    out = {"count": a["count"] + b["count"], "sum": a["sum"] + b["sum"]}
+    mins = [x for x in (a["min"], b["min"]) if x is not None]
+    maxs = [x for x in (a["max"], b["max"]) if x is not None]
+    out["min"] = min(mins) if mins else None
+    out["max"] = max(maxs) if maxs else None
+    return out
+
+
+def _freeze(key: dict[str, Any]) -> tuple[Any, ...]:
+    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in key.items())
+
+
+def _syscall_name(nr: int) -> str:
+    from bcc.syscall import syscall_name  # noqa: PLC0415 (import_bcc made it importable)
+
+    name = syscall_name(nr)
+    return name.decode() if isinstance(name, bytes) else str(name)

@@ -1,0 +1,65 @@
+"""Shared test set-up: the `bpf` marker's skip-or-fail rule and the `repo_root` fixture.
+
+A test marked `@pytest.mark.bpf` loads real BPF programs. On a machine that cannot (not root,
+no BCC, no tracefs, no headers) it is skipped with the reason, except where BPF is required
+(BPFRUN_REQUIRE_BPF=1, or CI=true): there the same reason fails the test, so CI never passes by
+silently skipping the end-to-end runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# What a real BPF run cannot do without; optional kernel features are the tests' own business.
+_BPF_PREREQUISITES = ("privileges", "bcc", "kernel headers", "tracefs")
+
+
+def bpf_required() -> bool:
+    """True where a missing BPF environment must fail tests instead of skipping them."""
+    if os.environ.get("BPFRUN_REQUIRE_BPF", "") not in ("", "0"):
+        return True
+    return os.environ.get("CI", "").lower() in ("true", "1")
+
+
+@functools.cache
+def bpf_unavailable_reason() -> str | None:
+    """Why this machine cannot run BPF programs, or None when it can. Checked once per session."""
+    try:
+        from bpfrun.doctor import run_checks
+
+        checks = run_checks()
+    except Exception as exc:  # a broken doctor must not pass for a working machine
+        return f"bpfrun.doctor.run_checks() failed: {type(exc).__name__}: {exc}"
+    failed = [c for c in checks if c.name in _BPF_PREREQUISITES and not c.ok]
+    if not failed:
+        return None
+    return "; ".join(
+        f"{c.name}: {c.detail}" + (f" (fix: {c.fix})" if c.fix else "") for c in failed
+    )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("bpf") is None:
+        return
+    reason = bpf_unavailable_reason()
+    if reason is None:
+        return
+    if bpf_required():
+        pytest.fail(
+            f"this machine cannot run BPF, and BPF is required here "
+            f"(BPFRUN_REQUIRE_BPF=1 or CI=true): {reason}",
+            pytrace=False,
+        )
+    pytest.skip(f"this machine cannot run BPF: {reason}")
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository's top folder (holds pyproject.toml, runbooks/, tests/)."""
+    return REPO_ROOT
