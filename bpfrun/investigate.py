@@ -162,9 +162,10 @@ class Investigation:
         entry["predicates"] = dict(prog.predicates)
         try:
             seconds = self.seconds(step)
-            self.progress(f"step {step.id}: compiling and attaching "
-                          f"{len(prog.attaches)} probe(s), then measuring for {seconds:g}s")
-            raw = StepRunner(prog, compiled.c_text, seconds, self.stop).run()
+            self.progress(f"step {step.id}: compiling")
+            raw = StepRunner(prog, compiled.c_text, seconds, self.stop, lambda: self.progress(
+                f"step {step.id}: attached {len(prog.attaches)} probe(s), measuring for "
+                f"{seconds:g}s")).run()
         except BpfrunError as e:
             return self.failed(step, entry, e)
         except Exception as e:  # BCC errors are untyped; never lose the report over one

@@ -2,10 +2,10 @@
 
 PyYAML only composes the node graph; the data is built from it here, so that every value keeps
 its file:line:col and scalars follow YAML 1.2 core rules (`0777` and `1:30` stay what they
-look like). Rejected, with a fix: YAML 1.1 booleans such as `no`, duplicate and non-string
-keys, merge keys (`<<`, dropped by YAML 1.2), tags other than !!str/!!seq/!!map, and aliases
-expanding past MAX_EXPANDED_NODES ("billion laughs"). An aliased value keeps the position of
-its anchored original.
+look like). Rejected, with a fix: YAML 1.1 booleans such as `no` as values (a key is always a
+name), duplicate and non-string keys, merge keys (`<<`, dropped by YAML 1.2), tags other than
+!!str/!!seq/!!map, and aliases expanding past MAX_EXPANDED_NODES ("billion laughs").
+An aliased value keeps the position of its anchored original.
 """
 
 from __future__ import annotations
@@ -138,7 +138,7 @@ def _load(text: str, path: str) -> Document:
         loader = _Loader(text)  # the Reader already rejects unprintable characters here
         root = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
-        _fail(path, text, [_syntax_diagnostic(e, path)])
+        _fail(path, text, [_syntax_diagnostic(e, path, text)])
     except ReaderError as e:
         line, col = text.count("\n", 0, e.position), e.position - text.rfind("\n", 0, e.position)
         _fail(path, text, [Diagnostic(f"character #x{e.character:04x} is not allowed in YAML",
@@ -167,14 +167,15 @@ def _fail(path: str, text: str, diagnostics: list[Diagnostic]) -> NoReturn:
     raise ValidationError(diagnostics=diagnostics, sources={path: text})
 
 
-def _syntax_diagnostic(e: yaml.MarkedYAMLError, path: str) -> Diagnostic:
+def _syntax_diagnostic(e: yaml.MarkedYAMLError, path: str, text: str) -> Diagnostic:
     mark = e.problem_mark or e.context_mark
     problem = (e.problem or e.context or "invalid YAML").strip()
     message = f"invalid YAML: {problem.replace('<stream end>', 'the end of the file')}"
     hint = None
-    if e.context and e.context_mark and ("stream end" in problem or "end of stream" in problem):
+    what = (e.context or "").strip().removeprefix("while parsing ").removeprefix("while scanning ")
+    if e.context_mark and what in ("a flow sequence", "a flow mapping", "a quoted scalar") \
+            and ("stream end" in problem or "end of stream" in problem):
         # Pointing past the last line helps nobody; point at what was left open.
-        what = e.context.strip().removeprefix("while parsing ").removeprefix("while scanning ")
         return Diagnostic(f"invalid YAML: {what} that starts here is never closed",
                           Loc(path, e.context_mark.line + 1, e.context_mark.column + 1),
                           "close it (] } or the quote), or check the indentation")
@@ -184,8 +185,11 @@ def _syntax_diagnostic(e: yaml.MarkedYAMLError, path: str) -> Diagnostic:
     for fragment, better, fix in _SYNTAX_HINTS:
         if fragment in f"{e.problem} {e.context}":
             message, hint = f"invalid YAML: {better}", fix
-    loc = Loc(path, mark.line + 1, mark.column + 1) if mark else Loc(path, 1, 1)
-    return Diagnostic(message, loc, hint)
+    line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+    lines = text.rstrip().splitlines()
+    if lines and line > len(lines):  # at the end of the file: show its last line instead
+        line, col = len(lines), len(lines[-1]) + 1
+    return Diagnostic(message, Loc(path, line, col), hint)
 
 
 class _Builder:

@@ -13,6 +13,7 @@ import re
 import tempfile
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -84,7 +85,8 @@ class _StderrCapture:
 
 class StepRunner:
     def __init__(self, prog: Program, c_text: str, seconds: float,
-                 stop: threading.Event) -> None:
+                 stop: threading.Event, on_attached: Callable[[], None] = lambda: None) -> None:
+        self.on_attached = on_attached
         self.prog = prog
         self.c_text = c_text
         self.seconds = seconds
@@ -101,6 +103,7 @@ class StepRunner:
         raw.compile_seconds = time.monotonic() - t0
         try:
             self.attach()
+            self.on_attached()
             raw.interrupted = self.wait()
             raw.seconds = time.monotonic() - t0 - raw.compile_seconds
             self.read(raw)

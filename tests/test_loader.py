@@ -255,4 +255,4 @@ def test_load_file_syntax_error_names_the_file(tmp_path: Path) -> None:
     bad.write_text("a: [\n")
     with pytest.raises(ValidationError) as info:
         load_file(bad)
-    assert info.value.render().startswith(f"{bad}:1:4: error: invalid YAML")
+    assert info.value.render().startswith(f"{bad}:1:5: error: invalid YAML: expected the node")
