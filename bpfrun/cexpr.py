@@ -262,8 +262,8 @@ class ExprCompiler:
             raise CompileError(f"args.{name}: only tracepoints have named fields "
                                f"({probe.name} gives arg0..arg5)", node)
         fmt = probe.fmt
-        if fmt is None:  # kernel not readable: types unknown, assume an integer
-            return CVal("int", code=f"args->{name}")
+        if fmt is None:  # kernel not readable: the field's type is unknown until run time
+            return CVal("any", code=f"args->{name}")
         f = fmt.field(name)
         if f is None:
             raise CompileError(f"tracepoint:{fmt.category}:{fmt.event} has no field '{name}'",
@@ -306,7 +306,7 @@ class ExprCompiler:
             if len(node.args) != 1:
                 raise CompileError("syscall_name() takes a syscall number", node)
             nr = self.value(node.args[0])
-            if nr.type != "int":
+            if nr.type not in ("int", "any"):
                 raise CompileError(f"syscall_name() takes a number, not a {nr.type}", node)
             return CVal("int", code=nr.code, decode="syscall")
         if node.func == "startswith":
@@ -378,7 +378,8 @@ class ExprCompiler:
             return self._const(_py_cmp(node.op, _num(left.const), _num(right.const)), node)
         if node.op in ("==", "!=") and "stack" in (lt, rt):
             raise CompileError("stacks can only be aggregation keys", node)
-        signed = any(c.is_const and _num(c.const) < 0 for c in (left, right))
+        signed = any(c.is_const and not isinstance(c.const, Unbound) and _num(c.const) < 0
+                     for c in (left, right))
         cast = "(s64)" if signed else ""
         return CVal("bool", code=f"({cast}{left.code} {node.op} {cast}{right.code})")
 

@@ -20,10 +20,18 @@ from typing import Annotated, Any
 import typer
 
 from bpfrun import __version__
-from bpfrun.errors import EXIT_INVALID, EXIT_MACHINE, BpfrunError, UsageError, ValidationError
+from bpfrun.errors import (
+    EXIT_INVALID,
+    EXIT_MACHINE,
+    EXIT_STEP_FAILED,
+    BpfrunError,
+    UsageError,
+    ValidationError,
+)
 from bpfrun.kernel import default_kernel
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
+                  pretty_exceptions_enable=False,
                   help="Declarative eBPF investigations: YAML runbooks compiled to BCC programs.")
 
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", metavar="NAME=VALUE",
@@ -49,6 +57,10 @@ def guarded(fn: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         err("interrupted")
         code = 130
+    except Exception as e:  # a bug of bpfrun's, not the user's: say so, briefly
+        err(f"bpfrun: internal error: {type(e).__name__}: {e}\n"
+            "  this is a bug in bpfrun; please report it with the runbook and command line")
+        code = EXIT_STEP_FAILED
     raise typer.Exit(code)
 
 
@@ -202,7 +214,7 @@ def doctor() -> None:
 
         checks = run_checks()
         print(render_checks(checks))
-        return EXIT_MACHINE if failures(checks, None) else 0
+        return EXIT_MACHINE if failures(checks) else 0
     guarded(body)
 
 
