@@ -7,12 +7,25 @@ ever comes from the runbook: names map to fixed C fragments, constants become es
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from bpfrun.cstr import c_string_literal
-from bpfrun.expr.nodes import Attr, Binary, Call, In, Index, Literal, Name, Node, Unary, dotted
+from bpfrun.expr.nodes import (
+    Attr,
+    Binary,
+    Call,
+    In,
+    Index,
+    Literal,
+    Name,
+    Node,
+    Unary,
+    dotted,
+    unparse,
+)
 from bpfrun.kernel import Field, TracepointFormat
 from bpfrun.units import Duration, Size
 
@@ -34,6 +47,14 @@ _INT_BUILTINS = {
     "cgroup": "bpf_get_current_cgroup_id()",
 }
 BUILTIN_NAMES = (*_INT_BUILTINS, "comm", "kstack", "ustack", "ppid")
+_TYPE_NAMES = {"int": "number", "str": "string", "ptr": "pointer", "any": "value"}
+S64_MIN, U64_MAX = -(1 << 63), (1 << 64) - 1
+
+
+def a_type(t: str) -> str:
+    """A type as messages name it, with its article: 'a number', 'a string', 'a pointer'."""
+    name = _TYPE_NAMES.get(t, t)
+    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
 
 
 class CompileError(Exception):
@@ -62,6 +83,7 @@ class CVal:
     direct: str | None = None  # str: char-array lvalue readable in place
     size: int = 0  # str: bytes of the buffer
     decode: str | None = None  # int shown by name in user space ("syscall")
+    memo: str | None = None  # str: reads that give the same bytes share one buffer
 
     @property
     def is_const(self) -> bool:
@@ -92,6 +114,7 @@ class Scope:
 
 
 def const_type(value: Any) -> str:
+    """The expression type of a constant; TypeError for values kernel code cannot hold."""
     if isinstance(value, bool):
         return "bool"
     if isinstance(value, int):
@@ -122,7 +145,11 @@ def const_c(value: Any) -> str:
     if isinstance(value, Size):
         return f"{value.bytes}ULL"
     if isinstance(value, int):
-        return f"{value}LL" if value < 0 else f"{value}ULL"
+        # Signed unless too big for s64: `args.ret < 0` must compare signed, and an unsigned
+        # operand still makes the comparison unsigned where that is what the field is.
+        if value == S64_MIN:
+            return f"({value + 1}LL - 1)"
+        return f"{value}LL" if value <= U64_MAX >> 1 else f"{value}ULL"
     if isinstance(value, Unbound):
         return f"0 /* {value.name}: bound at run time */"
     raise TypeError(value)
@@ -138,6 +165,7 @@ class ExprCompiler:
     def __init__(self, scope: Scope) -> None:
         self.scope = scope
         self.pre: list[str] = []
+        self.buffers: dict[str, str] = {}  # CVal.memo → buffer already filled by `pre`
 
     # -- entry points -------------------------------------------------------------------
     def value(self, node: Node) -> CVal:
@@ -147,17 +175,22 @@ class ExprCompiler:
     def predicate(self, node: Node) -> CVal:
         v = self.value(node)
         if v.type not in ("bool", "int", "any"):
-            raise CompileError(f"a condition must be true or false, not a {v.type}", node)
+            raise CompileError(f"a condition must be true or false, not {a_type(v.type)}",
+                               node)
         return v
 
     def string_buffer(self, v: CVal) -> str:
         """A char-array lvalue holding v (reading it into a local buffer when needed)."""
         if v.direct:
             return v.direct
+        if v.memo is not None and v.memo in self.buffers:
+            return self.buffers[v.memo]
         assert v.fill is not None
         buf = self.scope.fresh("s")
         self.pre.append(f"char {buf}[{v.size}] = {{}};")
         self.pre.extend(v.fill(buf, v.size))
+        if v.memo is not None:
+            self.buffers[v.memo] = buf
         return buf
 
     # -- leaves ------------------------------------------------------------------------
@@ -170,7 +203,17 @@ class ExprCompiler:
     def _const(self, value: Any, node: Node) -> CVal:
         if value is None:
             raise NullInput(dotted(node) or "value")
-        t = const_type(value)
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        try:
+            t = const_type(value)
+        except TypeError:
+            what = dotted(node) or "this value"
+            raise CompileError(f"{what} is {_describe(value)}, which kernel code cannot use",
+                               node, "kernel expressions take numbers, strings, durations "
+                               "and sizes: use one field or stat of it") from None
+        if t == "int" and not S64_MIN <= value <= U64_MAX:
+            raise CompileError(f"{value} does not fit in 64 bits", node)
         if t == "str":
             return CVal("str", const=value, size=len(value.encode()) + 1)
         return CVal(t, code=const_c(value), const=value)
@@ -181,7 +224,7 @@ class ExprCompiler:
             t = "int"
             return CVal(t, code=_INT_BUILTINS[n])
         if n == "comm":
-            return CVal("str", size=COMM_LEN,
+            return CVal("str", size=COMM_LEN, memo="comm",
                         fill=lambda d, s: [f"bpf_get_current_comm(&{d}, {s});"])
         if n in STACK_NAMES:
             flags = "BPF_F_USER_STACK" if n == "ustack" else "0"
@@ -219,12 +262,15 @@ class ExprCompiler:
                                node, self._fields_hint())
         raise CompileError(f"arg{i} is not available at a {kind} probe", node)
 
-    def _fields_hint(self) -> str | None:
+    def _fields_hint(self, near: str | None = None) -> str | None:
         fmt = self.scope.probe.fmt
         if fmt is None:
             return None
-        return "fields of tracepoint:{}:{}: {}".format(
-            fmt.category, fmt.event, ", ".join(f.name for f in fmt.fields))
+        close = difflib.get_close_matches(near, [f.name for f in fmt.fields], n=1) if near else []
+        # __syscall_nr and friends are bookkeeping, not what the user was looking for.
+        names = ", ".join(f.name for f in fmt.fields if not f.name.startswith("__"))
+        return ((f"did you mean '{close[0]}'? " if close else "")
+                + f"fields of {fmt.probe}: {names or '(none)'}")
 
     # -- dotted names ------------------------------------------------------------------
     def visit_Attr(self, node: Attr) -> CVal:
@@ -267,7 +313,7 @@ class ExprCompiler:
         f = fmt.field(name)
         if f is None:
             raise CompileError(f"tracepoint:{fmt.category}:{fmt.event} has no field '{name}'",
-                               node, self._fields_hint())
+                               node, self._fields_hint(name))
         if f.kind == "int":
             return CVal("int", code=_field_c_int(f))
         if f.kind in ("ptr", "strptr"):
@@ -290,7 +336,8 @@ class ExprCompiler:
             if arg.type == "str":
                 return arg
             if arg.type not in ("ptr", "int"):
-                raise CompileError(f"str() reads a pointer, not a {arg.type}", node.args[0])
+                raise CompileError(f"str() reads a pointer, not {a_type(arg.type)}",
+                                   node.args[0])
             size = STR_MAX
             if len(node.args) == 2:
                 n = self.value(node.args[1])
@@ -307,7 +354,8 @@ class ExprCompiler:
                 raise CompileError("syscall_name() takes a syscall number", node)
             nr = self.value(node.args[0])
             if nr.type not in ("int", "any"):
-                raise CompileError(f"syscall_name() takes a number, not a {nr.type}", node)
+                raise CompileError(f"syscall_name() takes a number, not {a_type(nr.type)}",
+                                   node)
             return CVal("int", code=nr.code, decode="syscall")
         if node.func == "startswith":
             if len(node.args) != 2:
@@ -324,11 +372,13 @@ class ExprCompiler:
     def visit_Unary(self, node: Unary) -> CVal:
         v = self.value(node.operand)
         if node.op == "!":
-            if v.is_const:
+            if v.type not in ("bool", "int", "ptr", "any"):
+                raise CompileError(f"! needs a condition, not {a_type(v.type)}", node)
+            if _folded(v):
                 return self._const(not v.const, node)
             return CVal("bool", code=f"(!{v.code})")
         if v.type not in ("int", "duration", "size", "any"):
-            raise CompileError(f"cannot negate a {v.type}", node)
+            raise CompileError(f"cannot negate {a_type(v.type)}", node)
         if v.is_const and not isinstance(v.const, Unbound):
             c = v.const
             neg = type(c)(-getattr(c, "ns", getattr(c, "bytes", c))) if v.type != "int" else -c
@@ -336,13 +386,17 @@ class ExprCompiler:
         return CVal(v.type, code=f"(-(s64){v.code})")
 
     def visit_In(self, node: In) -> CVal:
-        parts = [Binary(node.offset, node.length, "==", node.item, o) for o in node.options]
-        if not parts:
-            return self._const(False, node)
-        acc: Node = parts[0]
-        for p in parts[1:]:
-            acc = Binary(node.offset, node.length, "||", acc, p)
-        return self.value(acc)
+        # The item is read once: `str(args.filename) in [...]` must not take one 128-byte
+        # buffer per option from the 512-byte BPF stack.
+        item = self.value(node.item)
+        if item.type == "str" and not item.is_const:
+            item = CVal("str", direct=self.string_buffer(item), size=item.size)
+        acc = self._const(False, node)
+        for option in node.options:
+            eq = self._compare(Binary(node.offset, node.length, "==", node.item, option),
+                               item, self.value(option))
+            acc = self._combine(node, "||", acc, eq)
+        return acc
 
     def visit_Index(self, node: Index) -> CVal:
         raise CompileError("indexing is not available in kernel expressions", node)
@@ -357,20 +411,22 @@ class ExprCompiler:
 
     def _logic(self, node: Binary) -> CVal:
         left = self.predicate(node.left)
-        is_and = node.op == "&&"
-        if left.is_const and not isinstance(left.const, Unbound):
-            if bool(left.const) != is_and:  # false && x, true || x
-                return self._const(bool(left.const), node)
-            return self.predicate(node.right)
-        right = self.predicate(node.right)
-        if right.is_const and not isinstance(right.const, Unbound):
-            return left if bool(right.const) == is_and else self._const(bool(right.const), node)
-        return CVal("bool", code=f"({left.code} {node.op} {right.code})")
+        if _folded(left) and bool(left.const) != (node.op == "&&"):
+            return self._const(bool(left.const), node)  # false && x, true || x
+        return self._combine(node, node.op, left, self.predicate(node.right))
+
+    def _combine(self, node: Node, op: str, left: CVal, right: CVal) -> CVal:
+        """left && right, left || right, folding what constants decide."""
+        is_and = op == "&&"
+        for a, b in ((left, right), (right, left)):
+            if _folded(a):
+                return b if bool(a.const) == is_and else self._const(bool(a.const), node)
+        return CVal("bool", code=f"({left.code} {op} {right.code})")
 
     def _compare(self, node: Binary, left: CVal, right: CVal) -> CVal:
         lt, rt = left.type, right.type
         if "any" not in (lt, rt) and not _comparable(lt, rt, left, right):
-            raise CompileError(f"cannot compare a {lt} with a {rt}", node,
+            raise CompileError(f"cannot compare {a_type(lt)} with {a_type(rt)}", node,
                                _compare_hint(lt, rt))
         if lt == "str" or rt == "str":
             return self._compare_str(node, left, right)
@@ -416,16 +472,33 @@ class ExprCompiler:
         lt, rt = left.type, right.type
         t = _arith_type(node.op, lt, rt)
         if t is None:
-            raise CompileError(f"cannot use {node.op} on a {lt} and a {rt}", node)
+            raise CompileError(f"cannot use {node.op} on {a_type(lt)} and {a_type(rt)}", node)
+        if node.op in ("<<", ">>") and _folded(right) and not 0 <= _num(right.const) < 64:
+            raise CompileError("a shift must be by 0 to 63 bits", node)
         if (left.is_const and right.is_const and "any" not in (lt, rt)):
             a, b = _num(left.const), _num(right.const)
             if node.op in ("/", "%") and b == 0:
                 raise CompileError("division by zero", node)
             value = _py_arith(node.op, a, b)
+            if not S64_MIN <= value <= U64_MAX:
+                raise CompileError(f"{unparse(node)} does not fit in 64 bits", node)
             return self._const({"duration": Duration, "size": Size}.get(t, int)(value), node)
         if node.op in ("/", "%") and right.is_const and _num(right.const) == 0:
             raise CompileError("division by zero", node)
         return CVal(t, code=f"({left.code} {node.op} {right.code})")
+
+
+def _folded(v: CVal) -> bool:
+    """A constant known now (not one bound only at run time)."""
+    return v.is_const and not isinstance(v.const, Unbound)
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, float):
+        return f"a fraction ({value:g})"
+    if isinstance(value, (list, tuple)):
+        return "a list"
+    return f"a {type(value).__name__}"
 
 
 def _num(v: Any) -> int:

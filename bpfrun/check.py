@@ -28,6 +28,13 @@ def _chain(node: Node) -> list[str] | None:
     return None
 
 
+def _root(node: Node) -> Name | None:
+    """The Name a dotted chain starts from: `calls` of `calls.top`."""
+    while isinstance(node, Attr):
+        node = node.obj
+    return node if isinstance(node, Name) else None
+
+
 def _hint(name: str, options: Iterable[str]) -> str | None:
     opts = sorted(options)
     close = difflib.get_close_matches(name, opts, n=1)
@@ -42,6 +49,7 @@ class Checker:
         self.diags = Diagnostics()
         self.params = {p.name for p in runbook.params}
         self.step_names: dict[str, set[str]] = {}
+        self.current = ""  # id of the step being checked
 
     def names_of(self, step: Step) -> set[str]:
         names = {t.id for t in step.thresholds} | {c for c, _ in step.captures}
@@ -54,15 +62,19 @@ class Checker:
         at = loc_of.at  # type: ignore[attr-defined]
         seen_attr_roots: set[int] = set()
         for n in walk(node):
+            if id(n) in seen_attr_roots:
+                continue
             chain = _chain(n) if isinstance(n, Attr) else None
-            if chain and id(n) not in seen_attr_roots:
+            if chain:
                 for sub in walk(n):
                     seen_attr_roots.add(id(sub))
                 self.chain(chain, n, at)
-            elif isinstance(n, Name) and id(n) not in seen_attr_roots and local is not None:
-                if n.name not in local and n.name not in ("params", "steps"):
-                    self.diags.error(f"unknown name '{n.name}' here", at(n),
-                                     _hint(n.name, local))
+            # `calls` in `calls.top[0].value` too: the root of every chain must exist here.
+            root = _root(n)
+            if root is not None and local is not None and root.name not in local \
+                    and root.name not in ("params", "steps"):
+                self.diags.error(f"unknown name '{root.name}' here", at(root),
+                                 _hint(root.name, local))
 
     def chain(self, chain: list[str], node: Node, at: object) -> None:
         loc: Loc = at(node)  # type: ignore[operator]
@@ -74,11 +86,17 @@ class Checker:
             if len(chain) < 3:
                 self.diags.error("write steps.<step id>.<threshold, capture or aggregation>",
                                  loc)
+            elif chain[1] == self.current and chain[1] not in self.step_names:
+                self.diags.error(f"steps.{chain[1]} is this step: its results are not known "
+                                 "until it has run", loc,
+                                 f"in thresholds and captures, write '{chain[2]}' without "
+                                 f"'steps.{chain[1]}.'")
             elif chain[1] not in self.step_names:
                 later = any(s.id == chain[1] for s in self.rb.steps)
                 msg = (f"step '{chain[1]}' runs later; only earlier steps can be used" if later
                        else f"unknown step '{chain[1]}'")
-                self.diags.error(msg, loc, _hint(chain[1], self.step_names))
+                self.diags.error(msg, loc, _hint(chain[1], self.step_names)
+                                 if not later else None)
             elif chain[2] not in self.step_names[chain[1]]:
                 self.diags.error(f"step '{chain[1]}' has no threshold, capture or aggregation "
                                  f"'{chain[2]}'", loc, _hint(chain[2], self.step_names[chain[1]]))
@@ -93,6 +111,7 @@ class Checker:
     def step(self, step: Step) -> None:
         ids: dict[str, Loc] = {}
         for kind, name, loc in ([("aggregation", a.id, a.loc) for a in step.aggregations]
+                                + [("probe", p.id, p.loc) for p in step.probes if p.id]
                                 + [("threshold", t.id, t.loc) for t in step.thresholds]
                                 + [("capture", c, e.loc) for c, e in step.captures]):
             if name in ids:
@@ -134,6 +153,7 @@ class Checker:
                 self.diags.error(f"step id '{step.id}' is used twice", step.loc,
                                  f"the first is at {seen[step.id]}")
             seen[step.id] = step.loc
+            self.current = step.id
             self.step(step)
             self.step_names[step.id] = self.names_of(step)
 

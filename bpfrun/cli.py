@@ -206,6 +206,40 @@ def run(runbook: str, param: ParamOpt = None,
     guarded(body)
 
 
+@app.command("test")
+def test_cmd(runbooks: Annotated[list[str], typer.Argument(
+                 help="Runbook files, folders of runbooks, or shipped runbook names.")],
+             out: Annotated[Path | None, typer.Option(
+                 "-o", "--out", help="Keep each report in DIR/<runbook name>.")] = None,
+             quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False
+             ) -> None:
+    """Run runbooks' self-tests (root): start each workload, run, check `expect`."""
+    def body() -> int:
+        from bpfrun.selftest import (  # noqa: PLC0415
+            collect,
+            exit_code,
+            render_result,
+            run_selftest,
+            summary,
+        )
+
+        progress = (lambda _m: None) if quiet else (lambda m: err(f"bpfrun: {m}"))
+        results, invalid = [], 0
+        for path in collect(runbooks):
+            try:
+                res = run_selftest(path, out, progress)
+            except (ValidationError, UsageError) as e:  # MachineError: exit 3 at once
+                err(e.render())
+                print(f"INVALID {path}", flush=True)
+                invalid += 1
+                continue
+            print(render_result(res), flush=True)
+            results.append(res)
+        print(summary(results, invalid))
+        return exit_code(results, invalid)
+    guarded(body)
+
+
 @app.command()
 def doctor() -> None:
     """Can this machine run BPF, and what to do if not."""

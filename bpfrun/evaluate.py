@@ -68,6 +68,14 @@ class Evaluator:
         self.null_seen: list[str] = []
 
     def eval(self, node: Node) -> Any:
+        value = self._visit(node)
+        if isinstance(value, _Partial):  # `row.args.nxet_comm`: no such key, whole or in part
+            known = getattr(value.owner, "key", None)
+            have = f" (it has: {', '.join(map(str, known))})" if isinstance(known, dict) else ""
+            raise EvalError(f"no field '{value.prefix}'{have}", node)
+        return value
+
+    def _visit(self, node: Node) -> Any:
         method: Callable[[Any], Any] = getattr(self, f"visit_{type(node).__name__}")
         return method(node)
 
@@ -90,7 +98,7 @@ class Evaluator:
         return value
 
     def visit_Attr(self, node: Attr) -> Any:
-        obj = self.eval(node.obj)
+        obj = self._visit(node.obj)  # may be a _Partial: `row.args` of `row.args.next_comm`
         if obj is None:
             return None
         if isinstance(obj, dict):
@@ -114,7 +122,12 @@ class Evaluator:
                 return self._null_check(obj.field(idx), node)
             except KeyError:
                 raise EvalError(f"no field {idx!r}", node) from None
-        if isinstance(obj, (list, tuple, str)) and isinstance(idx, int):
+        if isinstance(obj, dict) and isinstance(idx, str):
+            if idx not in obj:
+                raise EvalError(f"no field {idx!r} (it has: {', '.join(map(str, obj))})", node)
+            return self._null_check(obj[idx], node)
+        if isinstance(obj, (list, tuple, str)) and isinstance(idx, int) \
+                and not isinstance(idx, bool):
             if -len(obj) <= idx < len(obj):
                 return obj[idx]
             self.null_seen.append(f"{dotted(node.obj) or 'list'}[{idx}]")
@@ -122,15 +135,26 @@ class Evaluator:
         raise EvalError("only lists can be indexed, by an integer", node)
 
     def visit_Call(self, node: Call) -> Any:
+        arity = {"len": 1, "str": 1, "startswith": 2}
+        if node.func in arity and len(node.args) != arity[node.func]:
+            n = arity[node.func]
+            raise EvalError(f"{node.func}() takes {n} argument{'s' if n > 1 else ''}", node)
         args = [self.eval(a) for a in node.args]
         if node.func == "len":
+            if isinstance(args[0], Fields):  # an aggregation: its rows
+                args[0] = args[0].field("rows")
+            if args[0] is not None and not isinstance(args[0], (list, tuple, str)):
+                raise EvalError(f"len() of {_magnitude(args[0])[0]}: it takes a list or a "
+                                "string", node)
             return None if args[0] is None else len(args[0])
         if node.func == "str":
-            return None if args[0] is None else str(args[0])
+            return None if args[0] is None else display(args[0])
         if node.func == "startswith":
             return None if None in args else str(args[0]).startswith(str(args[1]))
         if node.func in ("min", "max") and args:
             vals = [a for a in args if a is not None]
+            if len({_magnitude(v)[0] for v in vals}) > 1:
+                raise EvalError(f"{node.func}() of values of different kinds", node)
             return (min if node.func == "min" else max)(vals) if vals else None
         raise EvalError(f"unknown function '{node.func}' (len, str, startswith, min, max)", node)
 
@@ -161,20 +185,32 @@ class Evaluator:
             if lk != rk and not (0 in (lv, rv) and {lk, rk} <= {"number", "duration", "size"}):
                 raise EvalError(f"cannot compare a {lk} with a {rk}", node)
             return _CMP[node.op](lv, rv)
+        if node.op in ("/", "%") and rv == 0:
+            return None  # no meaningful value, like a stat of no data
         if lk in ("duration", "size") or rk in ("duration", "size"):
-            kind = lk if lk in ("duration", "size") else rk
-            value = _ARITH[node.op](lv, rv)
-            unit_result = node.op in ("+", "-") or (node.op in ("*", "/") and "number" in (lk, rk))
-            if node.op == "/" and lk == rk:
-                return value
-            return (Duration if kind == "duration" else Size)(int(value)) if unit_result else value
+            return _unit_arith(node, lk, lv, rk, rv)
         if lk == "str" and rk == "str" and node.op == "+":
             return lv + rv
         if lk not in ("number", "bool") or rk not in ("number", "bool"):
             raise EvalError(f"cannot use {node.op} on a {lk} and a {rk}", node)
-        if node.op in ("/", "%") and rv == 0:
-            return None
         return _ARITH[node.op](lv, rv)
+
+
+def _unit_arith(node: Binary, lk: str, lv: Any, rk: str, rv: Any) -> Any:
+    """The rules of the kernel side (cexpr._arith_type): a duration plus a plain number is a
+    mistake, not a duration; a duration divided by a duration is a plain ratio."""
+    kind = lk if lk in ("duration", "size") else rk
+    make = Duration if kind == "duration" else Size
+    op = node.op
+    if lk == rk == kind and op in ("+", "-"):
+        return make(_ARITH[op](lv, rv))
+    if lk == rk == kind and op == "/":
+        return lv / rv
+    if lk == kind and rk == "number" and op in ("*", "/", "%"):
+        return make(int(_ARITH[op](lv, rv)))
+    if lk == "number" and rk == kind and op == "*":
+        return make(int(lv * rv))
+    raise EvalError(f"cannot use {op} on a {lk} and a {rk}", node)
 
 
 def display(value: Any) -> str:

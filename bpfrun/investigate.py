@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import platform
 import socket
+import contextlib
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -207,13 +207,13 @@ class Investigation:
         local.update(captures)
         values: dict[str, Any] = dict(captures)
         for t in step.thresholds:
-            ev = Evaluator(local)
+            evaluator = Evaluator(local)
             try:
-                fired: bool | None = ev.truth(t.when.node)
+                fired: bool | None = evaluator.truth(t.when.node)
             except EvalError as e:
                 fired = None
                 entry.setdefault("notes", []).append(f"threshold {t.id}: {e}")
-            if not fired and ev.null_seen:
+            if not fired and evaluator.null_seen:
                 fired = None  # no data, which is not the same as fine
             try:
                 message = render_template(t.message.parts, local) if t.message else t.when.text
@@ -226,10 +226,8 @@ class Investigation:
         for agg_id, view in views.items():
             if isinstance(view, AggView) and not view.plan.keys:
                 for stat in ("count", "sum", "min", "max", "avg", "p50", "p90", "p99", "value"):
-                    try:
+                    with contextlib.suppress(KeyError):
                         values[f"{agg_id}.{stat}"] = view.field(stat)
-                    except KeyError:
-                        pass
             values[agg_id] = view
         entry["captures"] = {k: jsonable(v) for k, v in captures.items()}
         self.step_values[step.id] = values

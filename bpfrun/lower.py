@@ -49,6 +49,7 @@ class KeyField:
     vtype: str  # int duration size bool str stack
     size: int = 8
     decode: str | None = None  # "syscall": an int shown by name
+    caller: str | None = None  # ustack at a uprobe: field with the return address
 
 
 @dataclass
@@ -270,7 +271,15 @@ class Lowerer:
             assert v.fill is not None
             out.extend(v.fill(f"{dest}.{name}", 4))
             is_user = v.code == "user"
-            return KeyField(name, text, "ustack" if is_user else "stack", "stack", 4)
+            kf = KeyField(name, text, "ustack" if is_user else "stack", "stack", 4)
+            if is_user and comp.scope.probe.kind == "uprobe" and "pv." not in out[-1]:
+                # At a function's entry its frame is not set up yet, so a frame-pointer walk
+                # skips the direct caller (bcc#2555). Its return address is on top of the
+                # user stack: keep it and splice it in when symbolizing.
+                kf.caller = f"{name}_caller"
+                out.append(f"bpf_probe_read_user(&{dest}.{kf.caller}, 8, "
+                           "(void *)PT_REGS_SP(ctx));")
+            return kf
         if v.type == "ptr":
             v = CVal("int", code=v.code)
         if v.type not in ("int", "bool", "duration", "size", "any"):
@@ -326,6 +335,8 @@ class Lowerer:
                 return []
             body += comp.pre
             value_type = v.type if v.type in ("duration", "size") else "int"
+            if value_type == "int" and agg.unit:  # a plain number's unit says what it is
+                value_type = "size" if agg.unit in ("bytes", "KiB", "MiB") else "duration"
             value_code = v.code if not v.is_const else str(v.code)
         fields = [self.c_field(k) for k in keys]
         if any(k.kind == "ustack" for k in keys):
@@ -366,6 +377,8 @@ class Lowerer:
     def c_field(k: KeyField) -> str:
         if k.kind == "str":
             return f"char {k.name}[{k.size}];"
+        if k.caller:
+            return f"s32 {k.name}; u64 {k.caller};"
         if k.kind in ("stack", "ustack"):
             return f"s32 {k.name};"
         return f"u64 {k.name};"
@@ -374,8 +387,6 @@ class Lowerer:
                                                              tuple[int, int, int] | None]:
         unit = agg.unit or {"duration": "ns", "size": "bytes"}.get(vtype)
         scale = HIST_UNITS.get(unit, 1) if unit else 1
-        if agg.unit and vtype == "int" and agg.unit not in ("bytes",):
-            scale = 1  # plain numbers: the unit only labels them
         if vtype == "duration" and unit in ("bytes", "KiB", "MiB"):
             self.error(f"'{unit}' is not a unit of time", agg.loc, "use ns, us, ms or s")
         lbounds = None

@@ -8,10 +8,12 @@ probes are assumed to exist and the caller is told which checks were skipped.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 
 from bpfrun.cexpr import ProbeCtx
 from bpfrun.kernel import Kernel, TracepointFormat, resolve_library
+from bpfrun.probes import suggest_probes
 
 _SHAPES = {  # kind → number of ':'-separated parts after the kind, and what they are
     "tracepoint": (2, "tracepoint:CATEGORY:EVENT"),
@@ -28,6 +30,9 @@ _SHAPES = {  # kind → number of ':'-separated parts after the kind, and what t
 _ALIASES = {"t": "tracepoint", "rt": "rawtracepoint", "k": "kprobe", "kr": "kretprobe",
             "u": "uprobe", "ur": "uretprobe", "U": "usdt", "p": "profile", "s": "software",
             "i": "interval"}
+# Kernel-side names (tracepoint category and event, functions; `foo.isra.0` included): they
+# become tracefs paths and BCC arguments, so nothing else may pass, even from a `${{ }}`.
+_KERNEL_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]*")
 SOFTWARE_EVENTS = {"cpu-clock": 0, "task-clock": 1, "page-faults": 2, "context-switches": 3,
                    "cpu-migrations": 4, "minor-faults": 5, "major-faults": 6}
 
@@ -56,6 +61,11 @@ def parse_probe(text: str) -> ProbeRef:
         parts = [":".join(parts[:-1]), parts[-1]]
     if len(parts) != n or not all(parts):
         raise ValueError(f"'{text}' does not have the shape {shape}")
+    if kind in ("tracepoint", "rawtracepoint", "kprobe", "kretprobe"):
+        bad = next((p for p in parts if not _KERNEL_NAME_RE.fullmatch(p)), None)
+        if bad is not None:
+            raise ValueError(f"'{text}': '{bad}' is not a kernel name (letters, digits, '_' "
+                             "and '.')")
     if kind in ("profile", "interval"):
         unit_ok = parts[0] in (("hz", "s", "ms", "us") if kind == "profile" else ("s", "ms"))
         if not unit_ok or not parts[1].isdigit() or int(parts[1]) <= 0:
@@ -74,20 +84,30 @@ class Resolved:
     checked: bool  # False when the kernel could not be read and existence was assumed
 
 
+def _near(ref: ProbeRef, kernel: Kernel) -> str:
+    close = suggest_probes(kernel, ref.canonical)
+    return f" (did you mean {' or '.join(close)}?)" if close else ""
+
+
 def why_missing(ref: ProbeRef, kernel: Kernel) -> str | None:
     """None when the probe can be used on this kernel, else a reason naming what is missing."""
     if ref.kind == "tracepoint":
         if kernel.readable() and kernel.tracepoint(*ref.parts) is None:
-            return f"tracepoint {ref.parts[0]}:{ref.parts[1]} does not exist on this kernel"
+            return (f"tracepoint {ref.parts[0]}:{ref.parts[1]} does not exist on this kernel"
+                    + _near(ref, kernel))
     elif ref.kind == "rawtracepoint":
         if kernel.readable() and not kernel.raw_tracepoint_exists(ref.parts[0]):
-            return f"raw tracepoint {ref.parts[0]} does not exist on this kernel"
+            return (f"raw tracepoint {ref.parts[0]} does not exist on this kernel"
+                    + _near(ref, kernel))
     elif ref.kind in ("kprobe", "kretprobe"):
-        if kernel.readable() and not kernel.kprobes_available():
+        if not kernel.readable():
+            return None
+        if not kernel.kprobes_available():
             return "kprobes are not available on this kernel: CONFIG_KPROBES is off"
-        funcs = kernel.kprobe_functions(ref.parts[0]) if kernel.readable() else [ref.parts[0]]
-        if kernel.readable() and kernel.kprobes_available() and not funcs:
-            return f"function {ref.parts[0]} cannot be kprobed (not in available_filter_functions)"
+        # An empty list means the function list could not be read: assume it exists.
+        if kernel.kprobe_functions() and not kernel.kprobe_functions(ref.parts[0]):
+            return (f"function {ref.parts[0]} cannot be kprobed (not in "
+                    "available_filter_functions)" + _near(ref, kernel))
     elif ref.kind in ("uprobe", "uretprobe", "usdt"):
         if resolve_library(ref.parts[0]) is None and not os.path.exists(ref.parts[0]):
             return f"binary or library '{ref.parts[0]}' was not found"

@@ -156,7 +156,7 @@ class StepRunner:
                     fn(name=a.target[0], sym=a.target[1], fn_name=a.fn_name)
                 elif a.kind == "profile":
                     unit, n = a.target[0], int(a.target[1])
-                    period = {"s": 10**9, "ms": 10**6, "us": 10**3}.get(unit)
+                    period = {"s": 10**9, "ms": 10**6, "us": 10**3, "hz": 0}[unit]
                     opts = {"sample_freq": n} if unit == "hz" else {"sample_period": n * period}
                     self.b.attach_perf_event(ev_type=PerfType.SOFTWARE,
                                              ev_config=PerfSWConfig.CPU_CLOCK,
@@ -201,7 +201,7 @@ class StepRunner:
         lost = self.b["bpfrun_lost_map"]
         for i, kind in enumerate(LOST_KINDS):
             raw.lost[kind] = int(sum(lost[ctypes.c_int(i)]))
-        raw.lost["unpaired"] = (sum(1 for _ in self.b[self.prog.pending_map].keys())
+        raw.lost["unpaired"] = (sum(1 for _ in self.b[self.prog.pending_map])
                                 if self.prog.pending_map else 0)
         for plan in self.prog.aggs:
             raw.aggs.append(RawAgg(plan, self._read_agg(plan)))
@@ -251,7 +251,11 @@ class StepRunner:
             data = bytes(value) if not isinstance(value, bytes) else value
             return data.split(b"\0", 1)[0].decode("utf-8", "replace")
         if f.kind in ("stack", "ustack"):
-            return self._symbolize(int(value), f.kind == "ustack", int(getattr(record, "tgid", 0)))
+            tgid = int(getattr(record, "tgid", 0))
+            frames = self._symbolize(int(value), f.kind == "ustack", tgid)
+            if f.caller and int(value) >= 0:
+                frames[1:1] = [self._user_sym(int(getattr(record, f.caller)), tgid)]
+            return frames
         if f.decode == "syscall":
             return _syscall_name(int(value))
         return int(value)
@@ -259,14 +263,13 @@ class StepRunner:
     def _symbolize(self, stack_id: int, user: bool, tgid: int) -> list[str]:
         if stack_id < 0:
             return ["[lost stack]"]
-        frames = []
-        for addr in self.b["stacks"].walk(stack_id):
-            if user:
-                name = self.b.sym(addr, tgid, show_module=True, show_offset=False)
-            else:
-                name = self.b.ksym(addr, show_module=False, show_offset=False)
-            frames.append(name.decode("utf-8", "replace") if isinstance(name, bytes) else name)
-        return frames
+        if not user:
+            return [_text(self.b.ksym(addr, show_module=False, show_offset=False))
+                    for addr in self.b["stacks"].walk(stack_id)]
+        return [self._user_sym(addr, tgid) for addr in self.b["stacks"].walk(stack_id)]
+
+    def _user_sym(self, addr: int, tgid: int) -> str:
+        return _text(self.b.sym(addr, tgid, show_module=True, show_offset=False))
 
     # -- events ------------------------------------------------------------------------
     @staticmethod
@@ -277,6 +280,8 @@ class StepRunner:
                 fields.append((f.name, ctypes.c_char * f.size))
             elif f.kind in ("stack", "ustack"):
                 fields.append((f.name, ctypes.c_int32))
+                if f.caller:
+                    fields.append((f.caller, ctypes.c_uint64))
             else:
                 fields.append((f.name, ctypes.c_uint64))
         fields.append(("tgid", ctypes.c_uint32))
@@ -300,15 +305,10 @@ def _combine(kind: str, per_cpu: Any) -> Any:
     """Per-CPU values → one value (counts and sums add; min/max/stats combine)."""
     if kind in ("count", "sum"):
         return int(sum(per_cpu))
-    total = {"count": 0, "sum": 0, "min": None, "max": None}
-    for v in per_cpu:
-        if v.count == 0:
-            continue
-        total["count"] += int(v.count)
-        total["sum"] += int(v.sum)
-        total["min"] = v.min if total["min"] is None else min(total["min"], v.min)
-        total["max"] = v.max if total["max"] is None else max(total["max"], v.max)
-    return total
+    live = [v for v in per_cpu if v.count]
+    return {"count": sum(int(v.count) for v in live), "sum": sum(int(v.sum) for v in live),
+            "min": min((int(v.min) for v in live), default=None),
+            "max": max((int(v.max) for v in live), default=None)}
 
 
 def _merge(kind: str, a: Any, b: Any) -> Any:
@@ -331,3 +331,7 @@ def _syscall_name(nr: int) -> str:
 
     name = syscall_name(nr)
     return name.decode() if isinstance(name, bytes) else str(name)
+
+
+def _text(name: Any) -> str:
+    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)

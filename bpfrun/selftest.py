@@ -61,7 +61,7 @@ class SelftestResult:
 
 
 def collect(paths: Sequence[str | Path]) -> list[Path]:
-    """Runbook files from files, folders (their *.yaml / *.yml) and shipped runbook names."""
+    """Runbook files, in order, from files, folders (their *.yaml / *.yml) and shipped names."""
     files: list[Path] = []
     for p in paths:
         path = Path(p)
@@ -69,7 +69,8 @@ def collect(paths: Sequence[str | Path]) -> list[Path]:
             files += sorted(path.glob("*.yaml")) + sorted(path.glob("*.yml"))
         else:
             files.append(find_runbook(str(p)))
-    return files
+    unique = {f.resolve(): f for f in reversed(files)}  # a runbook named twice runs once
+    return [f for f in files if unique[f.resolve()] is f]
 
 
 def default_root(runbook_path: Path) -> Path:
@@ -103,15 +104,12 @@ def check_selftest(runbook: Runbook) -> None:
     if isinstance(timeout, str) and _TEMPLATE.search(timeout):
         diags.error("the selftest timeout must be a plain duration such as 60s",
                     doc.loc((*base, "timeout")))
-    expect = selftest.get("expect") or {}
-    ref_kinds = {"fired": "threshold", "not_fired": "threshold"}
-    for kind, refs in expect.items():
-        entries = list(enumerate(refs)) if isinstance(refs, list) else list(refs.items())
-        for key, item in entries:
-            ref = item if isinstance(refs, list) else key
+    for kind, refs in (selftest.get("expect") or {}).items():
+        for key, ref in (enumerate(refs) if isinstance(refs, list) else refs.items()):
+            ref = ref if isinstance(refs, list) else key
             path = (*base, "expect", kind, key)
             loc = doc.loc(path) if isinstance(refs, list) else doc.key_loc(path)
-            problem = _ref_problem(runbook, ref_kinds.get(kind, kind), str(ref))
+            problem = _ref_problem(runbook, kind, str(ref))
             if problem:
                 diags.error(f"selftest expect {kind}: {problem[0]}", loc, problem[1])
     diags.raise_if_any({runbook.path: runbook.source})
@@ -124,11 +122,11 @@ def _ref_problem(runbook: Runbook, kind: str, ref: str) -> tuple[str, str] | Non
         return (f"no step '{step_id}'", "steps: " + ", ".join(s.id for s in runbook.steps))
     if kind == "steps":
         return None
-    names = {"threshold": [t.id for t in step.thresholds],
-             "captures": [c for c, _ in step.captures],
-             "rows": [a.id for a in step.aggregations]
-             + [p.id for p in step.probes if p.id and p.emit]}[kind]
-    what = {"threshold": "threshold", "captures": "capture", "rows": "aggregation"}[kind]
+    what, names = {
+        "captures": ("capture", [c for c, _ in step.captures]),
+        "rows": ("aggregation", [a.id for a in step.aggregations]
+                 + [p.id for p in step.probes if p.id and p.emit]),
+    }.get(kind, ("threshold", [t.id for t in step.thresholds]))
     if name not in names:
         return (f"step {step_id} has no {what} '{name}'",
                 f"its {what}s: " + (", ".join(names) or "none"))
@@ -194,11 +192,12 @@ class _Workload:
 
     def __init__(self, argv: list[str], cwd: Path) -> None:
         self.argv = argv
-        self._err: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in kill)
-        self._out: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115
-        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL, stdout=self._out,
-                                     stderr=self._err, process_group=0)
-        self.status: int | None = None  # exit status if it ended on its own
+        self.status: int | None = None  # exit status once it ended on its own
+        # A file, not a pipe: a chatty workload can never block on a full pipe.
+        self._output: IO[bytes] = tempfile.TemporaryFile()  # noqa: SIM115 (closed in kill)
+        self.proc = subprocess.Popen(argv, cwd=cwd, stdin=subprocess.DEVNULL,
+                                     stdout=self._output, stderr=subprocess.STDOUT,
+                                     process_group=0)
 
     def wait_started(self, wait_ready: bool) -> None:
         start = time.monotonic()
@@ -222,8 +221,8 @@ class _Workload:
         if self.status is None and self.proc.returncode is None:
             info = os.waitid(os.P_PID, self.proc.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
             if info is not None:
-                self.status = (info.si_status if info.si_code == os.CLD_EXITED
-                               else -info.si_status)
+                code = info.si_status
+                self.status = code if info.si_code == os.CLD_EXITED else -code
         return self.status
 
     def kill(self) -> None:
@@ -232,20 +231,14 @@ class _Workload:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+        self._output.close()
 
-    def stderr_tail(self, limit: int = 400) -> str:
-        self._err.seek(0)
-        text = self._err.read().decode(errors="replace").strip()
-        return ("…" + text[-limit:]) if len(text) > limit else text
-
-    def close(self) -> None:
-        self._err.close()
-        self._out.close()
-
-    def failure(self, when: str) -> str:
-        tail = self.stderr_tail()
+    def failure(self, when: str, limit: int = 400) -> str:
+        self._output.seek(0)
+        text = self._output.read().decode(errors="replace").strip()
+        text = ("…" + text[-limit:]) if len(text) > limit else text
         return (f"workload `{shlex.join(self.argv)}` exited with status {self.status} {when}"
-                + (f": {tail}" if tail else ""))
+                + (f": {text}" if text else ""))
 
 
 def selftest_params(selftest: dict[str, Any], pid: int) -> dict[str, Any]:
@@ -264,9 +257,8 @@ def _q(value: Any) -> str:
 
 
 def _not_ran(step: dict[str, Any]) -> str:
-    reason = step.get("reason")
-    return f"step {step['id']} {'failed' if step['status'] == 'failed' else 'was skipped'}" + (
-        f" ({reason})" if reason else "")
+    why = f" ({step['reason']})" if step.get("reason") else ""
+    return f"step {step['id']} {'failed' if step['status'] == 'failed' else 'was skipped'}{why}"
 
 
 def compare(expect: dict[str, Any], result: dict[str, Any]) -> list[str]:
@@ -326,7 +318,7 @@ def compare(expect: dict[str, Any], result: dict[str, Any]) -> list[str]:
         n = len(table["rows"]) if table else 0
         least = int(want["min"])
         if n < least:
-            why = "" if step["status"] == "ran" else f" ({_not_ran(step)})"
+            why = "" if step["status"] == "ran" else f": {_not_ran(step)}"
             out.append(f"{label}: expected at least {least} row{'s' if least != 1 else ''}, "
                        f"got {n}{why}")
     expected_steps = expect.get("steps") or {}
@@ -362,8 +354,6 @@ def run_selftest(path: Path, out_dir: Path | None = None,
         return SelftestResult(rb.name, not mismatches, mismatches, report, None,
                               time.monotonic() - began, note)
 
-    if note:
-        progress(f"{rb.name}: note: {' '.join(note.split())}")
     root = (root or default_root(Path(path))).resolve()
     try:
         argv = resolve_workload(selftest["workload"], root)
@@ -402,7 +392,6 @@ def run_selftest(path: Path, out_dir: Path | None = None,
     finally:
         timer.cancel()
         workload.kill()
-        workload.close()
     folder = out_dir / rb.name if out_dir else Path(
         tempfile.mkdtemp(prefix=f"bpfrun-test-{rb.name}-"))
     return outcome(mismatches, write_report_dir(folder, result, inv.programs, {}))

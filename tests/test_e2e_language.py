@@ -1,0 +1,206 @@
+"""The runbook language against the real kernel: one probe kind or feature per test, each
+asserting on numbers a workload makes known (bytes written, events emitted, the function
+that allocates)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.workloads import Workload
+
+REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.bpf
+
+HEADER = "apiVersion: bpfrun/v1\nname: t\ntitle: T\n"
+
+
+def run_runbook(tmp_path: Path, body: str, *args: str, workload: Workload | None = None,
+                expect_code: tuple[int, ...] = (0, 1)) -> dict[str, Any]:
+    """Write a runbook, run it, start the (waiting) workload once probes are attached."""
+    rb = tmp_path / "t.yaml"
+    rb.write_text(HEADER + textwrap.dedent(body))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "bpfrun", "run", str(rb), "-o", str(out),
+                             *args], cwd=REPO, text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    assert proc.stderr is not None
+    log = []
+    if workload is not None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            log.append(line)
+            if not line or ": attached" in line:
+                break
+        workload.start()
+    try:
+        _, err = proc.communicate(timeout=120)
+    finally:
+        proc.kill()
+    assert proc.returncode in expect_code, "".join(log) + err
+    result: dict[str, Any] = json.loads((out / "result.json").read_text())
+    return result
+
+
+def step(result: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    s: dict[str, Any] = result["steps"][index]
+    assert s["status"] == "ran", s["reason"]
+    return s
+
+
+def test_span_over_write_sums_the_bytes_the_workload_wrote(tmp_path: Path) -> None:
+    with Workload("writer", "--count", "20", "--rate", "200", "--seconds", "30",
+                  wait_signal=True) as w:
+        result = run_runbook(tmp_path, """
+            steps:
+              - id: w
+                duration: 3s
+                span:
+                  begin: {probe: tracepoint:syscalls:sys_enter_write, key: tid,
+                          where: comm == "bpfr_heavy"}
+                  end: {probe: tracepoint:syscalls:sys_exit_write, key: tid}
+                  aggregate:
+                    - {id: bytes, sum: begin.args.count, by: [comm]}
+                    - {id: written, sum: args.ret}
+                    - {id: lat, stats: duration}
+            """, workload=w)
+        totals = w.stop()
+    s = step(result)
+    rows = s["aggregations"]["bytes"]["rows"]
+    assert rows == [{"key": {"comm": "bpfr_heavy"}, "value": int(totals["heavy_bytes"])}]
+    assert s["aggregations"]["written"]["rows"][0]["value"] == int(totals["heavy_bytes"])
+    assert s["aggregations"]["lat"]["rows"][0]["value"]["count"] == 20
+
+
+def test_emit_limit_keeps_the_first_rows_and_counts_the_rest(tmp_path: Path) -> None:
+    with Workload("openat_loop", "--count", "200", "--rate", "1000", "--seconds", "30",
+                  "--name", "bpfr_lim", "--path", "/etc/hostname", wait_signal=True) as w:
+        result = run_runbook(tmp_path, """
+            steps:
+              - id: e
+                duration: 3s
+                probes:
+                  - probe: tracepoint:syscalls:sys_enter_openat
+                    id: opens
+                    where: comm == "bpfr_lim"
+                    emit: [pid, comm, str(args.filename)]
+                    limit: 50
+            """, workload=w)
+    events = step(result)["events"][0]
+    assert len(events["rows"]) == 50
+    assert events["dropped"] == 150
+    assert events["rows"][0]["str(args.filename)"] == "/etc/hostname"
+    assert events["rows"][0]["comm"] == "bpfr_lim"
+
+
+def test_uprobe_on_malloc_attributes_bytes_to_the_calling_function(tmp_path: Path) -> None:
+    with Workload("leak", "--seconds", "30", wait_signal=True) as w:
+        result = run_runbook(tmp_path, f"""
+            steps:
+              - id: m
+                duration: 3s
+                probes:
+                  - probe: uprobe:libc:malloc
+                    where: pid == {w.pid}
+                    aggregate:
+                      - {{id: by_stack, sum: arg0, by: [ustack], top: 10, unit: bytes}}
+              - id: r
+                duration: 2s
+                probes:
+                  - probe: uretprobe:libc:malloc
+                    where: pid == {w.pid} && retval != 0
+                    aggregate: [{{id: ok, count: true}}]
+            """, workload=w)
+    rows = step(result)["aggregations"]["by_stack"]["rows"]
+    frames = [f for r in rows for f in r["key"]["ustack"]]
+    by_caller = {}
+    for r in rows:
+        callers = [f for f in r["key"]["ustack"] if f.startswith(("leaky_", "balanced_"))]
+        if callers:
+            by_caller[callers[0].split(" ")[0]] = r["value"]
+    assert "leaky_alloc" in by_caller, frames[:20]
+    assert by_caller["leaky_alloc"] % 4096 == 0  # leak.c's leaky_alloc: 4096 bytes a call
+    assert by_caller.get("balanced_alloc", 0) % 1024 == 0
+    assert step(result, 1)["aggregations"]["ok"]["rows"][0]["value"] > 0
+
+
+def test_profile_finds_the_hot_function_in_user_stacks(tmp_path: Path) -> None:
+    with Workload("spin", "--seconds", "30", wait_signal=True) as w:
+        result = run_runbook(tmp_path, f"""
+            steps:
+              - id: p
+                duration: 3s
+                probes:
+                  - probe: profile:hz:99
+                    where: pid == {w.pid}
+                    aggregate: [{{id: samples, count: true, by: [ustack], top: 5}}]
+            """, workload=w)
+    rows = step(result)["aggregations"]["samples"]["rows"]
+    top = rows[0]["key"]["ustack"]
+    assert top[0].startswith("bpfr_hot_function"), top
+    assert sum(r["value"] for r in rows) > 100  # ~99 Hz for 3 s on one busy thread
+
+
+def test_raw_tracepoint_and_fallback_from_kprobe(tmp_path: Path) -> None:
+    with Workload("openat_loop", "--count", "100", "--rate", "500", "--seconds", "30",
+                  "--name", "bpfr_raw", wait_signal=True) as w:
+        result = run_runbook(tmp_path, """
+            steps:
+              - id: raw
+                duration: 3s
+                probes:
+                  - probe: rawtracepoint:sys_enter
+                    where: comm == "bpfr_raw" && arg1 == 257
+                    aggregate: [{id: openat, count: true}]
+                  - probe: kprobe:do_sys_openat2
+                    fallbacks: [tracepoint:syscalls:sys_enter_openat]
+                    where: comm == "bpfr_raw"
+                    aggregate: [{id: fallback, count: true}]
+            """, workload=w)
+    s = step(result)
+    assert s["aggregations"]["openat"]["rows"][0]["value"] == 100
+    assert s["aggregations"]["fallback"]["rows"][0]["value"] == 100
+    assert s["fallbacks"] == {"kprobe:do_sys_openat2": "tracepoint:syscalls:sys_enter_openat"}
+
+
+def test_hist_lhist_and_stats_of_a_known_distribution(tmp_path: Path) -> None:
+    with Workload("writer", "--count", "30", "--rate", "300", "--seconds", "30",
+                  wait_signal=True) as w:
+        result = run_runbook(tmp_path, """
+            steps:
+              - id: h
+                duration: 3s
+                probes:
+                  - probe: tracepoint:syscalls:sys_enter_write
+                    where: comm == "bpfr_heavy" || comm == "bpfr_light"
+                    aggregate:
+                      - {id: sizes, hist: args.count, unit: bytes, by: [comm]}
+                      - {id: linear, lhist: args.count, min: 0, max: 65536, step: 16384}
+                      - {id: biggest, max: args.count, unit: bytes}
+                      - {id: avg, avg: args.count, by: [comm]}
+                thresholds:
+                  - id: big
+                    when: biggest.value >= 64KiB
+                    message: "largest write ${{ biggest.value }}"
+            """, workload=w)
+    s = step(result)
+    sizes = {r["key"]["comm"]: r["value"] for r in s["aggregations"]["sizes"]["rows"]}
+    assert sizes["bpfr_heavy"]["count"] == 30 and sizes["bpfr_light"]["count"] == 30
+    assert sizes["bpfr_heavy"]["buckets"] == [{"low": 65536, "high": 131072, "count": 30}]
+    assert sizes["bpfr_light"]["p99"] == 512  # upper bound capped by the exact max
+    linear = s["aggregations"]["linear"]["rows"][0]["value"]["buckets"]
+    assert {"low": 0, "high": 16384, "count": 30} in linear
+    assert {"low": 65536, "high": None, "count": 30} in linear
+    assert s["aggregations"]["biggest"]["rows"][0]["value"] == 65536
+    assert s["thresholds"]["big"] == {"fired": True, "severity": "warning",
+                                      "message": "largest write 64KiB",
+                                      "when": "biggest.value >= 64KiB"}
+    avg = {r["key"]["comm"]: r["value"] for r in s["aggregations"]["avg"]["rows"]}
+    assert avg == {"bpfr_heavy": 65536, "bpfr_light": 512}
