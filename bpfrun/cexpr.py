@@ -32,6 +32,9 @@ from bpfrun.units import Duration, Size
 STR_MAX = 128  # bytes read by str() of a pointer: bounded, verifier-friendly
 COMM_LEN = 16
 NOTCONST = object()
+# BCC generates a USDT argument reader per attached function and rewrites
+# bpf_usdt_readarg() only inside that function; lower.py names the reader directly.
+USDT_READARG = "BPFRUN_USDT_READARG"
 
 # Types: int bool str duration size ptr stack any ("any" = a value bound only at run time).
 ARITH_OPS = {"*", "/", "%", "+", "-", "<<", ">>", "&", "^", "|"}
@@ -255,7 +258,12 @@ class ExprCompiler:
         kind = self.scope.probe.kind
         if kind == "rawtracepoint":
             return CVal("int", code=f"ctx->args[{i}]")
-        if kind in ("kprobe", "uprobe", "kretprobe", "uretprobe", "usdt") and i <= 5:
+        if kind == "usdt" and i <= 11:
+            # USDT arguments live wherever the compiler put them: BCC generates the reader.
+            var = self.scope.fresh("usdt_arg")
+            self.pre += [f"u64 {var} = 0;", f"{USDT_READARG}({i + 1}, {var});"]
+            return CVal("int", code=var)
+        if kind in ("kprobe", "uprobe", "kretprobe", "uretprobe") and i <= 5:
             return CVal("int", code=f"PT_REGS_PARM{i + 1}(ctx)")
         if kind == "tracepoint":
             raise CompileError(f"tracepoints name their fields: write args.<field>, not arg{i}",

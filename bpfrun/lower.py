@@ -8,10 +8,12 @@ ring-buffer overflow, begins without an end) is counted in a map the runner read
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from bpfrun.cexpr import (
+    USDT_READARG,
     CompileError,
     CVal,
     ExprCompiler,
@@ -146,6 +148,15 @@ def _tp_struct(fmt: TracepointFormat) -> tuple[str, str]:
     return name, "\n".join(lines + checks)
 
 
+_USDT_CALL = re.compile(re.escape(USDT_READARG) + r"\((\d+), (\w+)\);")
+
+
+def _usdt_reader(line: str, fn_name: str) -> str:
+    """BPFRUN_USDT_READARG(2, v); → BCC's generated reader of fn_name's 2nd argument."""
+    return _USDT_CALL.sub(lambda m: f"_bpf_readarg_{fn_name}_{m.group(1)}(ctx, &{m.group(2)}, "
+                                    f"sizeof({m.group(2)}));", line)
+
+
 def _strip_head(node: Node) -> Node:
     """begin.args.x → args.x (the begin-side expression)."""
     if isinstance(node, Attr):
@@ -220,6 +231,8 @@ class Lowerer:
     def add_handler(self, fn: Function, res: Resolved, comment: str, body: list[str]) -> None:
         name = f"{fn.name}_h{len(fn.handlers)}"
         prologue = list(fn.prologue)
+        if res.ref.kind == "usdt":
+            body = [_usdt_reader(line, fn.name) for line in body]
         self.prog.handlers.append(Handler(name, fn.ctx_type, c_comment(comment),
                                           prologue + body))
         fn.handlers.append(name)

@@ -112,14 +112,34 @@ class StepRunner:
         return raw
 
     def load(self) -> None:
+        usdt = self._usdt_contexts()
         cap = _StderrCapture()
         try:
             with cap:
-                self.b = self.bcc.BPF(text=self.c_text.encode(), cflags=["-Wno-unused-value"])
+                self.b = self.bcc.BPF(text=self.c_text.encode(), cflags=["-Wno-unused-value"],
+                                      usdt_contexts=usdt)
         except Exception as e:  # BCC raises plain Exceptions for clang failures
             raise StepError(f"step '{self.prog.step_id}' did not compile: "
                             f"{_clang_errors(self.c_text, getattr(cap, 'text', str(e)))}",
                             "the generated C is saved next to the report") from None
+
+    def _usdt_contexts(self) -> list[Any]:
+        """USDT probes are enabled before compiling: BCC generates their argument readers
+        and attaches them itself when the program loads."""
+        from bcc import USDT  # noqa: PLC0415 (import_bcc made it importable)
+
+        contexts = []
+        for a in self.prog.attaches:
+            if a.kind == "usdt":
+                ctx = USDT(path=a.target[0])
+                try:
+                    ctx.enable_probe(probe=f"{a.target[1]}:{a.target[2]}", fn_name=a.fn_name)
+                except Exception as e:
+                    raise MachineError(f"cannot enable {a.probe}: "
+                                       f"{str(e).splitlines()[0]}",
+                                       f"list its probes: readelf -n {a.target[0]}") from None
+                contexts.append(ctx)
+        return contexts
 
     def verify(self) -> None:
         """Load every function first: a verifier rejection is a step failure (exit 4) with the
@@ -128,6 +148,8 @@ class StepRunner:
         types = {"tracepoint": bpf.TRACEPOINT, "rawtracepoint": bpf.RAW_TRACEPOINT,
                  "profile": bpf.PERF_EVENT, "software": bpf.PERF_EVENT}
         for a in self.prog.attaches:
+            if a.kind == "usdt":
+                continue  # loaded and attached by BPF() itself
             cap = _StderrCapture()
             try:
                 with cap:
@@ -165,7 +187,7 @@ class StepRunner:
                     self.b.attach_perf_event(ev_type=PerfType.SOFTWARE,
                                              ev_config=SOFTWARE_EVENTS[a.target[0]],
                                              fn_name=a.fn_name, sample_period=int(a.target[1]))
-                else:
+                elif a.kind != "usdt":  # usdt: attached when the program loaded
                     raise MachineError(f"{a.kind} probes cannot be attached yet")
             except MachineError:
                 raise

@@ -135,7 +135,8 @@ setup_headers_debian() {
 
 setup_debian() {
     local pkg missing=()
-    for pkg in python3-bpfcc bpfcc-tools gcc make python3-venv; do
+    # systemtap-sdt-dev: <sys/sdt.h>, for the USDT test workload.
+    for pkg in python3-bpfcc bpfcc-tools gcc make python3-venv systemtap-sdt-dev; do
         deb_installed "$pkg" || missing+=("$pkg")
     done
     if [[ "${#missing[@]}" -gt 0 ]]; then

@@ -204,3 +204,25 @@ def test_hist_lhist_and_stats_of_a_known_distribution(tmp_path: Path) -> None:
                                       "when": "biggest.value >= 64KiB"}
     avg = {r["key"]["comm"]: r["value"] for r in s["aggregations"]["avg"]["rows"]}
     assert avg == {"bpfr_heavy": 65536, "bpfr_light": 512}
+
+
+def test_usdt_probe_reads_its_arguments(tmp_path: Path) -> None:
+    from helpers.workloads import build
+
+    binary = build("usdt_app")
+    with Workload("usdt_app", "--count", "40", "--rate", "200", "--seconds", "30",
+                  wait_signal=True) as w:
+        result = run_runbook(tmp_path, f"""
+            steps:
+              - id: u
+                duration: 3s
+                probes:
+                  - probe: usdt:{binary}:bpfr:request
+                    aggregate:
+                      - {{id: reqs, count: true}}
+                      - {{id: bytes, sum: arg1, unit: bytes}}
+            """, workload=w)
+        totals = w.stop()
+    s = step(result)
+    assert s["aggregations"]["reqs"]["rows"][0]["value"] == 40
+    assert s["aggregations"]["bytes"]["rows"][0]["value"] == int(totals["bytes"])

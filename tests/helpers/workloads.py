@@ -36,6 +36,7 @@ WORKLOADS = (
     "execer",
     "syscall_loop",
     "pingpong",
+    "usdt_app",
 )
 # -O0 -fno-builtin: at -O1 GCC deletes mallocs whose memory does not escape; frame pointers
 # make user stacks walkable by BPF.
