@@ -193,6 +193,8 @@ class Investigation:
         for ev in raw.events:
             views[ev.plan.id] = EventsView(ev)
             entry["events"].append(events_json(ev))
+        if raw.series:
+            entry["series"] = _deltas(raw.series)
         entry["lost"] = {"events": raw.lost.get("events", 0), "stacks": raw.lost.get("stacks", 0),
                          "unpaired": raw.lost.get("unpaired", 0),
                          "map_full": raw.lost.get("map_full", 0) + raw.lost.get("pending_full", 0)}
@@ -231,6 +233,19 @@ class Investigation:
             values[agg_id] = view
         entry["captures"] = {k: jsonable(v) for k, v in captures.items()}
         self.step_values[step.id] = values
+
+
+def _deltas(series: list[dict[str, Any]]) -> dict[str, Any]:
+    """Running totals at each tick → what each interval added (events per interval)."""
+    points, last = [], {}
+    for snap in series:
+        point = {"t": snap["t"]}
+        for k, v in snap.items():
+            if k != "t":
+                point[k] = v - last.get(k, 0)
+                last[k] = v
+        points.append(point)
+    return {"points": points}
 
 
 def _skipped(step: Step, reason: str | None) -> dict[str, Any]:

@@ -118,6 +118,7 @@ class Program:
     uses_stacks: bool = False
     uses_ringbuf: bool = False
     stop_after: int | None = None
+    interval: float | None = None  # seconds between snapshots of the aggregations
     predicates: dict[str, str] = field(default_factory=dict)
     unchecked: list[str] = field(default_factory=list)  # kernel checks skipped (unreadable)
 
@@ -205,8 +206,6 @@ class Lowerer:
                                "add a fallback probe that exists here (bpfrun probes PATTERN)")
         if not res.checked:
             self.prog.unchecked.append(f"probe {res.ref.text} (kernel not readable)")
-        if res.ref.kind == "interval":
-            self.error("interval probes cannot carry aggregations or predicates yet", loc)
         return res
 
     def function_for(self, res: Resolved, requested: str, skipped: list[str]) -> Function:
@@ -454,6 +453,15 @@ class Lowerer:
     def probe(self, probe: Probe) -> None:
         res = self.resolve(probe.candidates, probe.loc)
         if res is None:
+            return
+        if res.ref.kind == "interval":
+            # A user-space tick: the runner snapshots this step's aggregations each period.
+            if probe.where or probe.aggregate or probe.emit:
+                self.error("an interval probe runs in user space: it takes no where, "
+                           "aggregate or emit (it records the step's aggregations over time)",
+                           probe.loc)
+            unit, n = res.ref.parts
+            self.prog.interval = int(n) * (1.0 if unit == "s" else 0.001)
             return
         requested = probe.candidates[0].text
         scope = self.scope(res)

@@ -48,6 +48,7 @@ class RawStep:
     seconds: float = 0.0
     compile_seconds: float = 0.0
     interrupted: bool = False
+    series: list[dict[str, Any]] = field(default_factory=list)  # interval snapshots
 
 
 def _clang_errors(c_text: str, log: str) -> str:
@@ -104,7 +105,7 @@ class StepRunner:
         try:
             self.attach()
             self.on_attached()
-            raw.interrupted = self.wait()
+            raw.interrupted = self.wait(raw)
             raw.seconds = time.monotonic() - t0 - raw.compile_seconds
             self.read(raw)
         finally:
@@ -199,10 +200,16 @@ class StepRunner:
         if self.prog.events:
             self.b["events"].open_ring_buffer(self._on_event)
 
-    def wait(self) -> bool:
+    def wait(self, raw: RawStep) -> bool:
         """Wait out the step; True when interrupted (Ctrl-C/SIGTERM)."""
-        deadline = time.monotonic() + self.seconds
+        start = time.monotonic()
+        deadline = start + self.seconds
+        tick = self.prog.interval
+        next_tick = start + tick if tick else None
         while (left := deadline - time.monotonic()) > 0:
+            if next_tick is not None and time.monotonic() >= next_tick:
+                raw.series.append({"t": round(time.monotonic() - start, 3), **self._totals()})
+                next_tick += tick  # type: ignore[operator]
             if self.stop.is_set():
                 return True
             if self.prog.events:
@@ -212,6 +219,16 @@ class StepRunner:
             if self.prog.stop_after and self._hits() >= self.prog.stop_after:
                 break
         return self.stop.is_set()
+
+    def _totals(self) -> dict[str, int]:
+        """Each aggregation's running total: counts and sums add up, others count hits."""
+        out = {}
+        for plan in self.prog.aggs:
+            name = plan.stats_map or plan.map
+            summed = plan.kind in ("count", "sum")
+            out[plan.id] = sum(int(sum(per_cpu)) if summed else sum(int(v.count) for v in per_cpu)
+                               for _, per_cpu in self.b[name].items())
+        return out
 
     def _hits(self) -> int:
         return int(self.b["bpfrun_hits"][ctypes.c_int(0)].value)

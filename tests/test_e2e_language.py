@@ -226,3 +226,23 @@ def test_usdt_probe_reads_its_arguments(tmp_path: Path) -> None:
     s = step(result)
     assert s["aggregations"]["reqs"]["rows"][0]["value"] == 40
     assert s["aggregations"]["bytes"]["rows"][0]["value"] == int(totals["bytes"])
+
+
+def test_interval_records_the_aggregations_over_time(tmp_path: Path) -> None:
+    with Workload("openat_loop", "--rate", "200", "--seconds", "30", "--name", "bpfr_tick",
+                  wait_signal=True) as w:
+        result = run_runbook(tmp_path, """
+            steps:
+              - id: i
+                duration: 3500ms
+                probes:
+                  - probe: tracepoint:syscalls:sys_enter_openat
+                    where: comm == "bpfr_tick"
+                    aggregate: [{id: opens, count: true}]
+                  - probe: interval:s:1
+            """, workload=w)
+    s = step(result)
+    points = s["series"]["points"]
+    assert [round(p["t"]) for p in points] == [1, 2, 3]
+    assert all(p["opens"] > 0 for p in points[1:])  # the workload opens all the time
+    assert sum(p["opens"] for p in points) <= s["aggregations"]["opens"]["rows"][0]["value"]
