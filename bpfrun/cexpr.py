@@ -26,6 +26,7 @@ from bpfrun.expr.nodes import (
     dotted,
     unparse,
 )
+from bpfrun.evaluate import Fields
 from bpfrun.kernel import Field, TracepointFormat
 from bpfrun.units import Duration, Size
 
@@ -502,6 +503,8 @@ def _folded(v: CVal) -> bool:
 
 
 def _describe(value: Any) -> str:
+    if isinstance(value, Fields):
+        return "a whole aggregation or row"
     if isinstance(value, float):
         return f"a fraction ({value:g})"
     if isinstance(value, (list, tuple)):

@@ -39,5 +39,6 @@ def render(prog: Program, runbook: str, source: str) -> str:
         stacks=STACK_STORAGE if prog.uses_stacks else 0,
         events=len(prog.events),
         ringbuf_pages=RINGBUF_PAGES,
+        ringbuf=prog.event_buffer == "ringbuf",
     )
     return text

@@ -8,6 +8,8 @@ ring-buffer overflow, begins without an end) is counted in a map the runner read
 
 from __future__ import annotations
 
+import os
+import platform
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,7 +118,7 @@ class Program:
     events: list[EventPlan] = field(default_factory=list)
     pending_map: str | None = None
     uses_stacks: bool = False
-    uses_ringbuf: bool = False
+    event_buffer: str = "ringbuf"  # or "perf" where the kernel has no BPF ring buffer
     stop_after: int | None = None
     interval: float | None = None  # seconds between snapshots of the aggregations
     predicates: dict[str, str] = field(default_factory=dict)
@@ -158,6 +160,16 @@ def _usdt_reader(line: str, fn_name: str) -> str:
                                     f"sizeof({m.group(2)}));", line)
 
 
+def event_buffer() -> str:
+    """The BPF ring buffer needs Linux 5.8; older kernels get the perf buffer.
+    BPFRUN_EVENT_BUFFER=perf|ringbuf overrides (tests exercise both here)."""
+    forced = os.environ.get("BPFRUN_EVENT_BUFFER")
+    if forced in ("perf", "ringbuf"):
+        return forced
+    m = re.match(r"(\d+)\.(\d+)", platform.release())
+    return "ringbuf" if m and (int(m.group(1)), int(m.group(2))) >= (5, 8) else "perf"
+
+
 def _strip_head(node: Node) -> Node:
     """begin.args.x → args.x (the begin-side expression)."""
     if isinstance(node, Attr):
@@ -175,7 +187,7 @@ class Lowerer:
         self.kernel = kernel
         self.substitute = substitute  # Template → str (params and earlier steps bound)
         self.diags = Diagnostics()
-        self.prog = Program(step.id, stop_after=step.stop_after)
+        self.prog = Program(step.id, stop_after=step.stop_after, event_buffer=event_buffer())
         self.counter = 0
         self.functions: dict[tuple[str, ...], Function] = {}
         self.tp_structs: dict[str, str] = {}
@@ -487,7 +499,6 @@ class Lowerer:
         return reasons
 
     def events(self, probe: Probe, res: Resolved, scope: Scope) -> list[str]:
-        self.prog.uses_ringbuf = True
         index = len(self.prog.events)
         sname = f"bpfrun_ev{index}"
         comp = ExprCompiler(scope)
@@ -507,11 +518,17 @@ class Lowerer:
             body += [f"if (!bpfrun_emit_allowed({index}, {probe.limit})) break;"]
         else:
             body += [f"bpfrun_emit_allowed({index}, 0);"]
-        body += [f"struct {sname} *e = events.ringbuf_reserve(sizeof(struct {sname}));",
-                 "if (!e) { bpfrun_lost(LOST_EVENTS); break; }",
-                 f"e->probe = {index};", "e->tgid = 0;"]
-        body += [line.replace("(*e).", "e->") for line in fills]
-        body.append("events.ringbuf_submit(e, 0);")
+        if self.prog.event_buffer == "ringbuf":
+            body += [f"struct {sname} *e = events.ringbuf_reserve(sizeof(struct {sname}));",
+                     "if (!e) { bpfrun_lost(LOST_EVENTS); break; }",
+                     f"e->probe = {index};", "e->tgid = 0;"]
+            body += [line.replace("(*e).", "e->") for line in fills]
+            body.append("events.ringbuf_submit(e, 0);")
+        else:  # perf buffer: the record is built on the stack; user space counts losses
+            body += [f"struct {sname} e;", "__builtin_memset(&e, 0, sizeof(e));",
+                     f"e.probe = {index};"]
+            body += [line.replace("(*e).", "e.") for line in fills]
+            body.append("events.perf_submit(ctx, &e, sizeof(e));")
         self.prog.events.append(EventPlan(index, res.ref.canonical,
                                           probe.id or f"events{index}", fields, probe.limit))
         return ["/* events */", "do {", *("    " + line for line in body), "} while (0);"]

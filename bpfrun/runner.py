@@ -23,6 +23,7 @@ from bpfrun.lower import LOST_KINDS, AggPlan, EventPlan, KeyField, Program
 from bpfrun.resolve import SOFTWARE_EVENTS
 
 STATS_SLOT = 0xFFFFFFFF
+PERF_PAGES = 64  # per CPU
 _CLANG_LINE = re.compile(r"^/virtual/main\.c:(\d+):(\d+): (error|warning): (.*)$")
 _RUNBOOK_REF = re.compile(r"runbook ([^)]+)\)")
 
@@ -88,6 +89,7 @@ class StepRunner:
     def __init__(self, prog: Program, c_text: str, seconds: float,
                  stop: threading.Event, on_attached: Callable[[], None] = lambda: None) -> None:
         self.on_attached = on_attached
+        self.perf_lost = 0
         self.prog = prog
         self.c_text = c_text
         self.seconds = seconds
@@ -197,8 +199,11 @@ class StepRunner:
                 if a.kind in ("kprobe", "kretprobe"):
                     hint = "kprobes may be off on this kernel (bpfrun doctor); add a fallback"
                 raise MachineError(f"cannot attach {a.probe}: {e}", hint) from None
-        if self.prog.events:
+        if self.prog.events and self.prog.event_buffer == "ringbuf":
             self.b["events"].open_ring_buffer(self._on_event)
+        elif self.prog.events:
+            self.b["events"].open_perf_buffer(self._on_event, page_cnt=PERF_PAGES,
+                                              lost_cb=self._on_lost)
 
     def wait(self, raw: RawStep) -> bool:
         """Wait out the step; True when interrupted (Ctrl-C/SIGTERM)."""
@@ -213,7 +218,7 @@ class StepRunner:
             if self.stop.is_set():
                 return True
             if self.prog.events:
-                self.b.ring_buffer_poll(timeout=int(min(left, 0.1) * 1000) or 1)
+                self._poll(int(min(left, 0.1) * 1000) or 1)
             else:
                 self.stop.wait(min(left, 0.1))
             if self.prog.stop_after and self._hits() >= self.prog.stop_after:
@@ -234,12 +239,22 @@ class StepRunner:
         return int(self.b["bpfrun_hits"][ctypes.c_int(0)].value)
 
     # -- reading -----------------------------------------------------------------------
+    def _poll(self, timeout_ms: int) -> None:
+        if self.prog.event_buffer == "ringbuf":
+            self.b.ring_buffer_poll(timeout=timeout_ms)
+        else:
+            self.b.perf_buffer_poll(timeout=timeout_ms)
+
+    def _on_lost(self, count: int) -> None:
+        self.perf_lost += int(count)
+
     def read(self, raw: RawStep) -> None:
         if self.prog.events:
-            self.b.ring_buffer_consume()
+            self._poll(0)
         lost = self.b["bpfrun_lost_map"]
         for i, kind in enumerate(LOST_KINDS):
             raw.lost[kind] = int(sum(lost[ctypes.c_int(i)]))
+        raw.lost["events"] += self.perf_lost
         raw.lost["unpaired"] = (sum(1 for _ in self.b[self.prog.pending_map])
                                 if self.prog.pending_map else 0)
         for plan in self.prog.aggs:

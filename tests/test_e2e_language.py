@@ -79,7 +79,10 @@ def test_span_over_write_sums_the_bytes_the_workload_wrote(tmp_path: Path) -> No
     assert s["aggregations"]["lat"]["rows"][0]["value"]["count"] == 20
 
 
-def test_emit_limit_keeps_the_first_rows_and_counts_the_rest(tmp_path: Path) -> None:
+@pytest.mark.parametrize("buffer", ["ringbuf", "perf"])
+def test_emit_limit_keeps_the_first_rows_and_counts_the_rest(
+        tmp_path: Path, buffer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BPFRUN_EVENT_BUFFER", buffer)
     with Workload("openat_loop", "--count", "200", "--rate", "1000", "--seconds", "30",
                   "--name", "bpfr_lim", "--path", "/etc/hostname", wait_signal=True) as w:
         result = run_runbook(tmp_path, """

@@ -10,9 +10,17 @@ it safely can.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TypeAlias
+
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+
+
+def visible(value: object) -> str:
+    """One line of data with its control characters shown (\\n, \\x07) instead of acted on."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
 
 
 @dataclass(frozen=True)
@@ -150,8 +158,7 @@ Block: TypeAlias = (Para | Prose | Quote | BulletList | Table | Histogram | Pref
 class Document:
     title: str
     blocks: tuple[Block, ...]
-    status: str = ""
-    meta: dict[str, str] = field(default_factory=dict)  # for HTML's <head>
+    status: str = ""  # the run's: clean | fired | failed
 
 
 def flame_graphs(blocks: tuple[Block, ...]) -> list[FlameGraph]:

@@ -20,6 +20,7 @@ from pathlib import PurePath
 from typing import Any
 from xml.sax.saxutils import escape
 
+from bpfrun.report.blocks import visible
 from bpfrun.units import HIST_UNITS, format_duration, format_size
 
 STACK_KEYS = frozenset({"kstack", "ustack", "begin.kstack", "begin.ustack"})
@@ -39,7 +40,6 @@ DURATION_UNITS = frozenset({"ns", "us", "ms", "s"})
 SIZE_UNITS = frozenset({"bytes", "KiB", "MiB"})
 
 # Characters XML 1.0 forbids even when escaped; symbol names from arbitrary binaries may hold them.
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
 
@@ -71,6 +71,17 @@ def stack_files(step_id: str, agg_id: str, agg: Mapping[str, Any]) -> tuple[str,
     folded = PurePath(str(agg.get("folded") or f"{step_id}-{agg_id}.folded")).name
     svg = PurePath(str(agg.get("svg") or f"{step_id}-{agg_id}.svg")).name
     return folded, svg
+
+
+def stacks_for(folded: Mapping[str, Mapping[str, int]], step_id: str, agg_id: str,
+               agg: Mapping[str, Any]) -> dict[str, int]:
+    """The folded stacks of one aggregation: from `folded` (keyed "<step>.<agg>" or by the
+    folded file's name; the runner's copy holds every stack) or else folded from the rows the
+    result kept, so a flame graph is never silently absent."""
+    for key in (f"{step_id}.{agg_id}", stack_files(step_id, agg_id, agg)[0]):
+        if key in folded:
+            return dict(folded[key])
+    return fold_aggregation(agg)
 
 
 def row_weight(value: Any) -> float:
@@ -128,19 +139,15 @@ def stack_summary(agg: Mapping[str, Any], stacks: int = 5, frames: int = 8) -> s
         for k in keys:
             value = key.get(k)
             if k not in STACK_KEYS or not isinstance(value, list):
-                lines.append(f"  {k}: {_one_line(value)}")
+                lines.append(f"  {k}: {visible(value)}")
                 continue
             lines.append(f"  {k}:")
-            lines += [f"    {_one_line(f)}" for f in value[:frames]] or ["    (empty)"]
+            lines += [f"    {visible(f)}" for f in value[:frames]] or ["    (empty)"]
             if len(value) > frames:
                 hidden = len(value) - frames
                 lines.append(f"    … {hidden} more frame{'s' if hidden > 1 else ''}")
         blocks.append("\n".join(lines))
     return "\n\n".join(blocks)
-
-
-def _one_line(value: object) -> str:
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
 
 
 def folded_text(folded: Mapping[str, int]) -> str:
@@ -207,8 +214,13 @@ def _label(name: str, width: float) -> str:
     return name if len(name) <= fits else name[: fits - 2] + ".."
 
 
-def render_svg(folded: dict[str, int], title: str, unit: str = "samples") -> str:
-    """A flame graph of `folded` as a standalone SVG document (deterministic)."""
+def render_svg(folded: Mapping[str, int], title: str, unit: str = "samples", *,
+               id_prefix: str = "", standalone: bool = True) -> str:
+    """A flame graph of `folded` as an SVG document (deterministic).
+
+    `standalone=False` leaves out the XML declaration, for an SVG inlined in HTML; there
+    `id_prefix` keeps the ids of several graphs on one page apart.
+    """
     root = _tree(folded)
     frames: list[tuple[_Node, int, float]] = []  # node, depth, offset in value units
     todo: list[tuple[_Node, int, float]] = [(root, 0, 0.0)]
@@ -227,16 +239,17 @@ def render_svg(folded: dict[str, int], title: str, unit: str = "samples") -> str
         todo.extend(reversed(pending))
     depth_max = max((d for _, d, _ in frames), default=0)
     height = TITLE_H + (depth_max + 1) * FRAME_H + BOTTOM
+    background = f"{id_prefix}background"
     out = [
         '<?xml version="1.0" encoding="UTF-8" standalone="no"?>',
         f'<svg version="1.1" xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" '
         f'height="{height}" viewBox="0 0 {WIDTH} {height}" '
         f'font-family="Verdana, sans-serif" font-size="{FONT_SIZE}">',
-        "<defs><linearGradient id=\"background\" x1=\"0\" x2=\"0\" y1=\"0\" y2=\"1\">"
+        f'<defs><linearGradient id="{background}" x1="0" x2="0" y1="0" y2="1">'
         "<stop stop-color=\"#eeeeee\" offset=\"5%\"/><stop stop-color=\"#eeeeb0\" offset=\"95%\"/>"
         "</linearGradient></defs>",
         "<style>g.frame:hover rect { stroke: #000; stroke-width: 0.5; }</style>",
-        f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="url(#background)"/>',
+        f'<rect x="0" y="0" width="{WIDTH}" height="{height}" fill="url(#{background})"/>',
         f'<text x="{WIDTH / 2:.0f}" y="24" text-anchor="middle" font-size="17">'
         f"{_xml(title)}</text>",
     ]
@@ -259,4 +272,4 @@ def render_svg(folded: dict[str, int], title: str, unit: str = "samples") -> str
             out.append(f'<text x="{x + 3:.2f}" y="{y + FRAME_H - 4.5:.1f}">{_xml(label)}</text>')
         out.append("</g>")
     out.append("</svg>")
-    return "\n".join(out) + "\n"
+    return "\n".join(out[0 if standalone else 1:]) + "\n"

@@ -24,7 +24,8 @@ from bpfrun.report.flamegraph import (
     render_svg,
     stack_files,
 )
-from bpfrun.report.markdown import program_file, render_markdown
+from bpfrun.report.document import program_file
+from bpfrun.report.markdown import render_markdown
 
 
 def write_atomic(path: str | PathLike[str], data: str | bytes) -> None:
