@@ -145,7 +145,10 @@ def compile_cmd(runbook: str, param: ParamOpt = None,
                              "steps: " + ", ".join(s.id for s in rb.steps))
         for s in steps:
             try:
-                compiled = compile_step(rb, s, params, placeholder_values(rb, s), kernel)
+                compiled = compile_step(rb, s, params, placeholder_values(rb, s), kernel,
+                                        require_probes=False)
+                for note in compiled.program.unchecked:
+                    err(f"note: step {s.id}: {note}")
             except NullInput as e:
                 print(f"/* step {s.id}: needs {e.name}, known only at run time */\n")
                 continue

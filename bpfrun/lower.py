@@ -27,7 +27,7 @@ from bpfrun.errors import Diagnostics, Loc, MachineError
 from bpfrun.expr.nodes import Attr, Name, Node, unparse
 from bpfrun.kernel import Kernel, TracepointFormat
 from bpfrun.model import Aggregation, Expr, Probe, Step, Template
-from bpfrun.resolve import Resolved, resolve_probe
+from bpfrun.resolve import Resolved, parse_probe, resolve_probe
 from bpfrun.units import HIST_UNITS, parse_duration, parse_size
 
 DEFAULT_MAP_SIZE = 10240
@@ -181,7 +181,8 @@ def _strip_head(node: Node) -> Node:
 
 class Lowerer:
     def __init__(self, step: Step, consts: dict[str, Any], kernel: Kernel,
-                 substitute: Any) -> None:
+                 substitute: Any, require_probes: bool = True) -> None:
+        self.require_probes = require_probes
         self.step = step
         self.consts = consts
         self.kernel = kernel
@@ -214,8 +215,14 @@ class Lowerer:
             self.error(str(e), loc)
             return None
         if res is None:
-            raise MachineError(f"step '{self.step.id}': no usable probe: " + "; ".join(reasons),
-                               "add a fallback probe that exists here (bpfrun probes PATTERN)")
+            if self.require_probes:
+                raise MachineError(
+                    f"step '{self.step.id}': no usable probe: " + "; ".join(reasons),
+                    "add a fallback probe that exists here (bpfrun probes PATTERN)")
+            # Compiling for another machine: show the C of the first probe as written.
+            ref = parse_probe(texts[0])
+            self.prog.unchecked.append(f"probe {ref.text} cannot run here: {reasons[0]}")
+            return Resolved(ref, ProbeCtx(ref.kind, ref.text), None, False)
         if not res.checked:
             self.prog.unchecked.append(f"probe {res.ref.text} (kernel not readable)")
         return res
@@ -642,10 +649,11 @@ class Lowerer:
 
 
 def lower_step(step: Step, consts: dict[str, Any], kernel: Kernel, substitute: Any,
-               sources: dict[str, str]) -> Program:
-    """Step → Program. Raises ValidationError (all problems), MachineError (no usable probe),
-    or cexpr.NullInput (an earlier step's value it needs is null)."""
-    lowerer = Lowerer(step, consts, kernel, substitute)
+               sources: dict[str, str], require_probes: bool = True) -> Program:
+    """Step → Program. Raises ValidationError (all problems), MachineError (no usable probe,
+    unless `require_probes` is off, as for `compile`), or cexpr.NullInput (an earlier step's
+    value it needs is null)."""
+    lowerer = Lowerer(step, consts, kernel, substitute, require_probes)
     prog = lowerer.lower()
     lowerer.diags.raise_if_any(sources)
     return prog

@@ -72,15 +72,17 @@ class Compiled:
 
 
 def compile_step(runbook: Runbook, step: Step, params: dict[str, Any],
-                 step_values: dict[str, dict[str, Any]], kernel: Kernel) -> Compiled:
+                 step_values: dict[str, dict[str, Any]], kernel: Kernel,
+                 require_probes: bool = True) -> Compiled:
     """Lower and emit one step with params and earlier steps' values bound as constants.
 
-    Raises ValidationError, MachineError (no usable probe here) or NullInput.
+    Raises ValidationError, MachineError (no usable probe here, when `require_probes`) or
+    NullInput.
     """
     names = names_for(params, step_values)
     consts = {"params": params, "steps": step_values}
     program = lower_step(step, consts, kernel, lambda t: substitute(t, names, runbook),
-                         {runbook.path: runbook.source})
+                         {runbook.path: runbook.source}, require_probes)
     return Compiled(program, emit.render(program, runbook.name, runbook.path))
 
 
@@ -108,7 +110,8 @@ def check_against_kernel(runbook: Runbook, params: dict[str, Any],
     for step in runbook.steps:
         try:
             compiled = compile_step(runbook, step, params,
-                                    placeholder_values(runbook, step), kernel)
+                                    placeholder_values(runbook, step), kernel,
+                                    require_probes=strict)
             notes += [f"step {step.id}: {n}" for n in compiled.program.unchecked
                       if kernel.readable()]
         except ValidationError as e:

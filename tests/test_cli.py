@@ -113,3 +113,33 @@ def test_doctor_passes_here() -> None:
     r = bpfrun("doctor")
     assert "bcc" in r.stdout.lower()
     assert r.returncode in (0, 3)
+
+
+KPROBE_ONLY = """\
+apiVersion: bpfrun/v1
+name: kp
+title: Kprobe only
+steps:
+  - id: k
+    duration: 1s
+    probes:
+      - probe: kprobe:do_sys_openat2
+        where: pid > 0
+        aggregate: [{id: calls, count: true, by: [comm]}]
+"""
+
+
+def test_kprobe_compiles_but_cannot_run_without_kprobes(tmp_path: Path) -> None:
+    rb = tmp_path / "kp.yaml"
+    rb.write_text(KPROBE_ONLY)
+    c = bpfrun("compile", str(rb))
+    assert c.returncode == 0, c.stderr
+    assert "struct pt_regs *ctx" in c.stdout
+    from bpfrun.doctor import has_kprobes
+
+    if has_kprobes():  # pragma: no cover - not on the development machines
+        pytest.skip("this kernel has kprobes")
+    r = bpfrun("run", str(rb), "-o", str(tmp_path / "out"))
+    assert r.returncode == 3
+    assert "kprobes are not available on this kernel: CONFIG_KPROBES is off" in r.stderr
+    assert not (tmp_path / "out").exists()  # nothing was loaded or written
