@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bpfrun.cstr import c_string_literal
+from bpfrun.cstr import c_comment, c_string_literal
 from bpfrun.expr.nodes import (
     Attr,
     Binary,
@@ -344,7 +344,7 @@ class ExprCompiler:
             arg = self.value(node.args[0])
             if arg.type == "str":
                 return arg
-            if arg.type not in ("ptr", "int"):
+            if arg.type not in ("ptr", "int", "any"):
                 raise CompileError(f"str() reads a pointer, not {a_type(arg.type)}",
                                    node.args[0])
             size = STR_MAX
@@ -474,7 +474,7 @@ class ExprCompiler:
         checks = [f"((u8){buf}[{i}] == {b})" for i, b in enumerate(data)]
         if not prefix_only:
             checks.append(f"({buf}[{len(data)}] == 0)")
-        lit = c_string_literal(literal).replace("*/", "*\\/")
+        lit = c_comment(c_string_literal(literal), 80)  # a label for readers of the C
         return f"(/* {lit} */ " + " && ".join(checks or ["1"]) + ")"
 
     def _arith(self, node: Binary, left: CVal, right: CVal) -> CVal:

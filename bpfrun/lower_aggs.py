@@ -1,0 +1,190 @@
+"""Lowering of aggregations and events: key structs, per-CPU maps, histogram slots, the
+update code of each aggregation kind, and event records with their limits.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bpfrun.cexpr import CompileError, ExprCompiler, Scope
+from bpfrun.expr.nodes import Attr, Name
+from bpfrun.lower_base import LowererBase
+from bpfrun.model import Aggregation, Probe
+from bpfrun.program import DEFAULT_MAP_SIZE, AggPlan, EventPlan, KeyField
+from bpfrun.resolve import Resolved
+from bpfrun.units import HIST_UNITS, parse_duration, parse_size
+
+
+class AggregationLowering(LowererBase):
+    def aggregation(self, agg: Aggregation, scope: Scope) -> list[str]:
+        comp = ExprCompiler(scope)
+        mname = f"agg_{agg.id}"
+        sname = f"bpfrun_{agg.id}_key"
+        body: list[str] = []
+        if agg.where is not None:
+            try:
+                w = comp.predicate(agg.where.node)
+            except CompileError as e:
+                self.compile_error(e, agg.where)
+                return []
+            if w.is_const and not w.const:
+                return []
+            if not w.is_const:
+                body += [*comp.pre, f"if (!{w.code}) break;"]
+                comp.pre.clear()
+        body.append(f"struct {sname} k;")
+        body.append("__builtin_memset(&k, 0, sizeof(k));")
+        keys: list[KeyField] = []
+        for i, b in enumerate(agg.by):
+            kf = self.key_field(comp, b, b.node, f"k{i}", "k", body)
+            if kf is not None:
+                keys.append(kf)
+        if any(k.kind == "ustack" for k in keys):
+            # User stacks symbolize per process: keep the tgid in the key (not shown). A
+            # stack taken at a span's begin belongs to the begin task, not the current one.
+            tgid = "bpf_get_current_pid_tgid() >> 32"
+            if scope.begin_ref and any(k.kind == "ustack" and k.expr.startswith("begin.")
+                                       for k in keys):
+                tgid = scope.begin_ref(Attr(0, 0, Name(0, 0, "begin"), "pid")).code
+            body.append(f"k.tgid = {tgid};")
+        value_type, value_code = "int", "1"
+        if agg.value is not None:
+            try:
+                v = comp.value(agg.value.node)
+            except CompileError as e:
+                self.compile_error(e, agg.value)
+                return []
+            if v.type not in ("int", "duration", "size", "ptr", "any", "bool"):
+                self.error(f"{agg.kind} needs a number, duration or size, not a {v.type}",
+                           agg.value.loc)
+                return []
+            body += comp.pre
+            value_type = v.type if v.type in ("duration", "size") else "int"
+            if value_type == "int" and agg.unit:  # a plain number's unit says what it is
+                value_type = "size" if agg.unit in ("bytes", "KiB", "MiB") else "duration"
+            value_code = v.code if not v.is_const else str(v.code)
+        fields = [self.c_field(k) for k in keys]
+        if any(k.kind == "ustack" for k in keys):
+            fields.append("u32 tgid;")
+        unit, scale, lbounds = self.unit_of(agg, value_type)
+        stats_map = None
+        if agg.kind in ("hist", "lhist"):
+            fields.append("u32 slot;")
+            stats_map = f"{mname}_stats"
+            body.append(f"u64 x = {value_code};")
+            body.append(f"k.slot = {self.slot_code(agg, scale, lbounds)};")
+            body += self.counter_update(mname, "1", "k")
+            body.append("k.slot = 0xFFFFFFFF;  /* the per-key stats entry */")
+            body += self.stats_update(stats_map, "x", "k")
+        elif agg.kind == "count":
+            body += self.counter_update(mname, "1", "k")
+        elif agg.kind == "sum":
+            body += self.counter_update(mname, value_code, "k")
+        else:
+            body.append(f"s64 x = (s64)({value_code});")
+            body += self.stats_update(mname, "x", "k")
+        if not fields:
+            fields.append("u32 _unused;")
+        self.prog.structs.append(f"struct {sname} {{ " + " ".join(fields) + " };")
+        size = agg.size or DEFAULT_MAP_SIZE
+        vtype = "u64" if agg.kind in ("count", "sum", "hist", "lhist") else "struct bpfrun_stats"
+        hsize = size * 8 if agg.kind in ("hist", "lhist") else size
+        self.prog.maps.append(f"BPF_PERCPU_HASH({mname}, struct {sname}, {vtype}, {hsize});")
+        if stats_map:
+            self.prog.maps.append(
+                f"BPF_PERCPU_HASH({stats_map}, struct {sname}, struct bpfrun_stats, {size});")
+        self.prog.aggs.append(AggPlan(agg.id, agg.kind, mname, stats_map, keys, value_type,
+                                      unit, scale, agg.top, lbounds))
+        return [f"/* aggregation {agg.id}: {agg.kind} (runbook {agg.loc}) */",
+                "do {", *("    " + line for line in body), "} while (0);"]
+
+    def unit_of(self, agg: Aggregation, vtype: str) -> tuple[str | None, int,
+                                                             tuple[int, int, int] | None]:
+        unit = agg.unit or {"duration": "ns", "size": "bytes"}.get(vtype)
+        scale = HIST_UNITS.get(unit, 1) if unit else 1
+        if vtype == "duration" and unit in ("bytes", "KiB", "MiB"):
+            self.error(f"'{unit}' is not a unit of time", agg.loc, "use ns, us, ms or s")
+        lbounds = None
+        if agg.kind == "lhist" and agg.bounds:
+            try:
+                lo, hi, st = (self.bound(b, scale, vtype) for b in agg.bounds)
+            except ValueError as e:
+                self.error(f"lhist bounds: {e}", agg.loc)
+                lo, hi, st = 0, 100, 10
+            if st <= 0 or hi <= lo or (hi - lo) // st > 1000:
+                self.error("lhist needs min < max and 0 < step, with at most 1000 buckets",
+                           agg.loc)
+                lo, hi, st = 0, 100, 10
+            lbounds = (lo, hi, st)
+        elif agg.kind == "lhist":
+            self.error("lhist needs min, max and step", agg.loc)
+            lbounds = (0, 100, 10)
+        return unit, scale, lbounds
+
+    @staticmethod
+    def bound(value: Any, scale: int, vtype: str) -> int:
+        if value is None:
+            raise ValueError("min, max and step are all required")
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value * scale
+        text = str(value)
+        return parse_duration(text) if vtype == "duration" else parse_size(text)
+
+    @staticmethod
+    def slot_code(agg: Aggregation, scale: int, lb: tuple[int, int, int] | None) -> str:
+        if agg.kind == "lhist" and lb:
+            lo, hi, st = lb
+            n = (hi - lo) // st
+            return (f"x < {lo}ULL ? 0 : (x >= {hi}ULL ? {n + 1} : "
+                    f"(u32)((x - {lo}ULL) / {st}ULL) + 1)")
+        return f"bpf_log2l(x / {scale}ULL)" if scale != 1 else "bpf_log2l(x)"
+
+    @staticmethod
+    def counter_update(mname: str, amount: str, key: str) -> list[str]:
+        return [f"u64 z_{mname} = 0;",
+                f"u64 *v_{mname} = {mname}.lookup_or_try_init(&{key}, &z_{mname});",
+                f"if (v_{mname}) *v_{mname} += {amount}; else bpfrun_lost(LOST_MAP_FULL);"]
+
+    @staticmethod
+    def stats_update(mname: str, x: str, key: str) -> list[str]:
+        v = f"st_{mname}"
+        return [f"struct bpfrun_stats z_{mname} = {{}};",
+                f"struct bpfrun_stats *{v} = {mname}.lookup_or_try_init(&{key}, &z_{mname});",
+                f"if ({v}) bpfrun_stats_add({v}, (s64){x}); else bpfrun_lost(LOST_MAP_FULL);"]
+
+    # -- probes, events, spans ---------------------------------------------------------
+
+    def events(self, probe: Probe, res: Resolved, scope: Scope) -> list[str]:
+        index = len(self.prog.events)
+        sname = f"bpfrun_ev{index}"
+        comp = ExprCompiler(scope)
+        body: list[str] = []
+        fills: list[str] = []
+        fields: list[KeyField] = []
+        for i, e in enumerate(probe.emit):
+            kf = self.key_field(comp, e, e.node, f"f{i}", "(*e)", fills)
+            if kf is not None:
+                fields.append(kf)
+        if any(k.kind == "ustack" for k in fields):
+            fills.append("e->tgid = bpf_get_current_pid_tgid() >> 32;")
+        cfields = [self.c_field(k) for k in fields]
+        cfields.append("u32 tgid;")
+        self.prog.structs.append(f"struct {sname} {{ u32 probe; " + " ".join(cfields) + " };")
+        if probe.limit:
+            body += [f"if (!bpfrun_emit_allowed({index}, {probe.limit})) break;"]
+        else:
+            body += [f"bpfrun_emit_allowed({index}, 0);"]
+        if self.prog.event_buffer == "ringbuf":
+            body += [f"struct {sname} *e = events.ringbuf_reserve(sizeof(struct {sname}));",
+                     "if (!e) { bpfrun_lost(LOST_EVENTS); break; }",
+                     f"e->probe = {index};", "e->tgid = 0;"]
+            body += [line.replace("(*e).", "e->") for line in fills]
+            body.append("events.ringbuf_submit(e, 0);")
+        else:  # perf buffer: the record is built on the stack; user space counts losses
+            body += [f"struct {sname} e;", "__builtin_memset(&e, 0, sizeof(e));",
+                     f"e.probe = {index};"]
+            body += [line.replace("(*e).", "e.") for line in fills]
+            body.append("events.perf_submit(ctx, &e, sizeof(e));")
+        self.prog.events.append(EventPlan(index, res.ref.canonical,
+                                          probe.id or f"events{index}", fields, probe.limit))
+        return ["/* events */", "do {", *("    " + line for line in body), "} while (0);"]

@@ -1,0 +1,118 @@
+"""Lowering of spans: a pending map keyed by the span key, begin handlers that store the
+timestamp and the referenced `begin.` values, end handlers that compute `duration`.
+"""
+
+from __future__ import annotations
+
+from bpfrun.cexpr import CompileError, CVal, ExprCompiler
+from bpfrun.expr.nodes import Attr, Name, Node, unparse
+from bpfrun.lower_aggs import AggregationLowering
+from bpfrun.model import Expr
+from bpfrun.program import DEFAULT_MAX_PENDING, KeyField
+
+
+def _strip_head(node: Node) -> Node:
+    """begin.args.x → args.x (the begin-side expression)."""
+    if isinstance(node, Attr):
+        if isinstance(node.obj, Name):
+            return Name(node.offset, node.length, node.name)
+        return Attr(node.offset, node.length, _strip_head(node.obj), node.name)
+    raise ValueError(node)
+
+
+class SpanLowering(AggregationLowering):
+    def span(self) -> None:
+        span = self.step.span
+        assert span is not None
+        bres = self.resolve(span.begin.candidates, span.begin.loc)
+        eres = self.resolve(span.end.candidates, span.end.loc)
+        if bres is None or eres is None:
+            return
+        pending = f"pending_{self.step.id}"
+        self.prog.pending_map = pending
+        begin_fields: dict[str, tuple[KeyField, CVal, ExprCompiler]] = {}
+        begin_scope = self.scope(bres)
+
+        def begin_ref(node: Node) -> CVal:
+            inner = _strip_head(node)
+            text = unparse(inner)
+            if text not in begin_fields:
+                comp = ExprCompiler(begin_scope)
+                v = comp.value(inner)
+                name = f"b{len(begin_fields)}"
+                kf = KeyField(name, text, {"str": "str", "stack": "stack"}.get(v.type, "int"),
+                              v.type, v.size or 8)
+                begin_fields[text] = (kf, v, comp)
+            kf, v, _ = begin_fields[text]
+            if v.type == "str":
+                return CVal("str", direct=f"pv.{kf.name}", size=kf.size)
+            if v.type == "stack":
+                return CVal("stack", fill=lambda d, s: [f"{d} = pv.{kf.name};"], code=v.code)
+            return CVal(v.type, code=f"pv.{kf.name}")
+
+        # Keys: begin and end must give the same key for the same thing.
+        kbody_b: list[str] = []
+        kbody_e: list[str] = []
+        kfields: list[str] = []
+        bcomp = ExprCompiler(begin_scope)
+        escope = self.scope(eres, duration="duration", begin_ref=begin_ref)
+        ecomp = ExprCompiler(escope)
+        if len(span.begin.key) != len(span.end.key):
+            self.error("span begin and end need keys of the same length", span.end.loc)
+        for i, (bk, ek) in enumerate(zip(span.begin.key, span.end.key, strict=False)):
+            kb = self.key_field(bcomp, bk, bk.node, f"k{i}", "key", kbody_b)
+            ke = self.key_field(ecomp, ek, ek.node, f"k{i}", "key", kbody_e)
+            if kb and ke and kb.kind != ke.kind:
+                self.error(f"span key {i + 1}: begin gives a {kb.vtype}, end a {ke.vtype}",
+                           ek.loc)
+            if kb:
+                kb.size = max(kb.size, ke.size if ke else 0)
+                kfields.append(self.c_field(kb))
+        kstruct = f"bpfrun_{self.step.id}_span_key"
+        vstruct = f"bpfrun_{self.step.id}_span_val"
+
+        # End side first: it discovers which begin values are needed.
+        end_guard = self.guard(span.end.where, escope, f"{eres.ref.canonical} (span end)")
+        ebody = [f"struct {kstruct} key;", "__builtin_memset(&key, 0, sizeof(key));",
+                 *kbody_e,
+                 f"struct {vstruct} *pp = {pending}.lookup(&key);", "if (!pp) return 0;",
+                 f"struct {vstruct} pv = *pp;", f"{pending}.delete(&key);",
+                 "u64 duration = bpf_ktime_get_ns() - pv.ts;"]
+        if end_guard is None:
+            ebody.append("return 0;")
+        else:
+            ebody += end_guard
+            if self.prog.stop_after:
+                ebody.append("bpfrun_hit();")
+            for agg in span.aggregate:
+                try:
+                    ebody += self.aggregation(agg, escope)
+                except CompileError as e:  # raised from begin_ref
+                    self.error(str(e), agg.loc, e.hint)
+        begin_guard = self.guard(span.begin.where, begin_scope,
+                                 f"{bres.ref.canonical} (span begin)")
+        vfields = ["u64 ts;"] + [self.c_field(kf) for kf, _, _ in begin_fields.values()]
+        bbody = list(begin_guard or [])
+        bbody += [f"struct {kstruct} key;", "__builtin_memset(&key, 0, sizeof(key));", *kbody_b,
+                  f"struct {vstruct} val;", "__builtin_memset(&val, 0, sizeof(val));"]
+        for kf, v, comp in begin_fields.values():
+            dummy = Expr(kf.expr, Name(0, 1, kf.expr), span.begin.loc)
+            self.store(v, dummy, dummy.node, kf.name, "val", bbody, comp)
+            if v.type == "stack":
+                self.prog.uses_stacks = True
+        bbody += ["val.ts = bpf_ktime_get_ns();",
+                  f"if ({pending}.update(&key, &val) != 0) bpfrun_lost(LOST_PENDING_FULL);"]
+        self.prog.structs.append(f"struct {kstruct} {{ " + (" ".join(kfields) or "u32 _k;")
+                                 + " };")
+        self.prog.structs.append(f"struct {vstruct} {{ " + " ".join(vfields) + " };")
+        size = span.max_pending or DEFAULT_MAX_PENDING
+        self.prog.maps.append(f"BPF_HASH({pending}, struct {kstruct}, struct {vstruct}, {size});")
+        efn = self.function_for(eres, span.end.candidates[0].text,
+                                self._skipped(span.end.candidates, eres))
+        self.add_handler(efn, eres, f"span end {eres.ref.canonical} (runbook {span.end.loc})",
+                         ebody)
+        if begin_guard is not None:
+            bfn = self.function_for(bres, span.begin.candidates[0].text,
+                                    self._skipped(span.begin.candidates, bres))
+            self.add_handler(bfn, bres,
+                             f"span begin {bres.ref.canonical} (runbook {span.begin.loc})", bbody)

@@ -1,0 +1,116 @@
+"""The lowered form of one step: maps, structs, handlers, attach plan, and how to read it.
+
+lower.py builds a Program from the model; emit.py lays it out as C; runner.py attaches it and
+decodes the maps with the layouts recorded here (key fields, units, histogram bounds).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+from dataclasses import dataclass, field
+
+DEFAULT_MAP_SIZE = 10240
+HIST_SLOTS = 64
+DEFAULT_MAX_PENDING = 10240
+STACK_STORAGE = 16384
+LOST_KINDS = ("map_full", "stacks", "events", "pending_full")
+CTX_TYPES = {
+    "tracepoint": "void", "rawtracepoint": "struct bpf_raw_tracepoint_args",
+    "kprobe": "struct pt_regs", "kretprobe": "struct pt_regs", "uprobe": "struct pt_regs",
+    "uretprobe": "struct pt_regs", "usdt": "struct pt_regs",
+    "profile": "struct bpf_perf_event_data", "software": "struct bpf_perf_event_data",
+}
+
+
+@dataclass
+class KeyField:
+    """One field of a map key or event record, and how to read it back in user space."""
+
+    name: str  # C field name
+    expr: str  # as written in the runbook (the result key)
+    kind: str  # int | str | stack | ustack | tgid
+    vtype: str  # int duration size bool str stack
+    size: int = 8
+    decode: str | None = None  # "syscall": an int shown by name
+    caller: str | None = None  # ustack at a uprobe: field with the return address
+
+
+@dataclass
+class AggPlan:
+    id: str
+    kind: str
+    map: str
+    stats_map: str | None
+    keys: list[KeyField]
+    value_type: str  # int | duration | size
+    unit: str | None
+    scale: int  # base units per display unit
+    top: int | None
+    lhist: tuple[int, int, int] | None  # native min, max, step
+
+
+@dataclass
+class EventPlan:
+    index: int
+    probe: str
+    id: str
+    fields: list[KeyField]
+    limit: int | None
+
+
+@dataclass
+class AttachPlan:
+    kind: str
+    target: tuple[str, ...]  # tracepoint (cat, event); rawtp (event,); uprobe (path, sym); ...
+    fn_name: str
+    probe: str  # canonical probe that runs
+    requested: str  # the probe as first written
+    skipped: list[str]  # why earlier candidates were not used
+
+
+@dataclass
+class Function:
+    name: str
+    ctx_type: str
+    comment: str
+    prologue: list[str]
+    handlers: list[str]  # names of inline handler functions called in order
+
+
+@dataclass
+class Handler:
+    name: str
+    ctx_type: str
+    comment: str
+    body: list[str]
+
+
+@dataclass
+class Program:
+    step_id: str
+    structs: list[str] = field(default_factory=list)
+    maps: list[str] = field(default_factory=list)
+    handlers: list[Handler] = field(default_factory=list)
+    functions: list[Function] = field(default_factory=list)
+    attaches: list[AttachPlan] = field(default_factory=list)
+    aggs: list[AggPlan] = field(default_factory=list)
+    events: list[EventPlan] = field(default_factory=list)
+    pending_map: str | None = None
+    uses_stacks: bool = False
+    event_buffer: str = "ringbuf"  # or "perf" where the kernel has no BPF ring buffer
+    stop_after: int | None = None
+    interval: float | None = None  # seconds between snapshots of the aggregations
+    predicates: dict[str, str] = field(default_factory=dict)
+    unchecked: list[str] = field(default_factory=list)  # kernel checks skipped (unreadable)
+
+
+def event_buffer() -> str:
+    """The BPF ring buffer needs Linux 5.8; older kernels get the perf buffer.
+    BPFRUN_EVENT_BUFFER=perf|ringbuf overrides (tests exercise both here)."""
+    forced = os.environ.get("BPFRUN_EVENT_BUFFER")
+    if forced in ("perf", "ringbuf"):
+        return forced
+    m = re.match(r"(\d+)\.(\d+)", platform.release())
+    return "ringbuf" if m and (int(m.group(1)), int(m.group(2))) >= (5, 8) else "perf"
