@@ -10,7 +10,7 @@ from bpfrun.cexpr import CompileError, ExprCompiler, Scope
 from bpfrun.expr.nodes import Attr, Name
 from bpfrun.lower_base import LowererBase
 from bpfrun.model import Aggregation, Probe
-from bpfrun.program import DEFAULT_MAP_SIZE, AggPlan, EventPlan, KeyField
+from bpfrun.program import DEFAULT_MAP_SIZE, HIST_SLOTS, AggPlan, EventPlan, KeyField
 from bpfrun.resolve import Resolved
 from bpfrun.units import HIST_UNITS, parse_duration, parse_size
 
@@ -32,8 +32,8 @@ class AggregationLowering(LowererBase):
             if not w.is_const:
                 body += [*comp.pre, f"if (!{w.code}) break;"]
                 comp.pre.clear()
-        body.append(f"struct {sname} k;")
-        body.append("__builtin_memset(&k, 0, sizeof(k));")
+        if agg.by:
+            body += [f"struct {sname} k;", "__builtin_memset(&k, 0, sizeof(k));"]
         keys: list[KeyField] = []
         for i, b in enumerate(agg.by):
             kf = self.key_field(comp, b, b.node, f"k{i}", "k", body)
@@ -63,40 +63,70 @@ class AggregationLowering(LowererBase):
             if value_type == "int" and agg.unit:  # a plain number's unit says what it is
                 value_type = "size" if agg.unit in ("bytes", "KiB", "MiB") else "duration"
             value_code = v.code if not v.is_const else str(v.code)
+        unit, scale, lbounds = self.unit_of(agg, value_type)
+        if agg.by:
+            body += self.hash_update(agg, keys, value_code, scale, lbounds)
+        else:
+            # Without keys a per-CPU array indexed by slot (or 0) needs no hashing, no
+            # key struct and no insertion: the cheapest update BPF has.
+            body += self.array_update(agg, value_code, scale, lbounds)
+        stats_map = f"{mname}_stats" if agg.kind in ("hist", "lhist") else None
+        self.prog.aggs.append(AggPlan(agg.id, agg.kind, mname, stats_map, keys, value_type,
+                                      unit, scale, agg.top, lbounds, array=not agg.by))
+        return [f"/* aggregation {agg.id}: {agg.kind} (runbook {agg.loc}) */",
+                "do {", *("    " + line for line in body), "} while (0);"]
+
+    def hash_update(self, agg: Aggregation, keys: list[KeyField], value_code: str, scale: int,
+                    lbounds: tuple[int, int, int] | None) -> list[str]:
+        mname, sname = f"agg_{agg.id}", f"bpfrun_{agg.id}_key"
+        body: list[str] = []
         fields = [self.c_field(k) for k in keys]
         if any(k.kind == "ustack" for k in keys):
             fields.append("u32 tgid;")
-        unit, scale, lbounds = self.unit_of(agg, value_type)
-        stats_map = None
         if agg.kind in ("hist", "lhist"):
             fields.append("u32 slot;")
-            stats_map = f"{mname}_stats"
             body.append(f"u64 x = {value_code};")
             body.append(f"k.slot = {self.slot_code(agg, scale, lbounds)};")
             body += self.counter_update(mname, "1", "k")
             body.append("k.slot = 0xFFFFFFFF;  /* the per-key stats entry */")
-            body += self.stats_update(stats_map, "x", "k")
-        elif agg.kind == "count":
-            body += self.counter_update(mname, "1", "k")
-        elif agg.kind == "sum":
-            body += self.counter_update(mname, value_code, "k")
+            body += self.stats_update(f"{mname}_stats", "x", "k")
+        elif agg.kind in ("count", "sum"):
+            body += self.counter_update(mname, "1" if agg.kind == "count" else value_code, "k")
         else:
             body.append(f"s64 x = (s64)({value_code});")
             body += self.stats_update(mname, "x", "k")
-        if not fields:
-            fields.append("u32 _unused;")
         self.prog.structs.append(f"struct {sname} {{ " + " ".join(fields) + " };")
         size = agg.size or DEFAULT_MAP_SIZE
         vtype = "u64" if agg.kind in ("count", "sum", "hist", "lhist") else "struct bpfrun_stats"
         hsize = size * 8 if agg.kind in ("hist", "lhist") else size
         self.prog.maps.append(f"BPF_PERCPU_HASH({mname}, struct {sname}, {vtype}, {hsize});")
-        if stats_map:
-            self.prog.maps.append(
-                f"BPF_PERCPU_HASH({stats_map}, struct {sname}, struct bpfrun_stats, {size});")
-        self.prog.aggs.append(AggPlan(agg.id, agg.kind, mname, stats_map, keys, value_type,
-                                      unit, scale, agg.top, lbounds))
-        return [f"/* aggregation {agg.id}: {agg.kind} (runbook {agg.loc}) */",
-                "do {", *("    " + line for line in body), "} while (0);"]
+        if agg.kind in ("hist", "lhist"):
+            self.prog.maps.append(f"BPF_PERCPU_HASH({mname}_stats, struct {sname}, "
+                                  f"struct bpfrun_stats, {size});")
+        return body
+
+    def array_update(self, agg: Aggregation, value_code: str, scale: int,
+                     lbounds: tuple[int, int, int] | None) -> list[str]:
+        mname = f"agg_{agg.id}"
+        if agg.kind in ("hist", "lhist"):
+            slots = (lbounds[1] - lbounds[0]) // lbounds[2] + 2 if lbounds else HIST_SLOTS + 1
+            self.prog.maps.append(f"BPF_PERCPU_ARRAY({mname}, u64, {slots});")
+            self.prog.maps.append(f"BPF_PERCPU_ARRAY({mname}_stats, struct bpfrun_stats, 1);")
+            return [f"u64 x = {value_code};",
+                    f"u32 slot = {self.slot_code(agg, scale, lbounds)};",
+                    f"u64 *v_{mname} = {mname}.lookup(&slot);",
+                    f"if (v_{mname}) *v_{mname} += 1;",
+                    "u32 zero = 0;",
+                    f"struct bpfrun_stats *st_{mname} = {mname}_stats.lookup(&zero);",
+                    f"if (st_{mname}) bpfrun_stats_add(st_{mname}, (s64)x);"]
+        counter = agg.kind in ("count", "sum")
+        vtype = "u64" if counter else "struct bpfrun_stats"
+        self.prog.maps.append(f"BPF_PERCPU_ARRAY({mname}, {vtype}, 1);")
+        body = ["u32 zero = 0;", f"{vtype} *v_{mname} = {mname}.lookup(&zero);"]
+        if counter:
+            amount = "1" if agg.kind == "count" else value_code
+            return [*body, f"if (v_{mname}) *v_{mname} += {amount};"]
+        return [*body, f"if (v_{mname}) bpfrun_stats_add(v_{mname}, (s64)({value_code}));"]
 
     def unit_of(self, agg: Aggregation, vtype: str) -> tuple[str | None, int,
                                                              tuple[int, int, int] | None]:

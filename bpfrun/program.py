@@ -49,6 +49,7 @@ class AggPlan:
     scale: int  # base units per display unit
     top: int | None
     lhist: tuple[int, int, int] | None  # native min, max, step
+    array: bool = False  # unkeyed: a per-CPU array indexed by slot (hist) or 0
 
 
 @dataclass

@@ -268,6 +268,8 @@ class StepRunner:
 
     def _read_agg(self, plan: AggPlan) -> list[tuple[dict[str, Any], Any]]:
         table = self.b[plan.map]
+        if plan.array:
+            return self._read_array(plan, table)
         if plan.kind in ("hist", "lhist"):
             return self._read_hist(plan, table)
         rows: dict[tuple[Any, ...], tuple[dict[str, Any], Any]] = {}
@@ -279,6 +281,17 @@ class StepRunner:
                 value = _merge(plan.kind, rows[ident][1], value)
             rows[ident] = (key, value)
         return list(rows.values())
+
+    def _read_array(self, plan: AggPlan, table: Any) -> list[tuple[dict[str, Any], Any]]:
+        """Unkeyed aggregations: one row, or none when nothing was recorded."""
+        if plan.kind in ("hist", "lhist"):
+            slots = {int(k.value): int(sum(v)) for k, v in table.items() if sum(v)}
+            stats = _combine("stats", self.b[plan.stats_map][ctypes.c_int(0)])
+            return [({}, {"slots": slots, "stats": stats})] if slots else []
+        value = _combine(plan.kind, table[ctypes.c_int(0)])
+        # An unkeyed array always has its slot: zero means nothing was recorded.
+        empty = value == 0 if plan.kind in ("count", "sum") else not value["count"]
+        return [] if empty else [({}, value)]
 
     def _read_hist(self, plan: AggPlan, table: Any) -> list[tuple[dict[str, Any], Any]]:
         groups: dict[tuple[Any, ...], dict[str, Any]] = {}

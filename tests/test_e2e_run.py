@@ -96,9 +96,11 @@ def test_runq_latency_names_the_culprit_and_collects_offcpu_stacks(tmp_path: Pat
 
 
 def test_runq_latency_without_contention_is_clean_and_skips_offcpu(tmp_path: Path) -> None:
+    # Without contention the victim waits well under a millisecond; 25ms leaves room for a
+    # noisy machine (other jobs on the other CPU) without blurring the difference.
     with Workload("runq_contention", "--split", "--seconds", "60"):
         code, _, err = finish(start_run(
-            ["runq-latency", "--param", "comm=bpfr_victim", "--param", "threshold=5ms",
+            ["runq-latency", "--param", "comm=bpfr_victim", "--param", "threshold=25ms",
              "--duration", "3s", "-o", str(tmp_path)]))
     assert code == 0, err
     result = json.loads((tmp_path / "result.json").read_text())
