@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bpfrun.cstr import c_comment, c_string_literal
+from bpfrun.evaluate import Fields
 from bpfrun.expr.nodes import (
     Attr,
     Binary,
@@ -26,7 +27,6 @@ from bpfrun.expr.nodes import (
     dotted,
     unparse,
 )
-from bpfrun.evaluate import Fields
 from bpfrun.kernel import Field, TracepointFormat
 from bpfrun.units import Duration, Size
 
@@ -332,7 +332,7 @@ class ExprCompiler:
                         fill=lambda d, s: [f"bpf_probe_read_kernel(&{d}, {s}, args->{f.name});"])
         if f.kind == "data_loc_str":
             loc = f"(void *)((char *)args + (args->{f.name} & 0xFFFF))"
-            return CVal("str", size=STR_MAX,
+            return CVal("str", size=STR_MAX, memo=loc,
                         fill=lambda d, s: [f"bpf_probe_read_kernel_str(&{d}, {s}, {loc});"])
         raise CompileError(f"field '{name}' ({f.ctype}) cannot be used in expressions yet", node)
 
@@ -356,7 +356,8 @@ class ExprCompiler:
             helper = ("bpf_probe_read_user_str" if self.scope.probe.user_pointers
                       else "bpf_probe_read_kernel_str")
             code = arg.code
-            return CVal("str", size=size, fill=lambda d, s: [
+            # Reads of one pointer share a buffer: five 128-byte copies overflow the stack.
+            return CVal("str", size=size, memo=f"{helper}:{size}:{code}", fill=lambda d, s: [
                 f"{helper}(&{d}, {s}, (void *){code});"])
         if node.func == "syscall_name":
             if len(node.args) != 1:

@@ -110,15 +110,16 @@ class Checker:
 
     def step(self, step: Step) -> None:
         ids: dict[str, Loc] = {}
-        for kind, name, loc in ([("aggregation", a.id, a.loc) for a in step.aggregations]
-                                + [("probe", p.id, p.loc) for p in step.probes if p.id]
-                                + [("threshold", t.id, t.loc) for t in step.thresholds]
-                                + [("capture", c, e.loc) for c, e in step.captures]):
+        named = ([("aggregation", a.id, a.loc) for a in step.aggregations]
+                 + [("probe", p.id, p.loc) for p in step.probes if p.id]
+                 + [("threshold", t.id, t.loc) for t in step.thresholds]
+                 + [("capture", c, e.loc) for c, e in step.captures])
+        for kind, name, loc in sorted(named, key=lambda n: (n[2].line, n[2].col)):
             if name in ids:
                 self.diags.error(f"{kind} id '{name}' is used twice in step '{step.id}'", loc,
                                  f"the first is at {ids[name]}")
-            ids[name] = loc
-        outer = set()  # names from outside the step: params and steps
+            ids.setdefault(name, loc)
+        outer: set[str] = set()  # names from outside the step: params and steps
         if step.when is not None:
             self.refs(step.when.node, step.when, outer)
         self.template(step.duration, outer)

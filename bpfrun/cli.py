@@ -8,12 +8,11 @@ the product (C, JSON, the report's path) to stdout. Exit codes follow the CLI co
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,7 +35,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", metavar="NAME=VALUE",
                                                    help="Set a runbook param (repeatable).")]
-REPORTS_ENV = "BPFRUN_REPORTS_DIR"
 
 
 def err(text: str) -> None:
@@ -157,29 +155,30 @@ def compile_cmd(runbook: str, param: ParamOpt = None,
     guarded(body)
 
 
-def _default_out(name: str) -> Path:
-    base = Path(os.environ.get(REPORTS_ENV) or "reports")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return base / f"{name}-{stamp}"
-
-
 @app.command()
 def run(runbook: str, param: ParamOpt = None,
         duration: Annotated[str | None, typer.Option(help="Override every step's duration.")]
         = None,
         out: Annotated[Path | None, typer.Option("-o", "--out", help="Report folder.")] = None,
         as_json: Annotated[bool, typer.Option("--json", help="result.json on stdout.")] = False,
-        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+        formats: Annotated[str, typer.Option(
+            "--format", "-f", metavar="LIST",
+            help="Reports to write: md,html,json (result.json is always written).")]
+        = "md,html,json",
         ) -> None:
-    """Run a runbook (root): write report.md and result.json, print the report's path."""
+    """Run a runbook (root): write report.md, report.html and result.json; print the path."""
     def body() -> int:
         from bpfrun.doctor import require_runnable  # noqa: PLC0415
         from bpfrun.investigate import Investigation  # noqa: PLC0415
         from bpfrun.params import parse_assignments, resolve_params  # noqa: PLC0415
         from bpfrun.pipeline import check_against_kernel  # noqa: PLC0415
-        from bpfrun.report.writers import render_json, write_report_dir  # noqa: PLC0415
+        from bpfrun.progress import Progress  # noqa: PLC0415
+        from bpfrun.report.reportdir import default_report_dir  # noqa: PLC0415
+        from bpfrun.report.writers import parse_formats, render_json, write_outputs  # noqa: PLC0415
         from bpfrun.units import Duration, parse_duration  # noqa: PLC0415
 
+        chosen = parse_formats(formats)  # a typo exits 2 before anything is loaded
         rb = _load(runbook)
         params = resolve_params(rb, parse_assignments(param or []))
         override = None
@@ -194,15 +193,18 @@ def run(runbook: str, param: ParamOpt = None,
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        progress = (lambda _m: None) if (quiet or as_json) else (lambda m: err(f"bpfrun: {m}"))
+        progress = Progress.for_cli(quiet=quiet, json_output=as_json)
         inv = Investigation(rb, params, kernel, override, stop, progress)
-        result = inv.run()
-        folder = out or _default_out(rb.name)
-        report = write_report_dir(folder, result, inv.programs, {})
+        try:
+            result = inv.run()
+        finally:
+            progress.close()  # take the live line down even on Ctrl-C or a bug
+        folder = out or default_report_dir(rb.name, datetime.fromisoformat(result["started"]))
+        written = write_outputs(folder, result, inv.programs, {}, chosen, latest=out is None)
         if as_json:
             sys.stdout.write(render_json(result))
         else:
-            print(report)
+            print(written.get("md") or written.get("html") or written["json"])
         if result["error"] and not quiet:
             err(f"bpfrun: {result['error']}")
         return int(result["exit_code"])
@@ -218,6 +220,7 @@ def test_cmd(runbooks: Annotated[list[str], typer.Argument(
              ) -> None:
     """Run runbooks' self-tests (root): start each workload, run, check `expect`."""
     def body() -> int:
+        from bpfrun.progress import Progress  # noqa: PLC0415
         from bpfrun.selftest import (  # noqa: PLC0415
             collect,
             exit_code,
@@ -226,7 +229,7 @@ def test_cmd(runbooks: Annotated[list[str], typer.Argument(
             summary,
         )
 
-        progress = (lambda _m: None) if quiet else (lambda m: err(f"bpfrun: {m}"))
+        progress = Progress(quiet=quiet)
         results, invalid = [], 0
         for path in collect(runbooks):
             try:

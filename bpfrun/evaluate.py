@@ -110,6 +110,8 @@ class Evaluator:
             try:
                 return self._null_check(obj.field(node.name), node)
             except KeyError:
+                if isinstance(obj, _Partial):  # keep the row as owner: args.next.comm
+                    return _Partial(obj.owner, f"{obj.prefix}.{node.name}")
                 return _Partial(obj, node.name)
         raise EvalError(f"a {type(obj).__name__} has no field '{node.name}'", node)
 

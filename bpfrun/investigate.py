@@ -7,11 +7,10 @@ SIGTERM stop the current step and skip the rest. The outcome is one result docum
 
 from __future__ import annotations
 
+import contextlib
 import platform
 import socket
-import contextlib
 import threading
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -34,11 +33,10 @@ from bpfrun.kernel import Kernel
 from bpfrun.model import Runbook, Step
 from bpfrun.params import display as param_display
 from bpfrun.pipeline import compile_step, names_for
+from bpfrun.progress import Progress
 from bpfrun.results import AggView, EventsView, agg_json, build_view, events_json
 from bpfrun.runner import RawStep, StepRunner
 from bpfrun.units import Duration, parse_duration
-
-Progress = Callable[[str], None]
 
 
 def _now() -> str:
@@ -63,7 +61,7 @@ class Investigation:
     kernel: Kernel
     duration_override: Duration | None = None
     stop: threading.Event = field(default_factory=threading.Event)
-    progress: Progress = lambda _msg: None
+    progress: Progress = field(default_factory=lambda: Progress(quiet=True))
     programs: dict[str, str] = field(default_factory=dict)  # step id → C text
     step_values: dict[str, dict[str, Any]] = field(default_factory=dict)
     outcome: BpfrunError | None = None
@@ -82,6 +80,7 @@ class Investigation:
         for step in self.runbook.steps:
             if self.outcome is not None or self.stop.is_set():
                 reason = "interrupted" if self.stop.is_set() else "an earlier step failed"
+                self.progress.step_done(step.id, "skipped", 0.0, reason)
                 result["steps"].append(_skipped(step, reason))
                 continue
             entry = self.run_step(step)
@@ -140,7 +139,7 @@ class Investigation:
     def run_step(self, step: Step) -> dict[str, Any]:
         reason = self.skip_reason(step)
         if reason:
-            self.progress(f"step {step.id}: skipped ({reason})")
+            self.progress.step_done(step.id, "skipped", 0.0, reason)
             self.step_values[step.id] = {}
             return _skipped(step, reason)
         entry = _skipped(step, None)
@@ -150,7 +149,9 @@ class Investigation:
                                     self.kernel)
         except NullInput as e:
             self.step_values[step.id] = {}
-            return _skipped(step, f"needs {e.name}, which is null: the earlier step found no data")
+            why = f"needs {e.name}, which is null: the earlier step found no data"
+            self.progress.step_done(step.id, "skipped", 0.0, why)
+            return _skipped(step, why)
         except BpfrunError as e:
             return self.failed(step, entry, e)
         self.programs[step.id] = compiled.c_text
@@ -162,21 +163,21 @@ class Investigation:
         entry["predicates"] = dict(prog.predicates)
         try:
             seconds = self.seconds(step)
-            self.progress(f"step {step.id}: compiling")
-            raw = StepRunner(prog, compiled.c_text, seconds, self.stop, lambda: self.progress(
-                f"step {step.id}: attached {len(prog.attaches)} probe(s), measuring for "
-                f"{seconds:g}s")).run()
+            self.progress.step_started(step.id, step.title)
+            raw = StepRunner(prog, compiled.c_text, seconds, self.stop,
+                             lambda: self.progress.attached(step.id, len(prog.attaches), seconds),
+                             self.progress.tick).run()
         except BpfrunError as e:
             return self.failed(step, entry, e)
         except Exception as e:  # BCC errors are untyped; never lose the report over one
             return self.failed(step, entry, StepError(f"{type(e).__name__}: {e}"))
-        self.progress(f"step {step.id}: done in {raw.seconds:.1f}s"
-                      + (" (interrupted)" if raw.interrupted else ""))
+        self.progress.step_done(step.id, "interrupted" if raw.interrupted else "ran", raw.seconds)
         self.collect(step, entry, raw)
         return entry
 
     def failed(self, step: Step, entry: dict[str, Any], e: BpfrunError) -> dict[str, Any]:
         self.outcome = e if isinstance(e, MachineError) else _as_step_failure(e)
+        self.progress.step_done(step.id, "failed", 0.0, e.message)
         entry["status"] = "failed"
         entry["reason"] = e.message + (f" (hint: {e.hint})" if e.hint else "")
         self.step_values[step.id] = {}
@@ -237,7 +238,8 @@ class Investigation:
 
 def _deltas(series: list[dict[str, Any]]) -> dict[str, Any]:
     """Running totals at each tick → what each interval added (events per interval)."""
-    points, last = [], {}
+    points: list[dict[str, Any]] = []
+    last: dict[str, int] = {}
     for snap in series:
         point = {"t": snap["t"]}
         for k, v in snap.items():

@@ -85,8 +85,8 @@ class Resolved:
 
 
 def _near(ref: ProbeRef, kernel: Kernel) -> str:
-    close = suggest_probes(kernel, ref.canonical)
-    return f" (did you mean {' or '.join(close)}?)" if close else ""
+    close = suggest_probes(kernel, ref.canonical)[:1]
+    return f" (did you mean {close[0]}?)" if close else ""
 
 
 def why_missing(ref: ProbeRef, kernel: Kernel) -> str | None:
@@ -108,9 +108,9 @@ def why_missing(ref: ProbeRef, kernel: Kernel) -> str | None:
         if kernel.kprobe_functions() and not kernel.kprobe_functions(ref.parts[0]):
             return (f"function {ref.parts[0]} cannot be kprobed (not in "
                     "available_filter_functions)" + _near(ref, kernel))
-    elif ref.kind in ("uprobe", "uretprobe", "usdt"):
-        if resolve_library(ref.parts[0]) is None and not os.path.exists(ref.parts[0]):
-            return f"binary or library '{ref.parts[0]}' was not found"
+    elif ref.kind in ("uprobe", "uretprobe", "usdt") and resolve_library(ref.parts[0]) is None \
+            and not os.path.exists(ref.parts[0]):
+        return f"binary or library '{ref.parts[0]}' was not found"
     return None
 
 

@@ -87,8 +87,10 @@ class _StderrCapture:
 
 class StepRunner:
     def __init__(self, prog: Program, c_text: str, seconds: float,
-                 stop: threading.Event, on_attached: Callable[[], None] = lambda: None) -> None:
+                 stop: threading.Event, on_attached: Callable[[], None] = lambda: None,
+                 on_tick: Callable[[int | None], None] = lambda _n: None) -> None:
         self.on_attached = on_attached
+        self.on_tick = on_tick
         self.perf_lost = 0
         self.prog = prog
         self.c_text = c_text
@@ -221,6 +223,10 @@ class StepRunner:
                 self._poll(int(min(left, 0.1) * 1000) or 1)
             else:
                 self.stop.wait(min(left, 0.1))
+            hits = self._hits() if self.prog.stop_after else None
+            if self.prog.events:
+                hits = sum(len(v) for v in self.events.values())
+            self.on_tick(hits)
             if self.prog.stop_after and self._hits() >= self.prog.stop_after:
                 break
         return self.stop.is_set()

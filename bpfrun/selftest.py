@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -33,10 +33,9 @@ from bpfrun.loader import load_file
 from bpfrun.model import Runbook
 from bpfrun.params import resolve_params
 from bpfrun.pipeline import check_against_kernel, find_runbook, load_runbook
+from bpfrun.progress import Progress
 from bpfrun.report.writers import write_report_dir
 from bpfrun.units import parse_duration
-
-Progress = Callable[[str], None]
 
 # Same flags as tests/helpers/workloads.py (product code must not import from tests/):
 # -O0 -fno-builtin keep every malloc; frame pointers make user stacks walkable by BPF.
@@ -331,7 +330,7 @@ def compare(expect: dict[str, Any], result: dict[str, Any]) -> list[str]:
 # --- running --------------------------------------------------------------------------------
 
 def run_selftest(path: Path, out_dir: Path | None = None,
-                 progress: Progress = lambda _m: None, root: Path | None = None
+                 progress: Progress | None = None, root: Path | None = None
                  ) -> SelftestResult:
     """Run one runbook's self-test and write its report (to `out_dir`/<name>, or a new
     temporary folder). `root` is what workload paths are relative to (default_root).
@@ -359,7 +358,8 @@ def run_selftest(path: Path, out_dir: Path | None = None,
         argv = resolve_workload(selftest["workload"], root)
     except UsageError as e:
         return outcome([f"workload: {e.message}"])
-    progress(f"{rb.name}: starting workload {shlex.join(argv)}")
+    progress = progress or Progress(quiet=True)
+    progress.note(f"{rb.name}: starting workload {shlex.join(argv)}")
     try:
         workload = _Workload(argv, root)
     except OSError as e:

@@ -136,7 +136,13 @@ setup_headers_debian() {
 setup_debian() {
     local pkg missing=()
     # systemtap-sdt-dev: <sys/sdt.h>, for the USDT test workload.
-    for pkg in python3-bpfcc bpfcc-tools gcc make python3-venv systemtap-sdt-dev; do
+    local pkgs=(python3-bpfcc bpfcc-tools gcc make python3-venv systemtap-sdt-dev)
+    # chromium drives the report.html test (tests/test_html_chromium.py). It is big (~300 MB),
+    # so only CI, which must run that test, or a contributor who asks for it gets it.
+    if [[ "${CI:-}" == "true" || "${BPFRUN_WITH_CHROMIUM:-0}" == "1" ]]; then
+        pkgs+=(chromium)
+    fi
+    for pkg in "${pkgs[@]}"; do
         deb_installed "$pkg" || missing+=("$pkg")
     done
     if [[ "${#missing[@]}" -gt 0 ]]; then

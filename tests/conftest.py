@@ -1,15 +1,20 @@
-"""Shared test set-up: the `bpf` marker's skip-or-fail rule and the `repo_root` fixture.
+"""Shared test set-up: the `bpf` and `chromium` markers' skip-or-fail rules, `repo_root`.
 
 A test marked `@pytest.mark.bpf` loads real BPF programs. On a machine that cannot (not root,
 no BCC, no tracefs, no headers) it is skipped with the reason, except where BPF is required
 (BPFRUN_REQUIRE_BPF=1, or CI=true): there the same reason fails the test, so CI never passes by
 silently skipping the end-to-end runs.
+
+A test marked `@pytest.mark.chromium` drives a headless Chromium (Debian's `chromium`). Without
+one it is skipped, except in CI (CI=true) or with BPFRUN_REQUIRE_CHROMIUM=1, where it fails:
+scripts/setup.sh installs chromium when CI=true or BPFRUN_WITH_CHROMIUM=1.
 """
 
 from __future__ import annotations
 
 import functools
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -44,7 +49,29 @@ def bpf_unavailable_reason() -> str | None:
     )
 
 
+def _flag(name: str) -> bool:
+    return os.environ.get(name, "") not in ("", "0")
+
+
+def chromium_path() -> str | None:
+    """The headless browser the HTML tests drive, or None."""
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "chromium: drives a headless Chromium (Debian package chromium)")
+
+
 def pytest_runtest_setup(item: pytest.Item) -> None:
+    if item.get_closest_marker("chromium") is not None and chromium_path() is None:
+        ci = os.environ.get("CI", "").lower() in ("true", "1")
+        if ci or _flag("BPFRUN_REQUIRE_CHROMIUM"):
+            pytest.fail("no chromium on PATH, and it is required here (CI=true or "
+                        "BPFRUN_REQUIRE_CHROMIUM=1): run scripts/setup.sh with CI=true or "
+                        "BPFRUN_WITH_CHROMIUM=1, or apt-get install chromium", pytrace=False)
+        pytest.skip("no chromium on PATH (apt-get install chromium, or BPFRUN_WITH_CHROMIUM=1 "
+                    "scripts/setup.sh)")
     if item.get_closest_marker("bpf") is None:
         return
     reason = bpf_unavailable_reason()

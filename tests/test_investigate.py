@@ -3,8 +3,8 @@ so thresholds, captures, `when`, null handling and binding into later steps are 
 
 from __future__ import annotations
 
-import threading
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,7 @@ class FakeRunner:
     programs: dict[str, str] = {}
 
     def __init__(self, prog: Program, c_text: str, seconds: float, stop: threading.Event,
-                 on_attached: Any = None) -> None:
+                 *callbacks: Any) -> None:
         self.prog, self.c_text = prog, c_text
         FakeRunner.programs[prog.step_id] = c_text
 
@@ -69,7 +69,8 @@ def test_slow_runq_fires_captures_and_binds_the_victim_into_offcpu(fake_runner: 
     assert runq["thresholds"]["slow"]["fired"] is True
     assert runq["captures"] == {"victim": victim, "culprit": "hog"}
     assert result["status"] == "fired" and result["exit_code"] == 1
-    assert result["findings"][0]["message"].startswith("p99 run-queue latency is ≤ 20ms (limit 5ms)")
+    message = result["findings"][0]["message"]
+    assert message.startswith("p99 run-queue latency is ≤ 20ms (limit 5ms)")
     assert offcpu["status"] == "ran"
     c = fake_runner.programs["offcpu"]
     # The captured name is compared byte by byte; it never appears as C source text.

@@ -223,7 +223,8 @@ def _step(step: Mapping[str, Any], program: str | None,
     if status == "ran":
         compile_s = step.get("compile_seconds")
         extra = f" (compiled in {fmt_seconds(compile_s)})" if compile_s is not None else ""
-        out.append(Para((Strong("Status:"), f" ran for {fmt_seconds(step.get('seconds'))}{extra}.")))
+        ran = f" ran for {fmt_seconds(step.get('seconds'))}{extra}."
+        out.append(Para((Strong("Status:"), ran)))
     else:
         out.append(Para((Strong("Status:"), f" {status}.")))
         if step.get("reason"):

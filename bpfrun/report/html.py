@@ -49,7 +49,8 @@ body { margin: 0; color: var(--fg); background: #fff; line-height: 1.5;
   font: 15px/1.5 -apple-system, "Segoe UI", "Noto Sans", Helvetica, Arial, sans-serif; }
 main { max-width: 1260px; margin: 0 auto; padding: 24px 32px 64px; }
 h1 { font-size: 1.9em; margin: 0 0 .3em; }
-h2 { font-size: 1.4em; margin: 0 0 .6em; padding-bottom: .2em; border-bottom: 1px solid var(--line); }
+h2 { font-size: 1.4em; margin: 0 0 .6em; padding-bottom: .2em;
+  border-bottom: 1px solid var(--line); }
 h3 { font-size: 1.12em; margin: 1.4em 0 .5em; }
 section.l2 { margin: 28px 0; padding-left: 14px; border-left: 4px solid var(--line); }
 section.tone-ran { border-left-color: #1a7f37; }
@@ -70,7 +71,7 @@ blockquote { margin: 0 0 1em; padding: .2em 1em; color: var(--muted);
 table { border-collapse: collapse; margin: 0 0 1em; }
 th, td { border: 1px solid var(--line); padding: 4px 10px; text-align: left;
   vertical-align: top; overflow-wrap: anywhere; }
-thead th { background: var(--soft); }
+thead th { background: var(--soft); white-space: nowrap; overflow-wrap: normal; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; white-space: nowrap; }
 table.meta th { background: var(--soft); font-weight: 600; white-space: nowrap; }
 .badge { display: inline-block; padding: 0 .5em; border-radius: 10px; font-size: .85em;

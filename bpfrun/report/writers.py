@@ -1,8 +1,12 @@
-"""Writing a run's output directory: result.json, report.md, generated C, folded stacks, SVGs.
+"""Writing a run's output directory: report.md, report.html, result.json, C, stacks, SVGs.
+
+`REPORTERS` maps an output format's name (md, html, json) to the file it writes and how it is
+rendered, so the CLI picks formats by name. The generated C, folded stacks and flame-graph
+SVGs are written whatever the formats, because result.json names them.
 
 Every file is written atomically (temp file in the same directory, fsync, rename), so a reader
 or a cron job never sees half a report, even when the run is killed while writing. result.json
-is written last: when it is there, everything it names is there too.
+is always written, and last: when it is there, everything it names is there too.
 """
 
 from __future__ import annotations
@@ -11,21 +15,19 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 from typing import Any
 
 from bpfrun.errors import UsageError
-from bpfrun.report.flamegraph import (
-    fold_aggregation,
-    folded_text,
-    is_stack_aggregation,
-    render_svg,
-    stack_files,
-)
-from bpfrun.report.document import program_file
-from bpfrun.report.markdown import render_markdown
+from bpfrun.report.blocks import Document, flame_graphs
+from bpfrun.report.document import build_document, program_file
+from bpfrun.report.flamegraph import folded_text, render_svg
+from bpfrun.report.html import html_text
+from bpfrun.report.markdown import markdown_text
+from bpfrun.report.reportdir import link_latest
 
 
 def write_atomic(path: str | PathLike[str], data: str | bytes) -> None:
@@ -66,49 +68,90 @@ def render_json(result: Mapping[str, Any]) -> str:
     return json.dumps(result, indent=2, ensure_ascii=False) + "\n"
 
 
-def write_report_dir(
+@dataclass(frozen=True)
+class RunReport:
+    """What every reporter reads: the result document and the report built from it."""
+
+    result: Mapping[str, Any]
+    document: Document
+
+
+@dataclass(frozen=True)
+class Reporter:
+    file: str
+    render: Callable[[RunReport], str]
+
+    def write(self, out_dir: Path, report: RunReport) -> Path:
+        path = out_dir / self.file
+        write_atomic(path, self.render(report))
+        return path
+
+
+# In writing order: result.json last (see the module docstring).
+REPORTERS: dict[str, Reporter] = {
+    "md": Reporter("report.md", lambda r: markdown_text(r.document)),
+    "html": Reporter("report.html", lambda r: html_text(r.document)),
+    "json": Reporter("result.json", lambda r: render_json(r.result)),
+}
+DEFAULT_FORMATS = frozenset(REPORTERS)
+
+
+def parse_formats(text: str | Iterable[str]) -> frozenset[str]:
+    """`--format md,html` → the formats to write; json is always among them (cron reads it)."""
+    words = text.split(",") if isinstance(text, str) else list(text)
+    names = {w.strip().lower() for w in words if w.strip()}
+    unknown = sorted(names - set(REPORTERS))
+    if unknown:
+        raise UsageError(f"--format: unknown format {', '.join(repr(u) for u in unknown)}",
+                         hint=f"choose among {', '.join(REPORTERS)}, comma-separated "
+                              "(result.json is always written)")
+    return frozenset(names or DEFAULT_FORMATS) | {"json"}
+
+
+def write_outputs(
     out_dir: str | PathLike[str],
-    result: dict[str, Any],
+    result: Mapping[str, Any],
     programs: Mapping[str, str],
-    folded: Mapping[str, dict[str, int]],
-) -> Path:
-    """Write the whole output of a run into `out_dir` and return the path of report.md.
+    folded: Mapping[str, Mapping[str, int]],
+    formats: Iterable[str] = DEFAULT_FORMATS,
+    *,
+    latest: bool = False,
+) -> dict[str, Path]:
+    """Write the output of a run into `out_dir`; returns format → path of the file written.
 
     `programs` maps step id → generated C. `folded` maps "<step>.<agg>" (or the folded file's
     name) → folded stacks; a stack aggregation missing from it is folded from the rows the
-    result kept, so a flame graph is never silently absent.
+    result kept, so a flame graph is never silently absent. `latest=True` (for the default
+    reports directory) points `<parent>/latest` at `out_dir` once everything is written.
     """
+    chosen = parse_formats(formats)
     out = Path(out_dir)
+    report = RunReport(result, build_document(result, programs, folded))
+    written: dict[str, Path] = {}
     try:
         out.mkdir(parents=True, exist_ok=True)
-        steps = result.get("steps") or []
-        for step in steps:
-            step_id = str(step.get("id"))
-            for agg_id, agg in (step.get("aggregations") or {}).items():
-                if not is_stack_aggregation(agg):
-                    continue
-                folded_name, svg_name = stack_files(step_id, agg_id, agg)
-                stacks = folded.get(f"{step_id}.{agg_id}")
-                if stacks is None:
-                    stacks = folded.get(folded_name)
-                if stacks is None:
-                    stacks = fold_aggregation(agg)
-                write_atomic(out / folded_name, folded_text(stacks))
-                title = f"{step.get('title') or step_id}: {agg_id}"
-                write_atomic(out / svg_name, render_svg(stacks, title, _svg_unit(agg)))
-        by_id = {str(s.get("id")): s for s in steps}
+        for graph in flame_graphs(report.document.blocks):
+            write_atomic(out / graph.folded, folded_text(graph.stacks))
+            write_atomic(out / graph.svg, render_svg(graph.stacks, graph.title, graph.unit))
+        by_id = {str(s.get("id")): s for s in result.get("steps") or []}
         for step_id, text in programs.items():
             write_atomic(out / program_file(by_id.get(step_id, {"id": step_id})), text)
-        report = out / "report.md"
-        write_atomic(report, render_markdown(result, programs))
-        write_atomic(out / "result.json", render_json(result))
+        for name, reporter in REPORTERS.items():
+            if name in chosen:
+                written[name] = reporter.write(out, report)
     except OSError as e:
         raise UsageError(f"cannot write the report to {out}: {e.strerror or e}",
                          hint="choose a writable directory with -o DIR") from e
-    return report
+    if latest:
+        link_latest(out)
+    return written
 
 
-def _svg_unit(agg: Mapping[str, Any]) -> str:
-    if agg.get("unit"):
-        return str(agg["unit"])
-    return "samples" if agg.get("kind") == "count" else ""
+def write_report_dir(
+    out_dir: str | PathLike[str],
+    result: Mapping[str, Any],
+    programs: Mapping[str, str],
+    folded: Mapping[str, Mapping[str, int]],
+) -> Path:
+    """Every format into `out_dir`; returns the path of report.md."""
+    return write_outputs(out_dir, result, programs, folded)["md"]

@@ -1,0 +1,95 @@
+"""Where a run's report goes when `-o DIR` is not given, and the `latest` link to it.
+
+The reports directory is, first match wins:
+
+1. `$BPFRUN_REPORTS_DIR`, when set and not empty;
+2. `/var/lib/bpfrun/reports` when running as root and that directory exists or can be created
+   (created 0750: traces name other users' processes and files);
+3. `$XDG_STATE_HOME/bpfrun/reports`, that is `~/.local/state/bpfrun/reports` by default.
+
+Each run gets its own folder in it, `<runbook>-<UTC start, YYYYmmddTHHMMSSZ>` (a `-2`, `-3`
+suffix when two runs start in the same second), and `<reports dir>/latest` is a relative
+symlink to the newest complete report: it is moved (atomically, by rename) only after
+result.json is written, so `latest/result.json` is always a whole result.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bpfrun.errors import UsageError
+
+REPORTS_ENV = "BPFRUN_REPORTS_DIR"
+SYSTEM_REPORTS_DIR = Path("/var/lib/bpfrun/reports")
+LATEST = "latest"
+
+
+def reports_base() -> Path:
+    """The reports directory (see the module docstring); not created here unless system-wide."""
+    env = os.environ.get(REPORTS_ENV, "").strip()
+    if env:
+        return Path(env).expanduser()
+    if os.geteuid() == 0:
+        try:
+            SYSTEM_REPORTS_DIR.mkdir(mode=0o750, parents=True, exist_ok=True)
+        except OSError:
+            pass  # read-only /var (a container, a live image): fall back to the user's
+        else:
+            if os.access(SYSTEM_REPORTS_DIR, os.W_OK | os.X_OK):
+                return SYSTEM_REPORTS_DIR
+    state = os.environ.get("XDG_STATE_HOME", "")
+    home = Path(state) if os.path.isabs(state) else Path.home() / ".local" / "state"
+    return home / "bpfrun" / "reports"
+
+
+def default_report_dir(runbook_name: str, now: datetime | None = None,
+                       base: Path | None = None) -> Path:
+    """Create and return a new, empty folder for one run's report.
+
+    `<base>/<runbook>-<YYYYmmddTHHMMSSZ>`, the time in UTC (`now`, default the current time;
+    a naive `now` is taken as UTC); `base` defaults to `reports_base()`, whose rules the
+    module docstring gives. Raises UsageError when no folder can be created there.
+    """
+    root = base if base is not None else reports_base()
+    when = now or datetime.now(UTC)
+    when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", runbook_name).lstrip(".") or "run"
+    stem = f"{name}-{when.strftime('%Y%m%dT%H%M%SZ')}"
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        for n in range(1, 1000):
+            folder = root / (stem if n == 1 else f"{stem}-{n}")
+            try:
+                folder.mkdir()
+            except FileExistsError:
+                continue
+            return folder
+    except OSError as e:
+        raise UsageError(f"cannot create a report folder in {root}: {e.strerror or e}",
+                         hint=f"pass -o DIR, or set {REPORTS_ENV} to a writable directory"
+                         ) from e
+    raise UsageError(f"{root} already holds 999 reports named {stem}*",
+                     hint="pass -o DIR")
+
+
+def link_latest(folder: Path) -> bool:
+    """Point `<folder's parent>/latest` at `folder` in one rename; False if that cannot be done
+    (a read-only parent, or a `latest` that is a real directory, which is left alone)."""
+    link = folder.parent / LATEST
+    if link.exists() and not link.is_symlink():
+        return False
+    tmp = folder.parent / f".{LATEST}.{os.getpid()}.tmp"
+    try:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+        tmp.symlink_to(folder.name)  # relative: the reports directory may be moved or mounted
+        os.replace(tmp, link)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        return False
+    return True
