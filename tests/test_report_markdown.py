@@ -322,3 +322,17 @@ def test_step_notes_are_listed() -> None:
     result["steps"][0]["notes"] = ["capture culprit: no row <matched>"]
     runq = section(render_markdown(result), "## Step runq: Run-queue latency")
     assert "**Notes:**\n\n- capture culprit: no row &lt;matched&gt;" in runq
+
+
+def test_interval_series_is_a_table_over_time() -> None:
+    from bpfrun.report.markdown import render_markdown
+
+    result = {"runbook": {"name": "t", "path": "t.yaml", "title": "T"}, "host": {},
+              "params": {}, "status": "clean", "exit_code": 0, "findings": [],
+              "steps": [{"id": "s", "title": "S", "status": "ran", "seconds": 3.0,
+                         "aggregations": {}, "events": [], "thresholds": {}, "captures": {},
+                         "series": {"points": [{"t": 1.0, "calls": 10}, {"t": 2.0, "calls": 7}]},
+                         "lost": {}}]}
+    text = render_markdown(result)
+    assert "### Over time" in text
+    assert "| 1s | 10 |" in text and "| 2s | 7 |" in text

@@ -234,6 +234,8 @@ def _step(step: Mapping[str, Any], program: str | None,
         out.append(_aggregation(step, str(agg_id), agg, folded))
     for events in step.get("events") or []:
         out.append(_events(events))
+    if (step.get("series") or {}).get("points"):
+        out.append(_series(step["series"]["points"]))
     if step.get("thresholds"):
         out.append(_thresholds(step["thresholds"]))
     if step.get("captures"):
@@ -388,6 +390,15 @@ def _events(events: Mapping[str, Any]) -> Section:
     if counts:
         out.append(Para((", ".join(counts) + ".",)))
     return Section(3, ("Events from ", Code(str(events.get("probe", "?")))), tuple(out))
+
+
+def _series(points: list[Mapping[str, Any]]) -> Section:
+    """What each aggregation gained in each interval (interval probes)."""
+    names = [k for k in points[0] if k != "t"]
+    head = (("at",), *((str(n),) for n in names))
+    rows = tuple(((f"{fmt_num(p['t'])}s",), *((fmt_num(p.get(n)),) for n in names))
+                 for p in points)
+    return Section(3, ("Over time",), (Table(head, rows, (False,) + (True,) * len(names)),))
 
 
 def _thresholds(thresholds: Mapping[str, Mapping[str, Any]]) -> Section:
