@@ -32,7 +32,7 @@ from bpfrun.expr.parser import walk
 from bpfrun.kernel import Kernel
 from bpfrun.model import Runbook, Step
 from bpfrun.params import display as param_display
-from bpfrun.pipeline import compile_step, names_for
+from bpfrun.pipeline import AGG_STATS, compile_step, names_for
 from bpfrun.progress import Progress
 from bpfrun.results import AggView, EventsView, agg_json, build_view, events_json
 from bpfrun.runner import RawStep, StepRunner
@@ -228,7 +228,7 @@ class Investigation:
             values[f"__why.{t.id}"] = ("no data" if fired is None else message)
         for agg_id, view in views.items():
             if isinstance(view, AggView) and not view.plan.keys:
-                for stat in ("count", "sum", "min", "max", "avg", "p50", "p90", "p99", "value"):
+                for stat in AGG_STATS:
                     with contextlib.suppress(KeyError):
                         values[f"{agg_id}.{stat}"] = view.field(stat)
             values[agg_id] = view

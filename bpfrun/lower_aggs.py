@@ -7,9 +7,11 @@ from __future__ import annotations
 from typing import Any
 
 from bpfrun.cexpr import CompileError, ExprCompiler, Scope
+from bpfrun.cstr import c_comment
 from bpfrun.expr.nodes import Attr, Name
+from bpfrun.expr.parser import parse_template
 from bpfrun.lower_base import LowererBase
-from bpfrun.model import Aggregation, Probe
+from bpfrun.model import Aggregation, Probe, Template
 from bpfrun.program import DEFAULT_MAP_SIZE, HIST_SLOTS, AggPlan, EventPlan, KeyField
 from bpfrun.resolve import Resolved
 from bpfrun.units import HIST_UNITS, parse_duration, parse_size
@@ -18,8 +20,7 @@ from bpfrun.units import HIST_UNITS, parse_duration, parse_size
 class AggregationLowering(LowererBase):
     def aggregation(self, agg: Aggregation, scope: Scope) -> list[str]:
         comp = ExprCompiler(scope)
-        mname = f"agg_{agg.id}"
-        sname = f"bpfrun_{agg.id}_key"
+        mname, sname = self.agg_names(agg)
         body: list[str] = []
         if agg.where is not None:
             try:
@@ -73,12 +74,12 @@ class AggregationLowering(LowererBase):
         stats_map = f"{mname}_stats" if agg.kind in ("hist", "lhist") else None
         self.prog.aggs.append(AggPlan(agg.id, agg.kind, mname, stats_map, keys, value_type,
                                       unit, scale, agg.top, lbounds, array=not agg.by))
-        return [f"/* aggregation {agg.id}: {agg.kind} (runbook {agg.loc}) */",
+        return [f"/* {c_comment(f'aggregation {agg.id}: {agg.kind} (runbook {agg.loc})')} */",
                 "do {", *("    " + line for line in body), "} while (0);"]
 
     def hash_update(self, agg: Aggregation, keys: list[KeyField], value_code: str, scale: int,
                     lbounds: tuple[int, int, int] | None) -> list[str]:
-        mname, sname = f"agg_{agg.id}", f"bpfrun_{agg.id}_key"
+        mname, sname = self.agg_names(agg)
         body: list[str] = []
         fields = [self.c_field(k) for k in keys]
         if any(k.kind == "ustack" for k in keys):
@@ -105,9 +106,15 @@ class AggregationLowering(LowererBase):
                                   f"struct bpfrun_stats, {size});")
         return body
 
+    def agg_names(self, agg: Aggregation) -> tuple[str, str]:
+        """Map and key-struct names, unique by the aggregation's position (ids such as `lat`
+        and `lat_stats` must not meet as `agg_lat_stats`)."""
+        n = len(self.prog.aggs)
+        return f"agg{n}_{agg.id}", f"bpfrun_agg{n}_{agg.id}_key"
+
     def array_update(self, agg: Aggregation, value_code: str, scale: int,
                      lbounds: tuple[int, int, int] | None) -> list[str]:
-        mname = f"agg_{agg.id}"
+        mname, _ = self.agg_names(agg)
         if agg.kind in ("hist", "lhist"):
             slots = (lbounds[1] - lbounds[0]) // lbounds[2] + 2 if lbounds else HIST_SLOTS + 1
             self.prog.maps.append(f"BPF_PERCPU_ARRAY({mname}, u64, {slots});")
@@ -151,13 +158,14 @@ class AggregationLowering(LowererBase):
             lbounds = (0, 100, 10)
         return unit, scale, lbounds
 
-    @staticmethod
-    def bound(value: Any, scale: int, vtype: str) -> int:
+    def bound(self, value: Any, scale: int, vtype: str) -> int:
         if value is None:
             raise ValueError("min, max and step are all required")
         if isinstance(value, int) and not isinstance(value, bool):
             return value * scale
         text = str(value)
+        if "${{" in text:
+            text = self.substitute(Template(text, tuple(parse_template(text)), self.step.loc))
         return parse_duration(text) if vtype == "duration" else parse_size(text)
 
     @staticmethod

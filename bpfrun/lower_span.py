@@ -4,7 +4,7 @@ timestamp and the referenced `begin.` values, end handlers that compute `duratio
 
 from __future__ import annotations
 
-from bpfrun.cexpr import CompileError, CVal, ExprCompiler
+from bpfrun.cexpr import CompileError, CVal, ExprCompiler, a_type
 from bpfrun.expr.nodes import Attr, Name, Node, unparse
 from bpfrun.lower_aggs import AggregationLowering
 from bpfrun.model import Expr
@@ -63,7 +63,8 @@ class SpanLowering(AggregationLowering):
             kb = self.key_field(bcomp, bk, bk.node, f"k{i}", "key", kbody_b)
             ke = self.key_field(ecomp, ek, ek.node, f"k{i}", "key", kbody_e)
             if kb and ke and kb.kind != ke.kind:
-                self.error(f"span key {i + 1}: begin gives a {kb.vtype}, end a {ke.vtype}",
+                self.error(f"span key {i + 1}: begin gives {a_type(kb.vtype)}, "
+                           f"end {a_type(ke.vtype)}",
                            ek.loc)
             if kb:
                 kb.size = max(kb.size, ke.size if ke else 0)

@@ -28,9 +28,44 @@ class Expr:
     text: str
     node: Node
     loc: Loc
+    # For block scalars (| and >): the file line and column of each character of `text`.
+    char_locs: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
 
     def at(self, node: Node) -> Loc:
+        if self.char_locs:
+            i = min(node.offset, len(self.char_locs) - 1)
+            line, col = self.char_locs[i]
+            return Loc(self.loc.file, line, col, "", max(1, node.length))
         return self.loc.inner(node.offset, max(1, node.length))
+
+
+def block_char_locs(source: str, loc: Loc, value: str) -> tuple[tuple[int, int], ...]:
+    """Where each character of a block scalar's value stands in the file.
+
+    The value's lines are the source lines after the indicator, less their indentation;
+    a literal block (|) joins them with newlines, a folded one (>) with spaces. Each joining
+    character is placed at the end of the line before it.
+    """
+    lines = source.splitlines()
+    out: list[tuple[int, int]] = []
+    indent = None
+    for lineno in range(loc.line + 1, len(lines) + 1):
+        if len(out) >= len(value):
+            break
+        text = lines[lineno - 1]
+        if not text.strip():
+            continue
+        here = len(text) - len(text.lstrip(" "))
+        indent = here if indent is None else indent
+        if here < indent:
+            break
+        if out:
+            out.append((lineno - 1, len(lines[lineno - 2]) + 1))  # the joining character
+        out += [(lineno, indent + 1 + j) for j in range(len(text) - indent)]
+    if out and len(out) >= len(value.rstrip("\n")):  # `|` keeps the final newline
+        out += [out[-1]] * (len(value) - len(out))
+        return tuple(out)
+    return ()
 
 
 @dataclass(frozen=True)
@@ -169,10 +204,12 @@ class _Builder:
             self.diags.error("`${{ }}` is for string values; write the expression bare here",
                              loc, "e.g. `where: pid == params.pid`")
             return None
+        char_locs = block_char_locs(self.doc.text, loc, text) if loc.style in ("|", ">") else ()
         try:
-            return Expr(text, parse(text), loc)
+            return Expr(text, parse(text), loc, char_locs)
         except ExprSyntaxError as e:
-            self.diags.error(str(e.args[0]), loc.inner(e.offset, e.length))
+            probe = Expr(text, Literal(e.offset, e.length, None, "null"), loc, char_locs)
+            self.diags.error(str(e.args[0]), probe.at(probe.node))
             return None
 
     def template(self, value: Any, path: tuple[Any, ...]) -> Template | None:

@@ -65,6 +65,10 @@ def substitute(template: Template, names: dict[str, Any], runbook: Runbook) -> s
                               sources={runbook.path: runbook.source}) from None
 
 
+# The stats of an unkeyed aggregation that later steps can use (investigate.py binds them).
+AGG_STATS = ("count", "sum", "min", "max", "avg", "p50", "p90", "p99", "value")
+
+
 @dataclass
 class Compiled:
     program: Program
@@ -93,6 +97,7 @@ def placeholder_values(runbook: Runbook, upto: Step) -> dict[str, dict[str, Any]
         if step is upto:
             break
         names = [t.id for t in step.thresholds] + [c for c, _ in step.captures]
+        names += [f"{a.id}.{stat}" for a in step.aggregations if not a.by for stat in AGG_STATS]
         out[step.id] = {n: Unbound(f"steps.{step.id}.{n}") for n in names}
     return out
 

@@ -126,16 +126,21 @@ class AggView(Fields):
     def field(self, name: str) -> Any:
         if name in ("top", "rows"):
             return self.rows
-        if name == "total":
-            return sum(_num(r.value) for r in self.rows) if self.plan.kind in ("count", "sum") \
-                else sum(int(r.value.get("count") or 0) for r in self.rows)
+        kind = self.plan.kind
+        if name == "total":  # of counts and sums: the sum of the rows; of others: hits
+            if kind in ("stats", "hist", "lhist"):
+                return sum(int(r.value.get("count") or 0) for r in self.rows)
+            vtype = "int" if kind == "count" else self.plan.value_type
+            return _typed(vtype, sum(_num(r.value) for r in self.rows))
         if not self.plan.keys:  # unkeyed: the one row's stats are the aggregation's
+            if kind == "count" and name in ("count", "value"):
+                return self.rows[0].value if self.rows else 0
             if not self.rows:
                 if name in ("value", *HIST_STATS):
                     return 0 if name == "count" else None
                 raise KeyError(name)
             return self.rows[0].field(name)
-        if name == "count" and self.plan.kind == "count":
+        if name == "count" and kind == "count":
             return self.field("total")
         raise KeyError(name)
 

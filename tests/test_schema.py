@@ -20,7 +20,10 @@ from bpfrun.paths import schema_path
 from bpfrun.schema import validate_schema
 
 FIXTURES = Path(__file__).parent / "runbooks"
-INVALID = sorted((FIXTURES / "invalid").glob("*.yaml"))
+# check-* and type-* fixtures pass the schema and fail later: tests/test_golden.py runs them.
+LATER = ("check-", "type-")
+INVALID = sorted(p for p in (FIXTURES / "invalid").glob("*.yaml")
+                 if not p.name.startswith(LATER))
 VALID = sorted((FIXTURES / "valid").glob("*.yaml"))
 
 HEAD = "apiVersion: bpfrun/v1\nname: t\ntitle: T\n"
@@ -67,7 +70,8 @@ def test_valid_fixture(path: Path) -> None:
 
 def test_fixture_directories_are_complete() -> None:
     assert len(INVALID) >= 20 and len(VALID) >= 3
-    expected = {p.stem for p in (FIXTURES / "invalid").glob("*.expected")}
+    expected = {p.stem for p in (FIXTURES / "invalid").glob("*.expected")
+                if not p.name.startswith(LATER)}
     assert expected == {p.stem for p in INVALID}
 
 
