@@ -249,3 +249,21 @@ def test_interval_records_the_aggregations_over_time(tmp_path: Path) -> None:
     assert [round(p["t"]) for p in points] == [1, 2, 3]
     assert all(p["opens"] > 0 for p in points[1:])  # the workload opens all the time
     assert sum(p["opens"] for p in points) <= s["aggregations"]["opens"]["rows"][0]["value"]
+
+
+def test_stop_after_ends_the_step_once_enough_hits_arrived(tmp_path: Path) -> None:
+    with Workload("openat_loop", "--rate", "500", "--seconds", "60", "--name", "bpfr_stop",
+                  wait_signal=True) as w:
+        result = run_runbook(tmp_path, """
+            steps:
+              - id: s
+                duration: 30s
+                stop_after: 100
+                probes:
+                  - probe: tracepoint:syscalls:sys_enter_openat
+                    where: comm == "bpfr_stop"
+                    aggregate: [{id: opens, count: true}]
+            """, workload=w)
+    s = step(result)
+    assert s["seconds"] < 15  # not the 30 s asked for
+    assert s["aggregations"]["opens"]["rows"][0]["value"] >= 100
