@@ -37,6 +37,9 @@ WORKLOADS = (
     "syscall_loop",
     "pingpong",
     "usdt_app",
+    "lockwait",
+    "blockio",
+    "tcp_retrans",
 )
 # -O0 -fno-builtin: at -O1 GCC deletes mallocs whose memory does not escape; frame pointers
 # make user stacks walkable by BPF.
