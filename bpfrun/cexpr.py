@@ -88,6 +88,7 @@ class CVal:
     size: int = 0  # str: bytes of the buffer
     decode: str | None = None  # int shown by name in user space ("syscall")
     memo: str | None = None  # str: reads that give the same bytes share one buffer
+    signed: bool = False  # int: shown as a signed 64-bit number (args.ret = -2, not 2**64-2)
 
     @property
     def is_const(self) -> bool:
@@ -234,7 +235,8 @@ class ExprCompiler:
             flags = "BPF_F_USER_STACK" if n == "ustack" else "0"
             return CVal("stack", code="user" if n == "ustack" else "kernel",
                         fill=lambda d, s: [f"{d} = stacks.get_stackid(ctx, {flags});",
-                                           f"if ({d} < 0) bpfrun_lost(LOST_STACKS);"])
+                                           f"if ({d} < 0 && {d} != -14 /* EFAULT: none */) "
+                                           "bpfrun_lost(LOST_STACKS);"])
         if n == "duration":
             if self.scope.duration is None:
                 raise CompileError("`duration` exists only on the end side of a span", node)
@@ -247,7 +249,7 @@ class ExprCompiler:
         if n in ("retval",):
             if self.scope.probe.kind not in ("kretprobe", "uretprobe"):
                 raise CompileError("retval exists only at kretprobe/uretprobe probes", node)
-            return CVal("int", code="PT_REGS_RC(ctx)")
+            return CVal("int", code="PT_REGS_RC(ctx)", signed=True)
         if n.startswith("arg") and n[3:].isdigit():
             return self._argn(node, int(n[3:]))
         if n in ("args", "params", "steps", "begin"):
@@ -324,7 +326,7 @@ class ExprCompiler:
             raise CompileError(f"tracepoint:{fmt.category}:{fmt.event} has no field '{name}'",
                                node, self._fields_hint(name))
         if f.kind == "int":
-            return CVal("int", code=_field_c_int(f))
+            return CVal("int", code=_field_c_int(f), signed=f.signed)
         if f.kind in ("ptr", "strptr"):
             return CVal("ptr", code=f"args->{f.name}")
         if f.kind == "chararray":
@@ -393,7 +395,7 @@ class ExprCompiler:
             c = v.const
             neg = type(c)(-getattr(c, "ns", getattr(c, "bytes", c))) if v.type != "int" else -c
             return self._const(neg, node)
-        return CVal(v.type, code=f"(-(s64){v.code})")
+        return CVal(v.type, code=f"(-(s64){v.code})", signed=True)
 
     def visit_In(self, node: In) -> CVal:
         # The item is read once: `str(args.filename) in [...]` must not take one 128-byte
@@ -457,6 +459,8 @@ class ExprCompiler:
             if isinstance(left.const, Unbound) or isinstance(right.const, Unbound):
                 return CVal("bool", code="0 /* compared at run time */")
             return self._const((left.const == right.const) != (node.op == "!="), node)
+        if "any" in (left.type, right.type):  # tracefs unreadable: the field's type is unknown
+            return CVal("bool", code="1 /* not checked: tracepoint formats unreadable */")
         if left.is_const or right.is_const:
             var, lit = (right, left.const) if left.is_const else (left, right.const)
             if isinstance(lit, Unbound):
@@ -495,7 +499,8 @@ class ExprCompiler:
             return self._const({"duration": Duration, "size": Size}.get(t, int)(value), node)
         if node.op in ("/", "%") and right.is_const and _num(right.const) == 0:
             raise CompileError("division by zero", node)
-        return CVal(t, code=f"({left.code} {node.op} {right.code})")
+        return CVal(t, code=f"({left.code} {node.op} {right.code})",
+                    signed=left.signed or right.signed)
 
 
 def _folded(v: CVal) -> bool:

@@ -55,6 +55,9 @@ def guarded(fn: Callable[[], int]) -> None:
     except KeyboardInterrupt:
         err("interrupted")
         code = 130
+    except BrokenPipeError:  # `bpfrun probes | head`: the reader has had enough
+        sys.stderr.close()
+        code = 0
     except Exception as e:  # a bug of bpfrun's, not the user's: say so, briefly
         err(f"bpfrun: internal error: {type(e).__name__}: {e}\n"
             "  this is a bug in bpfrun; please report it with the runbook and command line")

@@ -41,7 +41,7 @@ class Lowerer(SpanLowering):
             unit, n = res.ref.parts
             self.prog.interval = int(n) * (1.0 if unit == "s" else 0.001)
             return
-        requested = probe.candidates[0].text
+        requested = self.substitute(probe.candidates[0])
         scope = self.scope(res)
         guard = self.guard(probe.where, scope, res.ref.canonical)
         fn = self.function_for(res, requested, self._skipped(probe.candidates, res))

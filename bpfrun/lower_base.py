@@ -202,7 +202,7 @@ class LowererBase:
         comp.pre.clear()
         out.append(f"{dest}.{name} = {v.code};")
         return KeyField(name, text, "int", "int" if v.type == "any" else v.type,
-                        decode=v.decode)
+                        decode=v.decode, signed=v.signed)
 
     @staticmethod
     def c_field(k: KeyField) -> str:

@@ -48,7 +48,7 @@ class SpanLowering(AggregationLowering):
                 return CVal("str", direct=f"pv.{kf.name}", size=kf.size)
             if v.type == "stack":
                 return CVal("stack", fill=lambda d, s: [f"{d} = pv.{kf.name};"], code=v.code)
-            return CVal(v.type, code=f"pv.{kf.name}")
+            return CVal(v.type, code=f"pv.{kf.name}", signed=v.signed, decode=v.decode)
 
         # Keys: begin and end must give the same key for the same thing.
         kbody_b: list[str] = []
@@ -108,12 +108,12 @@ class SpanLowering(AggregationLowering):
         self.prog.structs.append(f"struct {vstruct} {{ " + " ".join(vfields) + " };")
         size = span.max_pending or DEFAULT_MAX_PENDING
         self.prog.maps.append(f"BPF_HASH({pending}, struct {kstruct}, struct {vstruct}, {size});")
-        efn = self.function_for(eres, span.end.candidates[0].text,
+        efn = self.function_for(eres, self.substitute(span.end.candidates[0]),
                                 self._skipped(span.end.candidates, eres))
         self.add_handler(efn, eres, f"span end {eres.ref.canonical} (runbook {span.end.loc})",
                          ebody)
         if begin_guard is not None:
-            bfn = self.function_for(bres, span.begin.candidates[0].text,
+            bfn = self.function_for(bres, self.substitute(span.begin.candidates[0]),
                                     self._skipped(span.begin.candidates, bres))
             self.add_handler(bfn, bres,
                              f"span begin {bres.ref.canonical} (runbook {span.begin.loc})", bbody)

@@ -83,6 +83,10 @@ def _normalize(pattern: str | None) -> str:
         return "*"
     if ":" not in pattern:  # like bpftrace: a bare word is searched anywhere in the name
         return f"*{pattern}*" if pattern != "*" else "*"
+    kinds = ("tracepoint", "rawtracepoint", "kprobe", "kretprobe", "uprobe", "uretprobe",
+             "usdt", "t", "rt", "k", "kr", "u", "ur", "*")
+    if pattern.split(":", 1)[0] not in kinds and "*" not in pattern.split(":", 1)[0]:
+        return f"*:{pattern}"  # 'block:*' means the tracepoints tracepoint:block:*
     return pattern
 
 

@@ -35,6 +35,7 @@ class KeyField:
     size: int = 8
     decode: str | None = None  # "syscall": an int shown by name
     caller: str | None = None  # ustack at a uprobe: field with the return address
+    signed: bool = False  # int: decode as a signed 64-bit number
 
 
 @dataclass

@@ -8,6 +8,7 @@ detaches, whatever happens while the step runs.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import re
 import tempfile
@@ -331,9 +332,12 @@ class StepRunner:
             return frames
         if f.decode == "syscall":
             return _syscall_name(int(value))
-        return int(value)
+        n = int(value)
+        return n - (1 << 64) if f.signed and n >= 1 << 63 else n
 
     def _symbolize(self, stack_id: int, user: bool, tgid: int) -> list[str]:
+        if stack_id == -errno.EFAULT:  # no stack of that kind here (e.g. user mode): empty
+            return []
         if stack_id < 0:
             return ["[lost stack]"]
         if not user:

@@ -267,3 +267,19 @@ def test_stop_after_ends_the_step_once_enough_hits_arrived(tmp_path: Path) -> No
     s = step(result)
     assert s["seconds"] < 15  # not the 30 s asked for
     assert s["aggregations"]["opens"]["rows"][0]["value"] >= 100
+
+
+def test_signed_fields_keep_their_sign_as_keys(tmp_path: Path) -> None:
+    with Workload("openat_loop", "--count", "20", "--rate", "200", "--seconds", "30",
+                  "--fail-path", "--name", "bpfr_errno", wait_signal=True) as w:
+        result = run_runbook(tmp_path, """
+            steps:
+              - id: e
+                duration: 3s
+                probes:
+                  - probe: tracepoint:syscalls:sys_exit_openat
+                    where: comm == "bpfr_errno" && args.ret < 0
+                    aggregate: [{id: errors, count: true, by: [args.ret]}]
+            """, workload=w)
+    rows = step(result)["aggregations"]["errors"]["rows"]
+    assert rows == [{"key": {"args.ret": -2}, "value": 20}]  # ENOENT, not 2**64 - 2
