@@ -238,8 +238,11 @@ class StepRunner:
         for plan in self.prog.aggs:
             name = plan.stats_map or plan.map
             summed = plan.kind in ("count", "sum")
-            out[plan.id] = sum(int(sum(per_cpu)) if summed else sum(int(v.count) for v in per_cpu)
-                               for _, per_cpu in self.b[name].items())
+            hist_array = plan.array and plan.kind in ("hist", "lhist")
+            out[plan.id] = sum(
+                int(sum(per_cpu)) if summed else
+                sum(int(v.st.count if hist_array else v.count) for v in per_cpu)
+                for _, per_cpu in self.b[name].items())
         return out
 
     def _hits(self) -> int:
@@ -291,9 +294,14 @@ class StepRunner:
 
     def _read_array(self, plan: AggPlan, table: Any) -> list[tuple[dict[str, Any], Any]]:
         """Unkeyed aggregations: one row, or none when nothing was recorded."""
-        if plan.kind in ("hist", "lhist"):
-            slots = {int(k.value): int(sum(v)) for k, v in table.items() if sum(v)}
-            stats = _combine("stats", self.b[plan.stats_map][ctypes.c_int(0)])
+        if plan.kind in ("hist", "lhist"):  # one entry: {slots[], st} per CPU
+            per_cpu = table[ctypes.c_int(0)]
+            slots: dict[int, int] = {}
+            for cpu in per_cpu:
+                for i, n in enumerate(cpu.slots):
+                    if n:
+                        slots[i] = slots.get(i, 0) + int(n)
+            stats = _combine("stats", [cpu.st for cpu in per_cpu])
             return [({}, {"slots": slots, "stats": stats})] if slots else []
         value = _combine(plan.kind, table[ctypes.c_int(0)])
         # An unkeyed array always has its slot: zero means nothing was recorded.

@@ -107,12 +107,12 @@ def test_map_kind_per_aggregation() -> None:
 
 def test_unkeyed_aggregations_keep_their_value_types() -> None:
     m = maps(one(probe_with(KINDS.replace(", by: [pid]", ""))).program)
-    # Without keys: per-CPU arrays (a histogram's indexed by slot), not hashes.
+    # Without keys: one-entry per-CPU arrays, not hashes; a histogram keeps its buckets and
+    # stats in that one entry.
     for agg, value in (("c", "u64"), ("su", "u64"), ("mi", "struct bpfrun_stats"),
-                       ("st", "struct bpfrun_stats"), ("hi", "u64"),
-                       ("hi_stats", "struct bpfrun_stats")):
-        n = name(agg.removesuffix("_stats")) + agg[len(agg.removesuffix("_stats")):]
-        assert m[n].startswith(f"BPF_PERCPU_ARRAY({n}, {value}, "), agg
+                       ("st", "struct bpfrun_stats"), ("hi", f"struct bpfrun_{name('hi')}_hist")):
+        assert m[name(agg)] == f"BPF_PERCPU_ARRAY({name(agg)}, {value}, 1);", agg
+    assert f"{name('hi')}_stats" not in m
 
 
 def test_aggregation_plans() -> None:
@@ -490,7 +490,8 @@ def test_runbook_path_cannot_close_a_comment(tmp_path: Path) -> None:
 
 
 def test_aggregation_ids_cannot_collide_in_map_names() -> None:
-    prog = one(probe_with("{id: lat, hist: args.count}\n{id: lat_stats, count: true}")).program
+    prog = one(probe_with("{id: lat, hist: args.count, by: [pid]}\n"
+                          "{id: lat_stats, count: true, by: [pid]}")).program
     names = [m.split("(")[1].split(",")[0] for m in prog.maps]
     assert len(names) == len(set(names)) == 3
 

@@ -48,12 +48,12 @@ _Static_assert(__builtin_offsetof(struct bpfrun_tp_sched_sched_wakeup, comm) == 
 _Static_assert(__builtin_offsetof(struct bpfrun_tp_sched_sched_wakeup, pid) == 24, "pid");
 _Static_assert(__builtin_offsetof(struct bpfrun_tp_sched_sched_wakeup, prio) == 28, "prio");
 _Static_assert(__builtin_offsetof(struct bpfrun_tp_sched_sched_wakeup, target_cpu) == 32, "target_cpu");
+struct bpfrun_agg0_dist_hist { u64 slots[65]; struct bpfrun_stats st; };
 struct bpfrun_agg1_slow_by_key { char k0[16]; char k1[16]; };
 struct bpfrun_runq_span_key { u64 k0; };
 struct bpfrun_runq_span_val { u64 ts; };
 
-BPF_PERCPU_ARRAY(agg0_dist, u64, 65);
-BPF_PERCPU_ARRAY(agg0_dist_stats, struct bpfrun_stats, 1);
+BPF_PERCPU_ARRAY(agg0_dist, struct bpfrun_agg0_dist_hist, 1);
 BPF_PERCPU_HASH(agg1_slow_by, struct bpfrun_agg1_slow_by_key, u64, 10240);
 BPF_HASH(pending_runq, struct bpfrun_runq_span_key, struct bpfrun_runq_span_val, 10240);
 
@@ -72,11 +72,11 @@ static __always_inline int bpfrun_runq_probe1_h0(void *ctx) {
     do {
         u64 x = duration;
         u32 slot = bpf_log2l(x / 1000ULL);
-        u64 *v_agg0_dist = agg0_dist.lookup(&slot);
-        if (v_agg0_dist) *v_agg0_dist += 1;
         u32 zero = 0;
-        struct bpfrun_stats *st_agg0_dist = agg0_dist_stats.lookup(&zero);
-        if (st_agg0_dist) bpfrun_stats_add(st_agg0_dist, (s64)x);
+        struct bpfrun_agg0_dist_hist *h_agg0_dist = agg0_dist.lookup(&zero);
+        if (!h_agg0_dist) break;
+        if (slot < 65) h_agg0_dist->slots[slot] += 1;
+        bpfrun_stats_add(&h_agg0_dist->st, (s64)x);
     } while (0);
     /* aggregation slow_by: count (runbook tests/runbooks/valid/runq-latency.yaml:26:11) */
     do {

@@ -37,17 +37,17 @@ _Static_assert(__builtin_offsetof(struct bpfrun_tp_raw_syscalls_sys_enter, args)
 struct bpfrun_agg0_by_syscall_key { u64 k0; };
 struct bpfrun_agg1_by_process_key { u64 k0; char k1[16]; };
 struct bpfrun_agg2_by_process_syscall_key { char k0[16]; u64 k1; };
+struct bpfrun_agg3_latency_hist { u64 slots[65]; struct bpfrun_stats st; };
 struct bpfrun_syscalls_span_key { u64 k0; };
 struct bpfrun_syscalls_span_val { u64 ts; };
 
 BPF_PERCPU_HASH(agg0_by_syscall, struct bpfrun_agg0_by_syscall_key, struct bpfrun_stats, 10240);
 BPF_PERCPU_HASH(agg1_by_process, struct bpfrun_agg1_by_process_key, u64, 10240);
 BPF_PERCPU_HASH(agg2_by_process_syscall, struct bpfrun_agg2_by_process_syscall_key, u64, 10240);
-BPF_PERCPU_ARRAY(agg3_latency, u64, 65);
-BPF_PERCPU_ARRAY(agg3_latency_stats, struct bpfrun_stats, 1);
+BPF_PERCPU_ARRAY(agg3_latency, struct bpfrun_agg3_latency_hist, 1);
 BPF_HASH(pending_syscalls, struct bpfrun_syscalls_span_key, struct bpfrun_syscalls_span_val, 10240);
 
-/* span end tracepoint:raw_syscalls:sys_exit (runbook runbooks/syscalls.yaml:33:12) */
+/* span end tracepoint:raw_syscalls:sys_exit (runbook runbooks/syscalls.yaml:34:12) */
 static __always_inline int bpfrun_syscalls_probe2_h0(void *ctx) {
     struct bpfrun_tp_raw_syscalls_sys_exit *args = ctx;
     struct bpfrun_syscalls_span_key key;
@@ -58,7 +58,7 @@ static __always_inline int bpfrun_syscalls_probe2_h0(void *ctx) {
     struct bpfrun_syscalls_span_val pv = *pp;
     pending_syscalls.delete(&key);
     u64 duration = bpf_ktime_get_ns() - pv.ts;
-    /* aggregation by_syscall: stats (runbook runbooks/syscalls.yaml:35:11) */
+    /* aggregation by_syscall: stats (runbook runbooks/syscalls.yaml:36:11) */
     do {
         struct bpfrun_agg0_by_syscall_key k;
         __builtin_memset(&k, 0, sizeof(k));
@@ -68,7 +68,7 @@ static __always_inline int bpfrun_syscalls_probe2_h0(void *ctx) {
         struct bpfrun_stats *st_agg0_by_syscall = agg0_by_syscall.lookup_or_try_init(&k, &z_agg0_by_syscall);
         if (st_agg0_by_syscall) bpfrun_stats_add(st_agg0_by_syscall, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation by_process: count (runbook runbooks/syscalls.yaml:36:11) */
+    /* aggregation by_process: count (runbook runbooks/syscalls.yaml:37:11) */
     do {
         struct bpfrun_agg1_by_process_key k;
         __builtin_memset(&k, 0, sizeof(k));
@@ -78,7 +78,7 @@ static __always_inline int bpfrun_syscalls_probe2_h0(void *ctx) {
         u64 *v_agg1_by_process = agg1_by_process.lookup_or_try_init(&k, &z_agg1_by_process);
         if (v_agg1_by_process) *v_agg1_by_process += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation by_process_syscall: count (runbook runbooks/syscalls.yaml:37:11) */
+    /* aggregation by_process_syscall: count (runbook runbooks/syscalls.yaml:38:11) */
     do {
         struct bpfrun_agg2_by_process_syscall_key k;
         __builtin_memset(&k, 0, sizeof(k));
@@ -88,15 +88,15 @@ static __always_inline int bpfrun_syscalls_probe2_h0(void *ctx) {
         u64 *v_agg2_by_process_syscall = agg2_by_process_syscall.lookup_or_try_init(&k, &z_agg2_by_process_syscall);
         if (v_agg2_by_process_syscall) *v_agg2_by_process_syscall += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation latency: hist (runbook runbooks/syscalls.yaml:38:11) */
+    /* aggregation latency: hist (runbook runbooks/syscalls.yaml:39:11) */
     do {
         u64 x = duration;
         u32 slot = bpf_log2l(x / 1000ULL);
-        u64 *v_agg3_latency = agg3_latency.lookup(&slot);
-        if (v_agg3_latency) *v_agg3_latency += 1;
         u32 zero = 0;
-        struct bpfrun_stats *st_agg3_latency = agg3_latency_stats.lookup(&zero);
-        if (st_agg3_latency) bpfrun_stats_add(st_agg3_latency, (s64)x);
+        struct bpfrun_agg3_latency_hist *h_agg3_latency = agg3_latency.lookup(&zero);
+        if (!h_agg3_latency) break;
+        if (slot < 65) h_agg3_latency->slots[slot] += 1;
+        bpfrun_stats_add(&h_agg3_latency->st, (s64)x);
     } while (0);
     return 0;
 }
@@ -106,7 +106,7 @@ static __always_inline int bpfrun_syscalls_probe3_h0(void *ctx) {
     struct bpfrun_tp_raw_syscalls_sys_enter *args = ctx;
     char s1[16] = {};
     bpf_get_current_comm(&s1, 16);
-    if (!((!(/* "bpfrun" */ ((u8)s1[0] == 98) && ((u8)s1[1] == 112) && ((u8)s1[2] == 102) && ((u8)s1[3] == 114) && ((u8)s1[4] == 117) && ((u8)s1[5] == 110) && (s1[6] == 0)) && ((bpf_get_current_pid_tgid() >> 32) == 42LL)) && (/* "bash" */ ((u8)s1[0] == 98) && ((u8)s1[1] == 97) && ((u8)s1[2] == 115) && ((u8)s1[3] == 104) && (s1[4] == 0)))) return 0;
+    if (!(((bpf_get_current_pid_tgid() >> 32) == 42LL) && (/* "bash" */ ((u8)s1[0] == 98) && ((u8)s1[1] == 97) && ((u8)s1[2] == 115) && ((u8)s1[3] == 104) && (s1[4] == 0)))) return 0;
     struct bpfrun_syscalls_span_key key;
     __builtin_memset(&key, 0, sizeof(key));
     key.k0 = ((u32)bpf_get_current_pid_tgid());
