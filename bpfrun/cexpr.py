@@ -36,6 +36,7 @@ NOTCONST = object()
 # BCC generates a USDT argument reader per attached function and rewrites
 # bpf_usdt_readarg() only inside that function; lower.py names the reader directly.
 USDT_READARG = "BPFRUN_USDT_READARG"
+ENTRY_VAR = "bpfrun_entry"  # a return probe's copy of its function's entry arguments
 
 # Types: int bool str duration size ptr stack any ("any" = a value bound only at run time).
 ARITH_OPS = {"*", "/", "%", "+", "-", "<<", ">>", "&", "^", "|"}
@@ -291,6 +292,16 @@ class ExprCompiler:
         head, _, rest = path.partition(".")
         if head == "args":
             return self._tp_field(node, rest)
+        if head == "entry":
+            # At a return probe: the function's arguments, stashed by an entry probe that
+            # lowering adds on the same function (keyed by thread).
+            kind = self.scope.probe.kind
+            if kind not in ("uretprobe", "kretprobe"):
+                raise CompileError("`entry.argN` exists only at uretprobe/kretprobe probes",
+                                   node, "at an entry probe, write argN")
+            if not (rest.startswith("arg") and rest[3:].isdigit() and int(rest[3:]) <= 5):
+                raise CompileError(f"entry.{rest}: write entry.arg0 … entry.arg5", node)
+            return CVal("int", code=f"{ENTRY_VAR}.a{rest[3:]}")
         if head == "begin":
             if self.scope.begin_ref is None:
                 raise CompileError("`begin.` values exist only on the end side of a span", node)

@@ -8,6 +8,7 @@ import re
 from typing import Any
 
 from bpfrun.cexpr import (
+    ENTRY_VAR,
     USDT_READARG,
     CompileError,
     CVal,
@@ -133,9 +134,43 @@ class LowererBase:
         prologue = list(fn.prologue)
         if res.ref.kind == "usdt":
             body = [_usdt_reader(line, fn.name) for line in body]
+        if any(f"{ENTRY_VAR}." in line for line in body):
+            stash = self.entry_stash(res)
+            body = [f"u64 {ENTRY_VAR}_tid = bpf_get_current_pid_tgid();",
+                    f"struct bpfrun_entry_args *{ENTRY_VAR}_p = {stash}.lookup(&{ENTRY_VAR}_tid);",
+                    f"if (!{ENTRY_VAR}_p) return 0;  /* attached mid-call: no entry seen */",
+                    f"struct bpfrun_entry_args {ENTRY_VAR} = *{ENTRY_VAR}_p;", *body]
         self.prog.handlers.append(Handler(name, fn.ctx_type, c_comment(comment),
                                           prologue + body))
         fn.handlers.append(name)
+
+    def entry_stash(self, res: Resolved) -> str:
+        """A map of entry arguments by thread, filled by an entry probe on the same function,
+        for a return probe that reads entry.argN. Not deleted at return: the next call of
+        the thread overwrites it (recursive calls of the function would mix up)."""
+        key = ("entry", res.ref.canonical, res.target or "")
+        if key in self.functions:
+            return self.functions[key].name + "_args"
+        kind = {"uretprobe": "uprobe", "kretprobe": "kprobe"}[res.ref.kind]
+        fn = Function(self.fresh(f"bpfrun_{self.step.id}_entry"), "struct pt_regs",
+                      c_comment(f"entry arguments of {res.ref.canonical}"), [], [])
+        self.functions[key] = fn
+        stash = fn.name + "_args"
+        if not any(s.startswith("struct bpfrun_entry_args ") for s in self.prog.structs):
+            self.prog.structs.append("struct bpfrun_entry_args { u64 a0; u64 a1; u64 a2; "
+                                     "u64 a3; u64 a4; u64 a5; };")
+        self.prog.maps.append(f"BPF_HASH({stash}, u64, struct bpfrun_entry_args, 10240);")
+        target = (res.target, *res.ref.parts[1:]) if res.target else res.ref.parts
+        probe = f"{kind}:{':'.join(res.ref.parts)}"
+        self.prog.attaches.append(AttachPlan(kind, target, fn.name, probe, probe, []))
+        self.prog.functions.append(fn)
+        body = ["u64 tid = bpf_get_current_pid_tgid();", "struct bpfrun_entry_args a = {};"]
+        body += [f"a.a{i} = PT_REGS_PARM{i + 1}(ctx);" for i in range(6)]
+        body.append(f"{stash}.update(&tid, &a);")
+        name = f"{fn.name}_h0"
+        self.prog.handlers.append(Handler(name, fn.ctx_type, fn.comment, body))
+        fn.handlers.append(name)
+        return stash
 
     # -- predicates, keys, aggregations ------------------------------------------------
     def guard(self, expr: Expr | None, scope: Scope, what: str) -> list[str] | None:

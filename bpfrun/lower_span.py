@@ -4,11 +4,13 @@ timestamp and the referenced `begin.` values, end handlers that compute `duratio
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from bpfrun.cexpr import CompileError, CVal, ExprCompiler, a_type
 from bpfrun.expr.nodes import Attr, Name, Node, unparse
 from bpfrun.lower_aggs import AggregationLowering
-from bpfrun.model import Expr
-from bpfrun.program import DEFAULT_MAX_PENDING, KeyField
+from bpfrun.model import Aggregation, Expr
+from bpfrun.program import DEFAULT_MAX_PENDING, AggPlan, KeyField
 
 
 def _strip_head(node: Node) -> Node:
@@ -90,6 +92,8 @@ class SpanLowering(AggregationLowering):
                     ebody += self.aggregation(agg, escope)
                 except CompileError as e:  # raised from begin_ref
                     self.error(str(e), agg.loc, e.hint)
+        for agg in span.pending:
+            self.pending_aggregation(agg, begin_ref, begin_fields, pending)
         begin_guard = self.guard(span.begin.where, begin_scope,
                                  f"{bres.ref.canonical} (span begin)")
         vfields = ["u64 ts;"] + [self.c_field(kf) for kf, _, _ in begin_fields.values()]
@@ -117,3 +121,44 @@ class SpanLowering(AggregationLowering):
                                     self._skipped(span.begin.candidates, bres))
             self.add_handler(bfn, bres,
                              f"span begin {bres.ref.canonical} (runbook {span.begin.loc})", bbody)
+
+    def pending_aggregation(self, agg: Aggregation, begin_ref: Callable[[Node], CVal],
+                            begin_fields: dict[str, tuple[KeyField, CVal, ExprCompiler]],
+                            pending: str) -> None:
+        """An aggregation over the begins still open at the end (e.g. unfreed allocations):
+        its keys and value are begin values stored anyway, so it costs nothing in the kernel;
+        user space aggregates the pending map when the step ends."""
+        if agg.kind not in ("count", "sum") or agg.where is not None:
+            self.error("pending aggregations are count or sum, without where", agg.loc)
+            return
+
+        def field(expr: Expr) -> KeyField | None:
+            if not (unparse(expr.node).startswith("begin.") and isinstance(expr.node, Attr)):
+                self.error("pending aggregations use begin values: write begin.<x>", expr.loc)
+                return None
+            try:
+                begin_ref(expr.node)
+            except CompileError as e:
+                self.compile_error(e, expr)
+                return None
+            kf, v, _ = begin_fields[unparse(_strip_head(expr.node))]
+            kind = kf.kind
+            if v.type == "stack":
+                self.prog.uses_stacks = True
+                kind = "ustack" if v.code == "user" else "stack"
+            return KeyField(kf.name, expr.text, kind, kf.vtype, kf.size, signed=v.signed)
+
+        keys = [k for k in (field(b) for b in agg.by) if k is not None]
+        value = field(agg.value) if agg.value is not None else None
+        tgid = None
+        if any(k.kind == "ustack" for k in keys):
+            begin_ref(Attr(0, 0, Name(0, 0, "begin"), "pid"))
+            tgid = begin_fields["pid"][0].name
+        vtype = value.vtype if value and value.vtype in ("duration", "size") else "int"
+        if value and vtype == "int" and agg.unit:
+            vtype = "size" if agg.unit in ("bytes", "KiB", "MiB") else "duration"
+        unit, scale, _ = self.unit_of(agg, vtype)
+        self.prog.aggs.append(AggPlan(agg.id, agg.kind, pending, None, keys, vtype, unit, scale,
+                                      agg.top, None, pending=True,
+                                      value_field=value.name if value else None,
+                                      tgid_field=tgid))

@@ -137,6 +137,7 @@ class Span:
     aggregate: tuple[Aggregation, ...]
     max_pending: int | None
     loc: Loc
+    pending: tuple[Aggregation, ...] = ()  # over begins still open when the step ends
 
 
 @dataclass(frozen=True)
@@ -165,7 +166,7 @@ class Step:
     @property
     def aggregations(self) -> tuple[Aggregation, ...]:
         aggs = tuple(a for p in self.probes for a in p.aggregate)
-        return aggs + (self.span.aggregate if self.span else ())
+        return aggs + ((self.span.aggregate + self.span.pending) if self.span else ())
 
 
 @dataclass(frozen=True)
@@ -269,7 +270,8 @@ class _Builder:
             span = Span(self.span_end(s["begin"], (*sp, "begin")),
                         self.span_end(s["end"], (*sp, "end")),
                         self.aggregations(s.get("aggregate", []), (*sp, "aggregate")),
-                        s.get("max_pending"), self.doc.loc(sp))
+                        s.get("max_pending"), self.doc.loc(sp),
+                        self.aggregations(s.get("pending", []), (*sp, "pending")))
         duration = self.template(d.get("duration", DEFAULT_STEP_DURATION), (*path, "duration"))
         thresholds = []
         for i, t in enumerate(d.get("thresholds", [])):

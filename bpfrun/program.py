@@ -51,6 +51,11 @@ class AggPlan:
     top: int | None
     lhist: tuple[int, int, int] | None  # native min, max, step
     array: bool = False  # unkeyed: a per-CPU array indexed by slot (hist) or 0
+    # Pending aggregation: computed in user space from the span's pending map at the end;
+    # `value_field` is the begin value summed (None: count), `tgid_field` the begin pid.
+    pending: bool = False
+    value_field: str | None = None
+    tgid_field: str | None = None
 
 
 @dataclass

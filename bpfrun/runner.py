@@ -14,6 +14,7 @@ import re
 import tempfile
 import threading
 import time
+import types
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -278,6 +279,8 @@ class StepRunner:
 
     def _read_agg(self, plan: AggPlan) -> list[tuple[dict[str, Any], Any]]:
         table = self.b[plan.map]
+        if plan.pending:
+            return self._read_pending(plan, table)
         if plan.array:
             return self._read_array(plan, table)
         if plan.kind in ("hist", "lhist"):
@@ -290,6 +293,19 @@ class StepRunner:
             if ident in rows:  # same stack from several processes, merged after symbolizing
                 value = _merge(plan.kind, rows[ident][1], value)
             rows[ident] = (key, value)
+        return list(rows.values())
+
+    def _read_pending(self, plan: AggPlan, table: Any) -> list[tuple[dict[str, Any], Any]]:
+        """Aggregate the begins still open (the span's pending map) by their begin values."""
+        rows: dict[tuple[Any, ...], tuple[dict[str, Any], Any]] = {}
+        for _, val in table.items():
+            tgid = int(getattr(val, plan.tgid_field)) if plan.tgid_field else 0
+            record = types.SimpleNamespace(tgid=tgid)
+            key = {f.expr: self._decode_field(f, getattr(val, f.name), record)
+                   for f in plan.keys}
+            amount = int(getattr(val, plan.value_field)) if plan.value_field else 1
+            ident = _freeze(key)
+            rows[ident] = (key, rows[ident][1] + amount if ident in rows else amount)
         return list(rows.values())
 
     def _read_array(self, plan: AggPlan, table: Any) -> list[tuple[dict[str, Any], Any]]:

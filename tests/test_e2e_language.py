@@ -283,3 +283,26 @@ def test_signed_fields_keep_their_sign_as_keys(tmp_path: Path) -> None:
             """, workload=w)
     rows = step(result)["aggregations"]["errors"]["rows"]
     assert rows == [{"key": {"args.ret": -2}, "value": 20}]  # ENOENT, not 2**64 - 2
+
+
+def test_pending_begins_and_entry_arguments_find_unfreed_memory(tmp_path: Path) -> None:
+    with Workload("leak", "--seconds", "30", wait_signal=True) as w:
+        result = run_runbook(tmp_path, f"""
+            steps:
+              - id: m
+                duration: 3s
+                span:
+                  begin: {{probe: "uretprobe:libc:malloc", key: retval,
+                          where: pid == {w.pid} && retval != 0}}
+                  end: {{probe: "uprobe:libc:free", key: arg0, where: pid == {w.pid}}}
+                  aggregate: [{{id: freed, count: true, by: [begin.ustack]}}]
+                  pending:
+                    - {{id: unfreed, sum: begin.entry.arg0, by: [begin.ustack], unit: bytes}}
+            """, workload=w)
+    s = step(result)
+    unfreed = {r["key"]["begin.ustack"][0].split(" ")[0]: r["value"]
+               for r in s["aggregations"]["unfreed"]["rows"]}
+    assert unfreed["leaky_alloc"] > 0 and unfreed["leaky_alloc"] % 4096 == 0
+    assert "balanced_alloc" not in unfreed  # its blocks are freed
+    freed = {r["key"]["begin.ustack"][0].split(" ")[0] for r in s["aggregations"]["freed"]["rows"]}
+    assert "balanced_alloc" in freed

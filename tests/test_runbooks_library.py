@@ -186,6 +186,10 @@ def check_memleak(result: dict[str, Any], _: Path) -> None:
     assert not freed & {"leaky_alloc", "leaky_calloc"}, "a leaking function was freed"
     assert "leaky_calloc" in {frames(r, "ustack")[1] for r in rows(step, "calloc_bytes")}
     assert step["captures"]["unfreed"] > 0
+    # Outstanding by stack: the leaking function, never the balanced one.
+    unfreed = [frames(r, "begin.ustack")[0] for r in rows(step, "outstanding_bytes")]
+    assert unfreed[0] == "leaky_alloc" and "balanced_alloc" not in unfreed
+    assert step["captures"]["suspect"] == "leaky_alloc [leak]"
 
 
 def check_profile(result: dict[str, Any], out: Path) -> None:
