@@ -372,6 +372,15 @@ class ExprCompiler:
             # Reads of one pointer share a buffer: five 128-byte copies overflow the stack.
             return CVal("str", size=size, memo=f"{helper}:{size}:{code}", fill=lambda d, s: [
                 f"{helper}(&{d}, {s}, (void *){code});"])
+        if node.func == "tcp_state":
+            if len(node.args) != 1:
+                raise CompileError("tcp_state() takes a TCP state number", node)
+            st = self.value(node.args[0])
+            if st.type not in ("int", "any"):
+                raise CompileError(f"tcp_state() takes a number, not {a_type(st.type)}", node)
+            return CVal("int", code=st.code, decode="tcp_state")
+        if node.func == "ntop":
+            return self._ntop(node)
         if node.func == "syscall_name":
             if len(node.args) != 1:
                 raise CompileError("syscall_name() takes a syscall number", node)
@@ -390,7 +399,23 @@ class ExprCompiler:
                 return CVal("bool", code="", const=s.const.startswith(prefix.const))
             return CVal("bool", code=self._str_eq(s, prefix.const, prefix_only=True))
         raise CompileError(f"unknown function '{node.func}' in a kernel expression", node,
-                           "kernel functions: str, startswith, syscall_name")
+                           "kernel functions: str, startswith, syscall_name, tcp_state, ntop")
+
+    def _ntop(self, node: Call) -> CVal:
+        """ntop(args.daddr): a 4- or 16-byte address field, shown as an IP address."""
+        arg = node.args[0] if len(node.args) == 1 else None
+        path = dotted(arg) if arg is not None else None
+        fmt = self.scope.probe.fmt
+        if arg is None or not path or not path.startswith("args."):
+            raise CompileError("ntop() takes an address field: ntop(args.daddr)", node)
+        if fmt is None:
+            return CVal("any", code="0")
+        f = fmt.field(path[5:])
+        if f is None or f.kind not in ("array", "int") or f.size not in (4, 16):
+            raise CompileError(f"ntop() takes a 4- or 16-byte address field; {path} is not one",
+                               arg, self._fields_hint())
+        return CVal("addr", size=f.size,
+                    fill=lambda d, s: [f"bpf_probe_read_kernel(&{d}, {s}, &args->{f.name});"])
 
     def visit_Unary(self, node: Unary) -> CVal:
         v = self.value(node.operand)

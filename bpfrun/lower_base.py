@@ -214,6 +214,10 @@ class LowererBase:
                 assert v.fill is not None
                 out.extend(v.fill(f"{dest}.{name}", v.size))
             return KeyField(name, text, "str", "str", v.size)
+        if v.type == "addr":  # ntop(): the address bytes, shown as an IP address
+            assert v.fill is not None
+            out.extend(v.fill(f"{dest}.{name}", v.size))
+            return KeyField(name, text, "addr", "addr", v.size)
         if v.type == "stack":
             self.prog.uses_stacks = True
             assert v.fill is not None
@@ -243,6 +247,8 @@ class LowererBase:
     def c_field(k: KeyField) -> str:
         if k.kind == "str":
             return f"char {k.name}[{k.size}];"
+        if k.kind == "addr":
+            return f"u8 {k.name}[{k.size}];"
         if k.caller:
             return f"s32 {k.name}; u64 {k.caller};"
         if k.kind in ("stack", "ustack"):

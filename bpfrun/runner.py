@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import ipaddress
 import os
 import re
 import tempfile
@@ -26,6 +27,9 @@ from bpfrun.resolve import SOFTWARE_EVENTS
 
 STATS_SLOT = 0xFFFFFFFF
 PERF_PAGES = 64  # per CPU
+TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
+              6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN",
+              11: "CLOSING", 12: "NEW_SYN_RECV"}
 _CLANG_LINE = re.compile(r"^/virtual/main\.c:(\d+):(\d+): (error|warning): (.*)$")
 _RUNBOOK_REF = re.compile(r"runbook ([^)]+)\)")
 
@@ -354,8 +358,14 @@ class StepRunner:
             if f.caller and int(value) >= 0:
                 frames[1:1] = [self._user_sym(int(getattr(record, f.caller)), tgid)]
             return frames
+        if f.kind == "addr":
+            addr = ipaddress.ip_address(bytes(value))
+            mapped = getattr(addr, "ipv4_mapped", None)  # tcp tracepoints map IPv4 into v6
+            return str(mapped or addr)
         if f.decode == "syscall":
             return _syscall_name(int(value))
+        if f.decode == "tcp_state":
+            return TCP_STATES.get(int(value), str(int(value)))
         n = int(value)
         return n - (1 << 64) if f.signed and n >= 1 << 63 else n
 
@@ -379,6 +389,8 @@ class StepRunner:
         for f in plan.fields:
             if f.kind == "str":
                 fields.append((f.name, ctypes.c_char * f.size))
+            elif f.kind == "addr":
+                fields.append((f.name, ctypes.c_ubyte * f.size))
             elif f.kind in ("stack", "ustack"):
                 fields.append((f.name, ctypes.c_int32))
                 if f.caller:

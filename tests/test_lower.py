@@ -512,3 +512,19 @@ def test_kernel_expression_may_use_an_earlier_stat_when_compiled_ahead() -> None
                   - {id: hits, count: true}
         """)
     assert "bound at run time" in c[1].c_text
+
+
+def test_address_and_state_decoders() -> None:
+    prog = one("""\
+        steps:
+          - id: s
+            probes:
+              - probe: tracepoint:tcp:tcp_retransmit_skb
+                aggregate:
+                  - {id: f, count: true, by: [ntop(args.daddr), ntop(args.daddr_v6),
+                                              tcp_state(args.state)]}
+        """).program
+    keys = prog.aggs[0].keys
+    assert [(k.kind, k.size, k.decode) for k in keys] == [
+        ("addr", 4, None), ("addr", 16, None), ("int", 8, "tcp_state")]
+    assert "struct bpfrun_agg0_f_key { u8 k0[4]; u8 k1[16]; u64 k2; };" in prog.structs

@@ -267,8 +267,9 @@ def check_irq_handler(result: dict[str, Any], _: Path) -> None:
 def check_tcp_retransmits(result: dict[str, Any], _: Path) -> None:
     step = steps_of(result)["retransmits"]
     first = events(step, "first")
-    assert all(e["args.dport"] == 47931 and e["args.family"] == 2 for e in first)
-    assert {r["key"]["args.state"] for r in rows(step, "by_state")} == {2}  # SYN_SENT
+    assert all(e["args.dport"] == 47931 and e["ntop(args.daddr_v6)"] == "127.0.0.1"
+               for e in first)
+    assert {r["key"]["tcp_state(args.state)"] for r in rows(step, "by_state")} == {"SYN_SENT"}
 
 
 def check_triage(result: dict[str, Any], out: Path) -> None:
