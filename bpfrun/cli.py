@@ -7,7 +7,6 @@ the product (C, JSON, the report's path) to stdout. Exit codes follow the CLI co
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
@@ -291,4 +290,4 @@ def main() -> None:
         sys.stderr.close()
 
 
-__all__ = ["app", "json", "main"]
+__all__ = ["app", "main"]

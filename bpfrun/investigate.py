@@ -26,17 +26,17 @@ from bpfrun.errors import (
     MachineError,
     StepError,
 )
-from bpfrun.evaluate import EvalError, Evaluator, display, render_template
+from bpfrun.evaluate import EvalError, Evaluator, render_template
 from bpfrun.expr.nodes import Attr, Name, dotted
 from bpfrun.expr.parser import walk
 from bpfrun.kernel import Kernel
 from bpfrun.model import Runbook, Step
 from bpfrun.params import display as param_display
-from bpfrun.pipeline import AGG_STATS, compile_step, names_for
+from bpfrun.pipeline import AGG_STATS, compile_step, names_for, substitute
 from bpfrun.progress import Progress
 from bpfrun.results import AggView, EventsView, agg_json, build_view, events_json
 from bpfrun.runner import RawStep, StepRunner
-from bpfrun.units import Duration, parse_duration
+from bpfrun.units import Duration, Size, parse_duration
 
 
 def _now() -> str:
@@ -45,7 +45,7 @@ def _now() -> str:
 
 def jsonable(value: Any) -> Any:
     """Typed values as they appear in result.json (durations and sizes as display strings)."""
-    if isinstance(value, (Duration,)) or type(value).__name__ == "Size":
+    if isinstance(value, (Duration, Size)):
         return str(value)
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
@@ -111,8 +111,6 @@ class Investigation:
     def seconds(self, step: Step) -> float:
         if self.duration_override is not None:
             return self.duration_override.ns / 1e9
-        from bpfrun.pipeline import substitute  # noqa: PLC0415 (avoid a cycle at import)
-
         return parse_duration(substitute(step.duration, self.names(), self.runbook)) / 1e9
 
     def skip_reason(self, step: Step) -> str | None:
@@ -266,4 +264,3 @@ def _as_step_failure(e: BpfrunError) -> BpfrunError:
     return failure
 
 
-__all__ = ["Investigation", "display", "jsonable"]

@@ -25,7 +25,6 @@ from bpfrun.errors import MachineError, StepError
 from bpfrun.lower import LOST_KINDS, AggPlan, EventPlan, KeyField, Program
 from bpfrun.resolve import SOFTWARE_EVENTS
 
-STATS_SLOT = 0xFFFFFFFF
 PERF_PAGES = 64  # per CPU
 TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
               6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN",
