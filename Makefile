@@ -26,9 +26,10 @@ lint: setup
 	$(VENV)/bin/ruff check bpfrun tests
 	$(VENV)/bin/mypy bpfrun
 
+# Overhead of bpfrun's programs vs BCC and bpftrace (root); writes bench/RESULTS.md.
+# `make bench BENCH_ARGS=--quick` for the ~5-minute version.
 bench: setup
-	@if [ -f bench/run.py ]; then $(PY) bench/run.py; \
-	else echo "bench/run.py does not exist yet"; fi
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf reports tests/workloads/build .pytest_cache .mypy_cache .ruff_cache dist build

@@ -1,0 +1,138 @@
+/* bench snapshot: what `bpfrun compile` generated at commit 4137b03 (per-CPU hashes for the
+ * unkeyed histogram and its stats), unedited; the baseline the v0-based prototypes were
+ * edited from. Loaded by bench/bccprog.py. */
+/* bpfrun 0.1.0: runbook syscalls, step syscalls.
+ * Generated from /work/main/runbooks/syscalls.yaml; edit the runbook, not this file. */
+#include <uapi/linux/ptrace.h>
+#include <uapi/linux/bpf_perf_event.h>
+
+/* Counters of data that could not be recorded: the report shows them. */
+enum { LOST_MAP_FULL = 0, LOST_STACKS = 1, LOST_EVENTS = 2, LOST_PENDING_FULL = 3 };
+BPF_PERCPU_ARRAY(bpfrun_lost_map, u64, 4);
+static __always_inline void bpfrun_lost(int kind) {
+    u64 *n = bpfrun_lost_map.lookup(&kind);
+    if (n) *n += 1;
+}
+
+struct bpfrun_stats { u64 count; s64 sum; s64 min; s64 max; };
+static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
+    if (st->count == 0 || x < st->min) st->min = x;
+    if (st->count == 0 || x > st->max) st->max = x;
+    st->count += 1;
+    st->sum += x;
+}
+
+struct bpfrun_tp_raw_syscalls_sys_exit {
+    u8 __common[8];
+    s64 id;
+    s64 ret;
+};
+_Static_assert(__builtin_offsetof(struct bpfrun_tp_raw_syscalls_sys_exit, id) == 8, "id");
+_Static_assert(__builtin_offsetof(struct bpfrun_tp_raw_syscalls_sys_exit, ret) == 16, "ret");
+struct bpfrun_tp_raw_syscalls_sys_enter {
+    u8 __common[8];
+    s64 id;
+    u8 args[48];
+};
+_Static_assert(__builtin_offsetof(struct bpfrun_tp_raw_syscalls_sys_enter, id) == 8, "id");
+_Static_assert(__builtin_offsetof(struct bpfrun_tp_raw_syscalls_sys_enter, args) == 16, "args");
+struct bpfrun_by_syscall_key { u64 k0; };
+struct bpfrun_by_process_key { u64 k0; char k1[16]; };
+struct bpfrun_by_process_syscall_key { char k0[16]; u64 k1; };
+struct bpfrun_latency_key { u32 slot; };
+struct bpfrun_syscalls_span_key { u64 k0; };
+struct bpfrun_syscalls_span_val { u64 ts; };
+
+BPF_PERCPU_HASH(agg_by_syscall, struct bpfrun_by_syscall_key, struct bpfrun_stats, 10240);
+BPF_PERCPU_HASH(agg_by_process, struct bpfrun_by_process_key, u64, 10240);
+BPF_PERCPU_HASH(agg_by_process_syscall, struct bpfrun_by_process_syscall_key, u64, 10240);
+BPF_PERCPU_HASH(agg_latency, struct bpfrun_latency_key, u64, 81920);
+BPF_PERCPU_HASH(agg_latency_stats, struct bpfrun_latency_key, struct bpfrun_stats, 10240);
+BPF_HASH(pending_syscalls, struct bpfrun_syscalls_span_key, struct bpfrun_syscalls_span_val, 10240);
+
+/* span end tracepoint:raw_syscalls:sys_exit (runbook /work/main/runbooks/syscalls.yaml:33:12) */
+static __always_inline int bpfrun_syscalls_probe2_h0(void *ctx) {
+    struct bpfrun_tp_raw_syscalls_sys_exit *args = ctx;
+    struct bpfrun_syscalls_span_key key;
+    __builtin_memset(&key, 0, sizeof(key));
+    key.k0 = ((u32)bpf_get_current_pid_tgid());
+    struct bpfrun_syscalls_span_val *pp = pending_syscalls.lookup(&key);
+    if (!pp) return 0;
+    struct bpfrun_syscalls_span_val pv = *pp;
+    pending_syscalls.delete(&key);
+    u64 duration = bpf_ktime_get_ns() - pv.ts;
+    /* aggregation by_syscall: stats (runbook /work/main/runbooks/syscalls.yaml:35:11) */
+    do {
+        struct bpfrun_by_syscall_key k;
+        __builtin_memset(&k, 0, sizeof(k));
+        k.k0 = args->id;
+        s64 x = (s64)(duration);
+        struct bpfrun_stats z_agg_by_syscall = {};
+        struct bpfrun_stats *st_agg_by_syscall = agg_by_syscall.lookup_or_try_init(&k, &z_agg_by_syscall);
+        if (st_agg_by_syscall) bpfrun_stats_add(st_agg_by_syscall, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
+    } while (0);
+    /* aggregation by_process: count (runbook /work/main/runbooks/syscalls.yaml:36:11) */
+    do {
+        struct bpfrun_by_process_key k;
+        __builtin_memset(&k, 0, sizeof(k));
+        k.k0 = (bpf_get_current_pid_tgid() >> 32);
+        bpf_get_current_comm(&k.k1, 16);
+        u64 z_agg_by_process = 0;
+        u64 *v_agg_by_process = agg_by_process.lookup_or_try_init(&k, &z_agg_by_process);
+        if (v_agg_by_process) *v_agg_by_process += 1; else bpfrun_lost(LOST_MAP_FULL);
+    } while (0);
+    /* aggregation by_process_syscall: count (runbook /work/main/runbooks/syscalls.yaml:37:11) */
+    do {
+        struct bpfrun_by_process_syscall_key k;
+        __builtin_memset(&k, 0, sizeof(k));
+        bpf_get_current_comm(&k.k0, 16);
+        k.k1 = args->id;
+        u64 z_agg_by_process_syscall = 0;
+        u64 *v_agg_by_process_syscall = agg_by_process_syscall.lookup_or_try_init(&k, &z_agg_by_process_syscall);
+        if (v_agg_by_process_syscall) *v_agg_by_process_syscall += 1; else bpfrun_lost(LOST_MAP_FULL);
+    } while (0);
+    /* aggregation latency: hist (runbook /work/main/runbooks/syscalls.yaml:38:11) */
+    do {
+        struct bpfrun_latency_key k;
+        __builtin_memset(&k, 0, sizeof(k));
+        u64 x = duration;
+        k.slot = bpf_log2l(x / 1000ULL);
+        u64 z_agg_latency = 0;
+        u64 *v_agg_latency = agg_latency.lookup_or_try_init(&k, &z_agg_latency);
+        if (v_agg_latency) *v_agg_latency += 1; else bpfrun_lost(LOST_MAP_FULL);
+        k.slot = 0xFFFFFFFF;  /* the per-key stats entry */
+        struct bpfrun_stats z_agg_latency_stats = {};
+        struct bpfrun_stats *st_agg_latency_stats = agg_latency_stats.lookup_or_try_init(&k, &z_agg_latency_stats);
+        if (st_agg_latency_stats) bpfrun_stats_add(st_agg_latency_stats, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
+    } while (0);
+    return 0;
+}
+
+/* span begin tracepoint:raw_syscalls:sys_enter (runbook /work/main/runbooks/syscalls.yaml:28:9) */
+static __always_inline int bpfrun_syscalls_probe3_h0(void *ctx) {
+    struct bpfrun_tp_raw_syscalls_sys_enter *args = ctx;
+    char s1[16] = {};
+    bpf_get_current_comm(&s1, 16);
+    if (!!(/* "bpfrun" */ ((u8)s1[0] == 98) && ((u8)s1[1] == 112) && ((u8)s1[2] == 102) && ((u8)s1[3] == 114) && ((u8)s1[4] == 117) && ((u8)s1[5] == 110) && (s1[6] == 0))) return 0;
+    struct bpfrun_syscalls_span_key key;
+    __builtin_memset(&key, 0, sizeof(key));
+    key.k0 = ((u32)bpf_get_current_pid_tgid());
+    struct bpfrun_syscalls_span_val val;
+    __builtin_memset(&val, 0, sizeof(val));
+    val.ts = bpf_ktime_get_ns();
+    if (pending_syscalls.update(&key, &val) != 0) bpfrun_lost(LOST_PENDING_FULL);
+    return 0;
+}
+
+/* tracepoint:raw_syscalls:sys_exit */
+int bpfrun_syscalls_probe2(void *ctx) {
+    bpfrun_syscalls_probe2_h0(ctx);
+    return 0;
+}
+
+/* tracepoint:raw_syscalls:sys_enter */
+int bpfrun_syscalls_probe3(void *ctx) {
+    bpfrun_syscalls_probe3_h0(ctx);
+    return 0;
+}
+
