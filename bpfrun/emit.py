@@ -40,5 +40,7 @@ def render(prog: Program, runbook: str, source: str) -> str:
         events=len(prog.events),
         ringbuf_pages=RINGBUF_PAGES,
         ringbuf=prog.event_buffer == "ringbuf",
+        # The header costs clang ~0.6 s (bench/RESULTS.md): only perf-event programs need it.
+        perf_event=any(a.kind in ("profile", "software") for a in prog.attaches),
     )
     return text

@@ -55,7 +55,10 @@ def step(result: dict[str, Any], index: int = 0) -> dict[str, Any]:
     return s
 
 
-def test_span_over_write_sums_the_bytes_the_workload_wrote(tmp_path: Path) -> None:
+@pytest.mark.parametrize("storage", ["task", "hash"])
+def test_span_over_write_sums_the_bytes_the_workload_wrote(
+        tmp_path: Path, storage: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BPFRUN_SPAN_STORAGE", storage)  # tid spans: task storage or a hash
     with Workload("writer", "--count", "20", "--rate", "200", "--seconds", "30",
                   wait_signal=True) as w:
         result = run_runbook(tmp_path, """

@@ -42,6 +42,7 @@ CASES = {  # golden name → (runbook, params)
 def _at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)  # runbook paths in the C are the relative ones given here
     monkeypatch.setenv("BPFRUN_EVENT_BUFFER", "ringbuf")  # else it depends on the kernel
+    monkeypatch.setenv("BPFRUN_SPAN_STORAGE", "task")
 
 
 def normalize(c_text: str) -> str:

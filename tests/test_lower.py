@@ -33,6 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("BPFRUN_EVENT_BUFFER", "ringbuf")  # else it depends on the kernel
+    monkeypatch.setenv("BPFRUN_SPAN_STORAGE", "task")
 
 
 def compile_all(body: str, kernel: Kernel = KERNEL, path: str = "t.yaml",

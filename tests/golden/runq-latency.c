@@ -2,7 +2,6 @@
 /* bpfrun VERSION: runbook runq-latency, step runq.
  * Generated from tests/runbooks/valid/runq-latency.yaml; edit the runbook, not this file. */
 #include <uapi/linux/ptrace.h>
-#include <uapi/linux/bpf_perf_event.h>
 
 /* Counters of data that could not be recorded: the report shows them. */
 enum { LOST_MAP_FULL = 0, LOST_STACKS = 1, LOST_EVENTS = 2, LOST_PENDING_FULL = 3 };
@@ -50,8 +49,8 @@ _Static_assert(__builtin_offsetof(struct bpfrun_tp_sched_sched_wakeup, prio) == 
 _Static_assert(__builtin_offsetof(struct bpfrun_tp_sched_sched_wakeup, target_cpu) == 32, "target_cpu");
 struct bpfrun_agg0_dist_hist { u64 slots[65]; struct bpfrun_stats st; };
 struct bpfrun_agg1_slow_by_key { char k0[16]; char k1[16]; };
-struct bpfrun_runq_span_key { u64 k0; };
 struct bpfrun_runq_span_val { u64 ts; };
+struct bpfrun_runq_span_key { u64 k0; };
 
 BPF_PERCPU_ARRAY(agg0_dist, struct bpfrun_agg0_dist_hist, 1);
 BPF_PERCPU_HASH(agg1_slow_by, struct bpfrun_agg1_slow_by_key, u64, 10240);
@@ -121,7 +120,6 @@ int bpfrun_runq_probe2(void *ctx) {
 /* bpfrun VERSION: runbook runq-latency, step offcpu.
  * Generated from tests/runbooks/valid/runq-latency.yaml; edit the runbook, not this file. */
 #include <uapi/linux/ptrace.h>
-#include <uapi/linux/bpf_perf_event.h>
 
 /* Counters of data that could not be recorded: the report shows them. */
 enum { LOST_MAP_FULL = 0, LOST_STACKS = 1, LOST_EVENTS = 2, LOST_PENDING_FULL = 3 };
@@ -158,8 +156,8 @@ _Static_assert(__builtin_offsetof(struct bpfrun_tp_sched_sched_switch, next_comm
 _Static_assert(__builtin_offsetof(struct bpfrun_tp_sched_sched_switch, next_pid) == 56, "next_pid");
 _Static_assert(__builtin_offsetof(struct bpfrun_tp_sched_sched_switch, next_prio) == 60, "next_prio");
 struct bpfrun_agg0_stacks_key { s32 k0; s32 k1; u32 tgid; };
-struct bpfrun_offcpu_span_key { u64 k0; };
 struct bpfrun_offcpu_span_val { u64 ts; s32 b0; s32 b1; u64 b2; };
+struct bpfrun_offcpu_span_key { u64 k0; };
 
 BPF_PERCPU_HASH(agg0_stacks, struct bpfrun_agg0_stacks_key, u64, 10240);
 BPF_HASH(pending_offcpu, struct bpfrun_offcpu_span_key, struct bpfrun_offcpu_span_val, 10240);

@@ -2,7 +2,6 @@
 /* bpfrun VERSION: runbook syscall-io, step io.
  * Generated from tests/runbooks/valid/syscall-io.yaml; edit the runbook, not this file. */
 #include <uapi/linux/ptrace.h>
-#include <uapi/linux/bpf_perf_event.h>
 
 /* Counters of data that could not be recorded: the report shows them. */
 enum { LOST_MAP_FULL = 0, LOST_STACKS = 1, LOST_EVENTS = 2, LOST_PENDING_FULL = 3 };

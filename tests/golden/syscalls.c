@@ -2,7 +2,6 @@
 /* bpfrun VERSION: runbook syscalls, step syscalls.
  * Generated from runbooks/syscalls.yaml; edit the runbook, not this file. */
 #include <uapi/linux/ptrace.h>
-#include <uapi/linux/bpf_perf_event.h>
 
 /* Counters of data that could not be recorded: the report shows them. */
 enum { LOST_MAP_FULL = 0, LOST_STACKS = 1, LOST_EVENTS = 2, LOST_PENDING_FULL = 3 };
@@ -38,25 +37,21 @@ struct bpfrun_agg0_by_syscall_key { u64 k0; };
 struct bpfrun_agg1_by_process_key { u64 k0; char k1[16]; };
 struct bpfrun_agg2_by_process_syscall_key { char k0[16]; u64 k1; };
 struct bpfrun_agg3_latency_hist { u64 slots[65]; struct bpfrun_stats st; };
-struct bpfrun_syscalls_span_key { u64 k0; };
 struct bpfrun_syscalls_span_val { u64 ts; };
 
 BPF_PERCPU_HASH(agg0_by_syscall, struct bpfrun_agg0_by_syscall_key, struct bpfrun_stats, 10240);
 BPF_PERCPU_HASH(agg1_by_process, struct bpfrun_agg1_by_process_key, u64, 10240);
 BPF_PERCPU_HASH(agg2_by_process_syscall, struct bpfrun_agg2_by_process_syscall_key, u64, 10240);
 BPF_PERCPU_ARRAY(agg3_latency, struct bpfrun_agg3_latency_hist, 1);
-BPF_HASH(pending_syscalls, struct bpfrun_syscalls_span_key, struct bpfrun_syscalls_span_val, 10240);
+BPF_TASK_STORAGE(pending_syscalls, struct bpfrun_syscalls_span_val);
 
 /* span end tracepoint:raw_syscalls:sys_exit (runbook runbooks/syscalls.yaml:34:12) */
 static __always_inline int bpfrun_syscalls_probe2_h0(void *ctx) {
     struct bpfrun_tp_raw_syscalls_sys_exit *args = ctx;
-    struct bpfrun_syscalls_span_key key;
-    __builtin_memset(&key, 0, sizeof(key));
-    key.k0 = ((u32)bpf_get_current_pid_tgid());
-    struct bpfrun_syscalls_span_val *pp = pending_syscalls.lookup(&key);
-    if (!pp) return 0;
+    struct bpfrun_syscalls_span_val *pp = pending_syscalls.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0, 0);
+    if (!pp || pp->ts == 0) return 0;
     struct bpfrun_syscalls_span_val pv = *pp;
-    pending_syscalls.delete(&key);
+    pp->ts = 0;  /* consumed: the slot stays with the task */
     u64 duration = bpf_ktime_get_ns() - pv.ts;
     /* aggregation by_syscall: stats (runbook runbooks/syscalls.yaml:36:11) */
     do {
@@ -107,13 +102,11 @@ static __always_inline int bpfrun_syscalls_probe3_h0(void *ctx) {
     char s1[16] = {};
     bpf_get_current_comm(&s1, 16);
     if (!(((bpf_get_current_pid_tgid() >> 32) == 42LL) && (/* "bash" */ ((u8)s1[0] == 98) && ((u8)s1[1] == 97) && ((u8)s1[2] == 115) && ((u8)s1[3] == 104) && (s1[4] == 0)))) return 0;
-    struct bpfrun_syscalls_span_key key;
-    __builtin_memset(&key, 0, sizeof(key));
-    key.k0 = ((u32)bpf_get_current_pid_tgid());
     struct bpfrun_syscalls_span_val val;
     __builtin_memset(&val, 0, sizeof(val));
     val.ts = bpf_ktime_get_ns();
-    if (pending_syscalls.update(&key, &val) != 0) bpfrun_lost(LOST_PENDING_FULL);
+    struct bpfrun_syscalls_span_val *slot = pending_syscalls.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
+    if (slot) *slot = val; else bpfrun_lost(LOST_PENDING_FULL);
     return 0;
 }
 
