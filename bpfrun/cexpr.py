@@ -381,6 +381,8 @@ class ExprCompiler:
             return CVal("int", code=st.code, decode="tcp_state")
         if node.func == "ntop":
             return self._ntop(node)
+        if node.func == "argv":
+            return self._argv(node)
         if node.func == "syscall_name":
             if len(node.args) != 1:
                 raise CompileError("syscall_name() takes a syscall number", node)
@@ -399,7 +401,24 @@ class ExprCompiler:
                 return CVal("bool", code="", const=s.const.startswith(prefix.const))
             return CVal("bool", code=self._str_eq(s, prefix.const, prefix_only=True))
         raise CompileError(f"unknown function '{node.func}' in a kernel expression", node,
-                           "kernel functions: str, startswith, syscall_name, tcp_state, ntop")
+                           "kernel functions: str, startswith, syscall_name, tcp_state, ntop, argv")
+
+    def _argv(self, node: Call) -> CVal:
+        """argv(args.argv, i): the i-th string of a user-space array of strings (execve)."""
+        if len(node.args) != 2:
+            raise CompileError("argv() takes an array of strings and an index: argv(args.argv, 1)",
+                               node)
+        arr, idx = self.value(node.args[0]), self.value(node.args[1])
+        if arr.type not in ("ptr", "int", "any"):
+            raise CompileError(f"argv() reads a pointer, not {a_type(arr.type)}", node.args[0])
+        if not (idx.is_const and isinstance(idx.const, int) and 0 <= idx.const < 32):
+            raise CompileError("argv()'s index must be a number from 0 to 31", node.args[1])
+        ptr = self.scope.fresh("argp")
+        code, i = arr.code, idx.const
+        return CVal("str", size=STR_MAX, memo=f"argv:{code}:{i}", fill=lambda d, s: [
+            f"u64 {ptr} = 0;",
+            f"bpf_probe_read_user(&{ptr}, sizeof({ptr}), (void *)({code} + {i * 8}));",
+            f"if ({ptr}) bpf_probe_read_user_str(&{d}, {s}, (void *){ptr});"])
 
     def _ntop(self, node: Call) -> CVal:
         """ntop(args.daddr): a 4- or 16-byte address field, shown as an IP address."""

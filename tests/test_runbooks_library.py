@@ -226,6 +226,9 @@ def check_execs(result: dict[str, Any], _: Path) -> None:
     calls = events(step, "exec_calls")
     assert calls and all(e["comm"] == "bpfr_execer" for e in calls)
     assert {e["str(args.filename)"] for e in calls} == {"/bin/true"}
+    # execer.c runs /bin/true bpfr-arg1 bpfr-arg2: the arguments are decoded too.
+    assert {(e["argv(args.argv, 1)"], e["argv(args.argv, 2)"]) for e in calls} == {
+        ("bpfr-arg1", "bpfr-arg2")}
     started = rows(step, "started")[0]
     assert started["key"] == {"begin.comm": "bpfr_execer", "comm": "true"}
     assert rows(step, "forks")[0]["key"]["args.parent_comm"] == "bpfr_execer"

@@ -15,7 +15,12 @@ static const char usage[] =
 /* Returns the child's exit status, or -1 when fork failed. */
 __attribute__((noinline)) int bpfr_spawn(const char *path)
 {
-    char *const child_argv[] = {(char *)path, "bpfr-arg1", "bpfr-arg2", NULL};
+    /* Arguments built on the stack, as a shell builds them: memory already paged in. A
+     * tracer reads them at execve's entry, where it cannot fault in a page (string literals
+     * in a never-touched .rodata page would read as empty: a known limit of execsnoop too). */
+    char path_copy[256], arg1[] = "bpfr-arg1", arg2[] = "bpfr-arg2";
+    snprintf(path_copy, sizeof(path_copy), "%s", path);
+    char *const child_argv[] = {path_copy, arg1, arg2, NULL};
     int status;
     pid_t pid = fork();
     if (pid < 0)
@@ -24,7 +29,7 @@ __attribute__((noinline)) int bpfr_spawn(const char *path)
         sigset_t none;
         sigemptyset(&none);
         sigprocmask(SIG_SETMASK, &none, NULL); /* the signal mask survives exec */
-        execv(path, child_argv);
+        execv(path_copy, child_argv);
         _exit(127);
     }
     while (waitpid(pid, &status, 0) < 0) {
