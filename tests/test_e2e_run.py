@@ -64,7 +64,7 @@ def test_syscalls_counts_every_openat_of_the_workload(tmp_path: Path) -> None:
     result = json.loads((tmp_path / "result.json").read_text())
     assert totals["opens"] == "300"
     rows = result["steps"][0]["aggregations"]["by_process_syscall"]["rows"]
-    opens = {r["key"]["syscall_name(args.id)"]: r["value"] for r in rows
+    opens = {r["key"]["syscall_name(begin.arg1)"]: r["value"] for r in rows
              if r["key"]["comm"] == "bpfr_open"}
     assert opens.get("openat", 0) >= 300
     # The comm filter ran in the kernel: nothing else was counted.

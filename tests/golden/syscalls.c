@@ -19,25 +19,11 @@ static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
     st->sum += x;
 }
 
-struct bpfrun_tp_raw_syscalls_sys_exit {
-    u8 __common[8];
-    s64 id;
-    s64 ret;
-};
-_Static_assert(__builtin_offsetof(struct bpfrun_tp_raw_syscalls_sys_exit, id) == 8, "id");
-_Static_assert(__builtin_offsetof(struct bpfrun_tp_raw_syscalls_sys_exit, ret) == 16, "ret");
-struct bpfrun_tp_raw_syscalls_sys_enter {
-    u8 __common[8];
-    s64 id;
-    u8 args[48];
-};
-_Static_assert(__builtin_offsetof(struct bpfrun_tp_raw_syscalls_sys_enter, id) == 8, "id");
-_Static_assert(__builtin_offsetof(struct bpfrun_tp_raw_syscalls_sys_enter, args) == 16, "args");
 struct bpfrun_agg0_by_syscall_key { u64 k0; };
 struct bpfrun_agg1_by_process_key { u64 k0; char k1[16]; };
 struct bpfrun_agg2_by_process_syscall_key { char k0[16]; u64 k1; };
 struct bpfrun_agg3_latency_hist { u64 slots[65]; struct bpfrun_stats st; };
-struct bpfrun_syscalls_span_val { u64 ts; };
+struct bpfrun_syscalls_span_val { u64 ts; u64 b0; };
 
 BPF_PERCPU_HASH(agg0_by_syscall, struct bpfrun_agg0_by_syscall_key, struct bpfrun_stats, 10240);
 BPF_PERCPU_HASH(agg1_by_process, struct bpfrun_agg1_by_process_key, u64, 10240);
@@ -45,25 +31,24 @@ BPF_PERCPU_HASH(agg2_by_process_syscall, struct bpfrun_agg2_by_process_syscall_k
 BPF_PERCPU_ARRAY(agg3_latency, struct bpfrun_agg3_latency_hist, 1);
 BPF_TASK_STORAGE(pending_syscalls, struct bpfrun_syscalls_span_val);
 
-/* span end tracepoint:raw_syscalls:sys_exit (runbook runbooks/syscalls.yaml:34:12) */
-static __always_inline int bpfrun_syscalls_probe2_h0(void *ctx) {
-    struct bpfrun_tp_raw_syscalls_sys_exit *args = ctx;
+/* span end rawtracepoint:sys_exit (runbook runbooks/syscalls.yaml:36:12) */
+static __always_inline int bpfrun_syscalls_probe2_h0(struct bpf_raw_tracepoint_args *ctx) {
     struct bpfrun_syscalls_span_val *pp = pending_syscalls.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0, 0);
     if (!pp || pp->ts == 0) return 0;
     struct bpfrun_syscalls_span_val pv = *pp;
     pp->ts = 0;  /* consumed: the slot stays with the task */
     u64 duration = bpf_ktime_get_ns() - pv.ts;
-    /* aggregation by_syscall: stats (runbook runbooks/syscalls.yaml:36:11) */
+    /* aggregation by_syscall: stats (runbook runbooks/syscalls.yaml:38:11) */
     do {
         struct bpfrun_agg0_by_syscall_key k;
         __builtin_memset(&k, 0, sizeof(k));
-        k.k0 = args->id;
+        k.k0 = pv.b0;
         s64 x = (s64)(duration);
         struct bpfrun_stats z_agg0_by_syscall = {};
         struct bpfrun_stats *st_agg0_by_syscall = agg0_by_syscall.lookup_or_try_init(&k, &z_agg0_by_syscall);
         if (st_agg0_by_syscall) bpfrun_stats_add(st_agg0_by_syscall, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation by_process: count (runbook runbooks/syscalls.yaml:37:11) */
+    /* aggregation by_process: count (runbook runbooks/syscalls.yaml:39:11) */
     do {
         struct bpfrun_agg1_by_process_key k;
         __builtin_memset(&k, 0, sizeof(k));
@@ -73,17 +58,17 @@ static __always_inline int bpfrun_syscalls_probe2_h0(void *ctx) {
         u64 *v_agg1_by_process = agg1_by_process.lookup_or_try_init(&k, &z_agg1_by_process);
         if (v_agg1_by_process) *v_agg1_by_process += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation by_process_syscall: count (runbook runbooks/syscalls.yaml:38:11) */
+    /* aggregation by_process_syscall: count (runbook runbooks/syscalls.yaml:40:11) */
     do {
         struct bpfrun_agg2_by_process_syscall_key k;
         __builtin_memset(&k, 0, sizeof(k));
         bpf_get_current_comm(&k.k0, 16);
-        k.k1 = args->id;
+        k.k1 = pv.b0;
         u64 z_agg2_by_process_syscall = 0;
         u64 *v_agg2_by_process_syscall = agg2_by_process_syscall.lookup_or_try_init(&k, &z_agg2_by_process_syscall);
         if (v_agg2_by_process_syscall) *v_agg2_by_process_syscall += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation latency: hist (runbook runbooks/syscalls.yaml:39:11) */
+    /* aggregation latency: hist (runbook runbooks/syscalls.yaml:41:11) */
     do {
         u64 x = duration;
         u32 slot = bpf_log2l(x / 1000ULL);
@@ -96,28 +81,28 @@ static __always_inline int bpfrun_syscalls_probe2_h0(void *ctx) {
     return 0;
 }
 
-/* span begin tracepoint:raw_syscalls:sys_enter (runbook runbooks/syscalls.yaml:28:9) */
-static __always_inline int bpfrun_syscalls_probe3_h0(void *ctx) {
-    struct bpfrun_tp_raw_syscalls_sys_enter *args = ctx;
+/* span begin rawtracepoint:sys_enter (runbook runbooks/syscalls.yaml:30:9) */
+static __always_inline int bpfrun_syscalls_probe3_h0(struct bpf_raw_tracepoint_args *ctx) {
     char s1[16] = {};
     bpf_get_current_comm(&s1, 16);
     if (!(((bpf_get_current_pid_tgid() >> 32) == 42LL) && (/* "bash" */ ((u8)s1[0] == 98) && ((u8)s1[1] == 97) && ((u8)s1[2] == 115) && ((u8)s1[3] == 104) && (s1[4] == 0)))) return 0;
     struct bpfrun_syscalls_span_val val;
     __builtin_memset(&val, 0, sizeof(val));
+    val.b0 = ctx->args[1];
     val.ts = bpf_ktime_get_ns();
     struct bpfrun_syscalls_span_val *slot = pending_syscalls.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0, BPF_LOCAL_STORAGE_GET_F_CREATE);
     if (slot) *slot = val; else bpfrun_lost(LOST_PENDING_FULL);
     return 0;
 }
 
-/* tracepoint:raw_syscalls:sys_exit */
-int bpfrun_syscalls_probe2(void *ctx) {
+/* rawtracepoint:sys_exit */
+int bpfrun_syscalls_probe2(struct bpf_raw_tracepoint_args *ctx) {
     bpfrun_syscalls_probe2_h0(ctx);
     return 0;
 }
 
-/* tracepoint:raw_syscalls:sys_enter */
-int bpfrun_syscalls_probe3(void *ctx) {
+/* rawtracepoint:sys_enter */
+int bpfrun_syscalls_probe3(struct bpf_raw_tracepoint_args *ctx) {
     bpfrun_syscalls_probe3_h0(ctx);
     return 0;
 }
