@@ -41,10 +41,9 @@ class Lowerer(SpanLowering):
             unit, n = res.ref.parts
             self.prog.interval = int(n) * (1.0 if unit == "s" else 0.001)
             return
-        requested = self.substitute(probe.candidates[0])
         scope = self.scope(res)
         guard = self.guard(probe.where, scope, res.ref.canonical)
-        fn = self.function_for(res, requested, self._skipped(probe.candidates, res))
+        fn = self.function_for(res)
         if guard is None:
             return  # the predicate folded to false: the probe can never contribute
         body = list(guard)

@@ -105,12 +105,12 @@ class LowererBase:
             # Compiling for another machine: show the C of the first probe as written.
             ref = parse_probe(texts[0])
             self.prog.unchecked.append(f"probe {ref.text} cannot run here: {reasons[0]}")
-            return Resolved(ref, ProbeCtx(ref.kind, ref.text), None, False)
+            return Resolved(ref, ProbeCtx(ref.kind, ref.text), None, False, ref.text)
         if not res.checked:
             self.prog.unchecked.append(f"probe {res.ref.text} (kernel not readable)")
         return res
 
-    def function_for(self, res: Resolved, requested: str, skipped: list[str]) -> Function:
+    def function_for(self, res: Resolved) -> Function:
         key = (res.ref.canonical, res.target or "")
         if key in self.functions:
             return self.functions[key]
@@ -124,7 +124,7 @@ class LowererBase:
         if res.target:
             target = (res.target, *res.ref.parts[1:])
         self.prog.attaches.append(AttachPlan(res.ref.kind, target, fn.name, res.ref.canonical,
-                                             requested, skipped))
+                                             res.requested, list(res.skipped)))
         self.prog.functions.append(fn)
         self.functions[key] = fn
         return fn
@@ -255,10 +255,3 @@ class LowererBase:
             return f"s32 {k.name};"
         return f"u64 {k.name};"
 
-    def _skipped(self, candidates: tuple[Template, ...], res: Resolved) -> list[str]:
-        texts = [self.substitute(t) for t in candidates]
-        idx = texts.index(res.ref.text) if res.ref.text in texts else 0
-        if idx == 0:
-            return []
-        _, reasons = resolve_probe(texts[:idx], self.kernel)
-        return reasons

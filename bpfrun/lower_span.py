@@ -151,13 +151,11 @@ class SpanLowering(AggregationLowering):
             size = span.max_pending or DEFAULT_MAX_PENDING
             self.prog.maps.append(
                 f"BPF_HASH({pending}, struct {kstruct}, struct {vstruct}, {size});")
-        efn = self.function_for(eres, self.substitute(span.end.candidates[0]),
-                                self._skipped(span.end.candidates, eres))
+        efn = self.function_for(eres)
         self.add_handler(efn, eres, f"span end {eres.ref.canonical} (runbook {span.end.loc})",
                          ebody)
         if begin_guard is not None:
-            bfn = self.function_for(bres, self.substitute(span.begin.candidates[0]),
-                                    self._skipped(span.begin.candidates, bres))
+            bfn = self.function_for(bres)
             self.add_handler(bfn, bres,
                              f"span begin {bres.ref.canonical} (runbook {span.begin.loc})", bbody)
 

@@ -82,6 +82,8 @@ class Resolved:
     ctx: ProbeCtx
     target: str | None  # uprobe/usdt: the resolved binary path
     checked: bool  # False when the kernel could not be read and existence was assumed
+    requested: str = ""  # the probe as first written (before fallbacks)
+    skipped: tuple[str, ...] = ()  # why the candidates before this one were not used
 
 
 def _near(ref: ProbeRef, kernel: Kernel) -> str:
@@ -132,5 +134,6 @@ def resolve_probe(candidates: list[str], kernel: Kernel) -> tuple[Resolved | Non
         target = None
         if ref.kind in ("uprobe", "uretprobe", "usdt"):
             target = resolve_library(ref.parts[0]) or ref.parts[0]
-        return Resolved(ref, ProbeCtx(ref.kind, text, fmt), target, kernel.readable()), reasons
+        return Resolved(ref, ProbeCtx(ref.kind, text, fmt), target, kernel.readable(),
+                        candidates[0], tuple(reasons)), reasons
     return None, reasons

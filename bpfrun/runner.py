@@ -229,10 +229,8 @@ class StepRunner:
             else:
                 self.stop.wait(min(left, 0.1))
             hits = self._hits() if self.prog.stop_after else None
-            if self.prog.events:
-                hits = sum(len(v) for v in self.events.values())
-            self.on_tick(hits)
-            if self.prog.stop_after and self._hits() >= self.prog.stop_after:
+            self.on_tick(sum(len(v) for v in self.events.values()) if self.prog.events else hits)
+            if self.prog.stop_after and hits is not None and hits >= self.prog.stop_after:
                 break
         return self.stop.is_set()
 
