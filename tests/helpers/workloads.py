@@ -12,7 +12,6 @@ constructor waits for that, hence thread names can be checked and SIGUSR1 sent r
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import shlex
 import signal
@@ -20,10 +19,13 @@ import subprocess
 import tempfile
 import time
 import weakref
-from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import IO
+
+from bpfrun.errors import UsageError
+from bpfrun.selftest import CFLAGS as SELFTEST_CFLAGS
+from bpfrun.selftest import build_workload
 
 WORKLOAD_DIR = Path(__file__).resolve().parent.parent / "workloads"
 BUILD_DIR = WORKLOAD_DIR / "build"
@@ -43,16 +45,7 @@ WORKLOADS = (
 )
 # -O0 -fno-builtin: at -O1 GCC deletes mallocs whose memory does not escape; frame pointers
 # make user stacks walkable by BPF.
-CFLAGS = (
-    "-std=c11",
-    "-O0",
-    "-g",
-    "-fno-omit-frame-pointer",
-    "-fno-builtin",
-    "-pthread",
-    "-Wall",
-    "-Wextra",
-)
+CFLAGS = SELFTEST_CFLAGS  # one set of flags for tests and `bpfrun test`
 _SIGUSR1_BIT = 1 << (signal.SIGUSR1 - 1)
 _POLL = 0.01
 
@@ -78,54 +71,15 @@ def build(name: str) -> Path:
     if not source.is_file():
         known = ", ".join(sorted(p.stem for p in WORKLOAD_DIR.glob("*.c")))
         raise BuildError(f"no workload named {name!r}: {source} does not exist (known: {known})")
-    binary = BUILD_DIR / name
-    BUILD_DIR.mkdir(parents=True, exist_ok=True)
-    with _build_lock():
-        if _up_to_date(binary, source):
-            return binary
-        tmp = BUILD_DIR / f".{name}.{os.getpid()}.tmp"
-        cmd = [os.environ.get("CC", "gcc"), *CFLAGS, "-o", str(tmp), str(source)]
-        try:
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-        except FileNotFoundError as exc:
-            msg = f"cannot compile {source}: {cmd[0]} not found (apt install gcc)"
-            raise BuildError(msg) from exc
-        if proc.returncode != 0:
-            tmp.unlink(missing_ok=True)
-            raise BuildError(
-                f"compiling {source} failed (exit {proc.returncode}):\n$ {shlex.join(cmd)}\n"
-                f"{proc.stderr}{proc.stdout}"
-            )
-        os.replace(tmp, binary)
-    return binary
+    try:  # the same build as `bpfrun test` uses for runbook self-tests
+        return build_workload(source)
+    except UsageError as exc:
+        raise BuildError(exc.message) from None
 
 
 def build_all() -> dict[str, Path]:
     """Builds every known workload; returns name -> binary."""
     return {name: build(name) for name in WORKLOADS}
-
-
-@contextlib.contextmanager
-def _build_lock() -> Iterator[None]:
-    # The build folder is generated: keep it out of git without touching the repo's .gitignore.
-    ignore = BUILD_DIR / ".gitignore"
-    if not ignore.exists():
-        ignore.write_text("*\n")
-    with open(BUILD_DIR / ".lock", "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
-
-
-def _up_to_date(binary: Path, source: Path) -> bool:
-    try:
-        built = binary.stat().st_mtime_ns
-    except FileNotFoundError:
-        return False
-    inputs = [source, *WORKLOAD_DIR.glob("*.h")]
-    return all(built >= p.stat().st_mtime_ns for p in inputs)
 
 
 def parse_totals(stdout: str) -> dict[str, str]:
