@@ -20,6 +20,7 @@ from bpfrun.loader import load_file
 from bpfrun.lower import Program, lower_step
 from bpfrun.model import Runbook, Step, Template, build_runbook
 from bpfrun.paths import runbooks_dir
+from bpfrun.results import HIST_STATS
 from bpfrun.schema import validate_schema
 
 
@@ -66,7 +67,7 @@ def substitute(template: Template, names: dict[str, Any], runbook: Runbook) -> s
 
 
 # The stats of an unkeyed aggregation that later steps can use (investigate.py binds them).
-AGG_STATS = ("count", "sum", "min", "max", "avg", "p50", "p90", "p99", "value")
+AGG_STATS = (*HIST_STATS, "value")
 
 
 @dataclass
