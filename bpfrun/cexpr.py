@@ -3,17 +3,49 @@
 One visitor (`visit_<Node>`) gives each expression a CVal: its type, C code or a way to fill a
 buffer (strings, stacks), or a constant when params and earlier steps' values fold it. No raw C
 ever comes from the runbook: names map to fixed C fragments, constants become escaped literals.
+Values and types live in cvalue, kernel functions (str, ntop, ...) in cfuncs; their public
+names are re-exported here.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
+from bpfrun.cfuncs import call
 from bpfrun.cstr import c_comment, c_string_literal
-from bpfrun.evaluate import Fields
+from bpfrun.cvalue import (
+    ARITH_OPS,
+    BUILTIN_NAMES,
+    CMP_OPS,
+    COMM_LEN,
+    ENTRY_VAR,
+    INT_BUILTINS,
+    NOTCONST,
+    S64_MIN,
+    STACK_NAMES,
+    STR_MAX,
+    U64_MAX,
+    USDT_READARG,
+    CompileError,
+    CVal,
+    NullInput,
+    ProbeCtx,
+    Scope,
+    Unbound,
+    a_type,
+    arith_type,
+    comparable,
+    compare_hint,
+    const_c,
+    const_type,
+    describe,
+    folded,
+    num,
+    py_arith,
+    py_cmp,
+)
 from bpfrun.expr.nodes import (
     Attr,
     Binary,
@@ -27,138 +59,15 @@ from bpfrun.expr.nodes import (
     dotted,
     unparse,
 )
-from bpfrun.kernel import Field, TracepointFormat
+from bpfrun.kernel import Field
 from bpfrun.units import Duration, Size
 
-STR_MAX = 128  # bytes read by str() of a pointer: bounded, verifier-friendly
-COMM_LEN = 16
-NOTCONST = object()
-# BCC generates a USDT argument reader per attached function and rewrites
-# bpf_usdt_readarg() only inside that function; lower.py names the reader directly.
-USDT_READARG = "BPFRUN_USDT_READARG"
-ENTRY_VAR = "bpfrun_entry"  # a return probe's copy of its function's entry arguments
-
-# Types: int bool str duration size ptr stack any ("any" = a value bound only at run time).
-ARITH_OPS = {"*", "/", "%", "+", "-", "<<", ">>", "&", "^", "|"}
-CMP_OPS = {"<", "<=", ">", ">=", "==", "!="}
-STACK_NAMES = ("kstack", "ustack")
-_INT_BUILTINS = {
-    "pid": "(bpf_get_current_pid_tgid() >> 32)",
-    "tid": "((u32)bpf_get_current_pid_tgid())",
-    "uid": "((u32)bpf_get_current_uid_gid())",
-    "gid": "(bpf_get_current_uid_gid() >> 32)",
-    "cpu": "bpf_get_smp_processor_id()",
-    "nsecs": "bpf_ktime_get_ns()",
-    "cgroup": "bpf_get_current_cgroup_id()",
-}
-BUILTIN_NAMES = (*_INT_BUILTINS, "comm", "kstack", "ustack", "ppid")
-_TYPE_NAMES = {"int": "number", "str": "string", "ptr": "pointer", "any": "value"}
-S64_MIN, U64_MAX = -(1 << 63), (1 << 64) - 1
-
-
-def a_type(t: str) -> str:
-    """A type as messages name it, with its article: 'a number', 'a string', 'a pointer'."""
-    name = _TYPE_NAMES.get(t, t)
-    return f"an {name}" if name[0] in "aeiou" else f"a {name}"
-
-
-class CompileError(Exception):
-    """A problem at one node of an expression; the caller turns it into a Diagnostic."""
-
-    def __init__(self, message: str, node: Node, hint: str | None = None) -> None:
-        super().__init__(message)
-        self.node = node
-        self.hint = hint
-
-
-class NullInput(Exception):
-    """A value from an earlier step that the expression needs is null: skip the step."""
-
-    def __init__(self, name: str) -> None:
-        super().__init__(f"{name} is null (the earlier step found no data)")
-        self.name = name
-
-
-@dataclass
-class CVal:
-    type: str
-    code: str = ""
-    const: Any = NOTCONST
-    fill: Callable[[str, int], list[str]] | None = None  # str/stack: write into dest[size]
-    direct: str | None = None  # str: char-array lvalue readable in place
-    size: int = 0  # str: bytes of the buffer
-    decode: str | None = None  # int shown by name in user space ("syscall")
-    memo: str | None = None  # str: reads that give the same bytes share one buffer
-    signed: bool = False  # int: shown as a signed 64-bit number (args.ret = -2, not 2**64-2)
-
-    @property
-    def is_const(self) -> bool:
-        return self.const is not NOTCONST
-
-
-@dataclass
-class ProbeCtx:
-    """What an expression at one probe can read."""
-
-    kind: str  # tracepoint rawtracepoint kprobe kretprobe uprobe uretprobe usdt profile software
-    name: str  # the probe as written, for messages
-    fmt: TracepointFormat | None = None
-
-    @property
-    def user_pointers(self) -> bool:
-        return self.kind in ("uprobe", "uretprobe", "usdt") or (
-            self.fmt is not None and self.fmt.category == "syscalls")
-
-
-@dataclass
-class Scope:
-    probe: ProbeCtx
-    consts: dict[str, Any]  # {"params": {...}, "steps": {id: {name: value}}}
-    duration: str | None = None  # C name of the span duration (end side only)
-    begin_ref: Callable[[Node], CVal] | None = None  # resolves begin.<x> on the end side
-    fresh: Callable[[str], str] = field(default=lambda p: p)
-
-
-def const_type(value: Any) -> str:
-    """The expression type of a constant; TypeError for values kernel code cannot hold."""
-    if isinstance(value, bool):
-        return "bool"
-    if isinstance(value, int):
-        return "int"
-    if isinstance(value, str):
-        return "str"
-    if isinstance(value, Duration):
-        return "duration"
-    if isinstance(value, Size):
-        return "size"
-    if isinstance(value, Unbound):
-        return "any"
-    raise TypeError(f"value {value!r} cannot be used in a kernel expression")
-
-
-@dataclass(frozen=True)
-class Unbound:
-    """A value only known at run time (an earlier step's capture) when compiling ahead."""
-
-    name: str
-
-
-def const_c(value: Any) -> str:
-    if isinstance(value, bool):
-        return "1" if value else "0"
-    if isinstance(value, Duration):
-        return f"{value.ns}ULL"
-    if isinstance(value, Size):
-        return f"{value.bytes}ULL"
-    if isinstance(value, int):
-        # Signed unless too big for s64: `args.ret < 0` must compare signed, and an unsigned
-        # operand still makes the comparison unsigned where that is what the field is.
-        if value == S64_MIN:
-            return f"({value + 1}LL - 1)"
-        return f"{value}LL" if value <= U64_MAX >> 1 else f"{value}ULL"
-    if isinstance(value, Unbound):
-        return f"0 /* {value.name}: bound at run time */"
-    raise TypeError(value)
+# What other modules import from here, wherever it is defined.
+__all__ = [
+    "ARITH_OPS", "BUILTIN_NAMES", "CMP_OPS", "COMM_LEN", "ENTRY_VAR", "NOTCONST", "S64_MIN",
+    "STACK_NAMES", "STR_MAX", "U64_MAX", "USDT_READARG", "CVal", "CompileError", "ExprCompiler",
+    "NullInput", "ProbeCtx", "Scope", "Unbound", "a_type", "const_c", "const_type",
+]
 
 
 def _field_c_int(f: Field) -> str:
@@ -215,7 +124,7 @@ class ExprCompiler:
             t = const_type(value)
         except TypeError:
             what = dotted(node) or "this value"
-            raise CompileError(f"{what} is {_describe(value)}, which kernel code cannot use",
+            raise CompileError(f"{what} is {describe(value)}, which kernel code cannot use",
                                node, "kernel expressions take numbers, strings, durations "
                                "and sizes: use one field or stat of it") from None
         if t == "int" and not S64_MIN <= value <= U64_MAX:
@@ -226,9 +135,9 @@ class ExprCompiler:
 
     def visit_Name(self, node: Name) -> CVal:
         n = node.name
-        if n in _INT_BUILTINS:
+        if n in INT_BUILTINS:
             t = "int"
-            return CVal(t, code=_INT_BUILTINS[n])
+            return CVal(t, code=INT_BUILTINS[n])
         if n == "comm":
             return CVal("str", size=COMM_LEN, memo="comm",
                         fill=lambda d, s: [f"bpf_get_current_comm(&{d}, {s});"])
@@ -271,10 +180,10 @@ class ExprCompiler:
             return CVal("int", code=f"PT_REGS_PARM{i + 1}(ctx)")
         if kind == "tracepoint":
             raise CompileError(f"tracepoints name their fields: write args.<field>, not arg{i}",
-                               node, self._fields_hint())
+                               node, self.fields_hint())
         raise CompileError(f"arg{i} is not available at a {kind} probe", node)
 
-    def _fields_hint(self, near: str | None = None) -> str | None:
+    def fields_hint(self, near: str | None = None) -> str | None:
         fmt = self.scope.probe.fmt
         if fmt is None:
             return None
@@ -335,7 +244,7 @@ class ExprCompiler:
         f = fmt.field(name)
         if f is None:
             raise CompileError(f"tracepoint:{fmt.category}:{fmt.event} has no field '{name}'",
-                               node, self._fields_hint(name))
+                               node, self.fields_hint(name))
         if f.kind == "int":
             return CVal("int", code=_field_c_int(f), signed=f.signed)
         if f.kind in ("ptr", "strptr"):
@@ -351,97 +260,14 @@ class ExprCompiler:
 
     # -- calls and operators -----------------------------------------------------------
     def visit_Call(self, node: Call) -> CVal:
-        if node.func == "str":
-            if not 1 <= len(node.args) <= 2:
-                raise CompileError("str() takes a pointer and an optional length", node)
-            arg = self.value(node.args[0])
-            if arg.type == "str":
-                return arg
-            if arg.type not in ("ptr", "int", "any"):
-                raise CompileError(f"str() reads a pointer, not {a_type(arg.type)}",
-                                   node.args[0])
-            size = STR_MAX
-            if len(node.args) == 2:
-                n = self.value(node.args[1])
-                if not (n.is_const and isinstance(n.const, int) and 1 <= n.const <= 256):
-                    raise CompileError("str()'s length must be a number from 1 to 256", node)
-                size = n.const
-            helper = ("bpf_probe_read_user_str" if self.scope.probe.user_pointers
-                      else "bpf_probe_read_kernel_str")
-            code = arg.code
-            # Reads of one pointer share a buffer: five 128-byte copies overflow the stack.
-            return CVal("str", size=size, memo=f"{helper}:{size}:{code}", fill=lambda d, s: [
-                f"{helper}(&{d}, {s}, (void *){code});"])
-        if node.func == "tcp_state":
-            if len(node.args) != 1:
-                raise CompileError("tcp_state() takes a TCP state number", node)
-            st = self.value(node.args[0])
-            if st.type not in ("int", "any"):
-                raise CompileError(f"tcp_state() takes a number, not {a_type(st.type)}", node)
-            return CVal("int", code=st.code, decode="tcp_state")
-        if node.func == "ntop":
-            return self._ntop(node)
-        if node.func == "argv":
-            return self._argv(node)
-        if node.func == "syscall_name":
-            if len(node.args) != 1:
-                raise CompileError("syscall_name() takes a syscall number", node)
-            nr = self.value(node.args[0])
-            if nr.type not in ("int", "any"):
-                raise CompileError(f"syscall_name() takes a number, not {a_type(nr.type)}",
-                                   node)
-            return CVal("int", code=nr.code, decode="syscall")
-        if node.func == "startswith":
-            if len(node.args) != 2:
-                raise CompileError("startswith() takes a string and a prefix", node)
-            s, prefix = self.value(node.args[0]), self.value(node.args[1])
-            if s.type != "str" or prefix.type != "str" or not prefix.is_const:
-                raise CompileError("startswith(string, \"prefix\") needs a constant prefix", node)
-            if s.is_const:
-                return CVal("bool", code="", const=s.const.startswith(prefix.const))
-            return CVal("bool", code=self._str_eq(s, prefix.const, prefix_only=True))
-        raise CompileError(f"unknown function '{node.func}' in a kernel expression", node,
-                           "kernel functions: str, startswith, syscall_name, tcp_state, ntop, argv")
-
-    def _argv(self, node: Call) -> CVal:
-        """argv(args.argv, i): the i-th string of a user-space array of strings (execve)."""
-        if len(node.args) != 2:
-            raise CompileError("argv() takes an array of strings and an index: argv(args.argv, 1)",
-                               node)
-        arr, idx = self.value(node.args[0]), self.value(node.args[1])
-        if arr.type not in ("ptr", "int", "any"):
-            raise CompileError(f"argv() reads a pointer, not {a_type(arr.type)}", node.args[0])
-        if not (idx.is_const and isinstance(idx.const, int) and 0 <= idx.const < 32):
-            raise CompileError("argv()'s index must be a number from 0 to 31", node.args[1])
-        ptr = self.scope.fresh("argp")
-        code, i = arr.code, idx.const
-        return CVal("str", size=STR_MAX, memo=f"argv:{code}:{i}", fill=lambda d, s: [
-            f"u64 {ptr} = 0;",
-            f"bpf_probe_read_user(&{ptr}, sizeof({ptr}), (void *)({code} + {i * 8}));",
-            f"if ({ptr}) bpf_probe_read_user_str(&{d}, {s}, (void *){ptr});"])
-
-    def _ntop(self, node: Call) -> CVal:
-        """ntop(args.daddr): a 4- or 16-byte address field, shown as an IP address."""
-        arg = node.args[0] if len(node.args) == 1 else None
-        path = dotted(arg) if arg is not None else None
-        fmt = self.scope.probe.fmt
-        if arg is None or not path or not path.startswith("args."):
-            raise CompileError("ntop() takes an address field: ntop(args.daddr)", node)
-        if fmt is None:
-            return CVal("any", code="0")
-        f = fmt.field(path[5:])
-        if f is None or f.kind not in ("array", "int") or f.size not in (4, 16):
-            raise CompileError(f"ntop() takes a 4- or 16-byte address field; {path} is not one",
-                               arg, self._fields_hint())
-        return CVal("addr", size=f.size,
-                    fill=lambda d, s: [f"bpf_probe_read_kernel(&{d}, {s}, &args->{f.name});"])
+        return call(self, node)
 
     def visit_Unary(self, node: Unary) -> CVal:
         v = self.value(node.operand)
         if node.op == "!":
             if v.type not in ("bool", "int", "ptr", "any"):
                 raise CompileError(f"! needs a condition, not {a_type(v.type)}", node)
-            if _folded(v):
+            if folded(v):
                 return self._const(not v.const, node)
             return CVal("bool", code=f"(!{v.code})")
         if v.type not in ("int", "duration", "size", "any"):
@@ -478,7 +304,7 @@ class ExprCompiler:
 
     def _logic(self, node: Binary) -> CVal:
         left = self.predicate(node.left)
-        if _folded(left) and bool(left.const) != (node.op == "&&"):
+        if folded(left) and bool(left.const) != (node.op == "&&"):
             return self._const(bool(left.const), node)  # false && x, true || x
         return self._combine(node, node.op, left, self.predicate(node.right))
 
@@ -486,22 +312,22 @@ class ExprCompiler:
         """left && right, left || right, folding what constants decide."""
         is_and = op == "&&"
         for a, b in ((left, right), (right, left)):
-            if _folded(a):
+            if folded(a):
                 return b if bool(a.const) == is_and else self._const(bool(a.const), node)
         return CVal("bool", code=f"({left.code} {op} {right.code})")
 
     def _compare(self, node: Binary, left: CVal, right: CVal) -> CVal:
         lt, rt = left.type, right.type
-        if "any" not in (lt, rt) and not _comparable(lt, rt, left, right):
+        if "any" not in (lt, rt) and not comparable(lt, rt, left, right):
             raise CompileError(f"cannot compare {a_type(lt)} with {a_type(rt)}", node,
-                               _compare_hint(lt, rt))
+                               compare_hint(lt, rt))
         if lt == "str" or rt == "str":
             return self._compare_str(node, left, right)
         if left.is_const and right.is_const and "any" not in (lt, rt):
-            return self._const(_py_cmp(node.op, _num(left.const), _num(right.const)), node)
+            return self._const(py_cmp(node.op, num(left.const), num(right.const)), node)
         if node.op in ("==", "!=") and "stack" in (lt, rt):
             raise CompileError("stacks can only be aggregation keys", node)
-        signed = any(c.is_const and not isinstance(c.const, Unbound) and _num(c.const) < 0
+        signed = any(c.is_const and not isinstance(c.const, Unbound) and num(c.const) < 0
                      for c in (left, right))
         cast = "(s64)" if signed else ""
         return CVal("bool", code=f"({cast}{left.code} {node.op} {cast}{right.code})")
@@ -520,12 +346,12 @@ class ExprCompiler:
             var, lit = (right, left.const) if left.is_const else (left, right.const)
             if isinstance(lit, Unbound):
                 return CVal("bool", code=f"{neg}0 /* {lit.name}: bound at run time */")
-            return CVal("bool", code=f"{neg}{self._str_eq(var, lit)}")
+            return CVal("bool", code=f"{neg}{self.str_eq(var, lit)}")
         a, b = self.string_buffer(left), self.string_buffer(right)
         n = min(left.size, right.size)
         return CVal("bool", code=f"{neg}bpfrun_streq({a}, {b}, {n})")
 
-    def _str_eq(self, var: CVal, literal: str, prefix_only: bool = False) -> str:
+    def str_eq(self, var: CVal, literal: str, prefix_only: bool = False) -> str:
         """Unrolled byte comparison against a constant: no loop for the verifier to doubt."""
         buf = self.string_buffer(var)
         data = literal.encode()
@@ -539,94 +365,20 @@ class ExprCompiler:
 
     def _arith(self, node: Binary, left: CVal, right: CVal) -> CVal:
         lt, rt = left.type, right.type
-        t = _arith_type(node.op, lt, rt)
+        t = arith_type(node.op, lt, rt)
         if t is None:
             raise CompileError(f"cannot use {node.op} on {a_type(lt)} and {a_type(rt)}", node)
-        if node.op in ("<<", ">>") and _folded(right) and not 0 <= _num(right.const) < 64:
+        if node.op in ("<<", ">>") and folded(right) and not 0 <= num(right.const) < 64:
             raise CompileError("a shift must be by 0 to 63 bits", node)
         if (left.is_const and right.is_const and "any" not in (lt, rt)):
-            a, b = _num(left.const), _num(right.const)
+            a, b = num(left.const), num(right.const)
             if node.op in ("/", "%") and b == 0:
                 raise CompileError("division by zero", node)
-            value = _py_arith(node.op, a, b)
+            value = py_arith(node.op, a, b)
             if not S64_MIN <= value <= U64_MAX:
                 raise CompileError(f"{unparse(node)} does not fit in 64 bits", node)
             return self._const({"duration": Duration, "size": Size}.get(t, int)(value), node)
-        if node.op in ("/", "%") and right.is_const and _num(right.const) == 0:
+        if node.op in ("/", "%") and right.is_const and num(right.const) == 0:
             raise CompileError("division by zero", node)
         return CVal(t, code=f"({left.code} {node.op} {right.code})",
                     signed=left.signed or right.signed)
-
-
-def _folded(v: CVal) -> bool:
-    """A constant known now (not one bound only at run time)."""
-    return v.is_const and not isinstance(v.const, Unbound)
-
-
-def _describe(value: Any) -> str:
-    if isinstance(value, Fields):
-        return "a whole aggregation or row"
-    if isinstance(value, float):
-        return f"a fraction ({value:g})"
-    if isinstance(value, (list, tuple)):
-        return "a list"
-    return f"a {type(value).__name__}"
-
-
-def _num(v: Any) -> int:
-    if isinstance(v, Duration):
-        return v.ns
-    if isinstance(v, Size):
-        return v.bytes
-    if isinstance(v, bool):
-        return int(v)
-    return int(v)
-
-
-def _comparable(lt: str, rt: str, left: CVal, right: CVal) -> bool:
-    if lt == rt:
-        return lt != "stack"
-    pair = {lt, rt}
-    if pair <= {"int", "ptr", "bool"}:
-        return True
-    # A literal 0 compares with anything numeric (e.g. duration > 0).
-    zero = (left.is_const and left.const == 0) or (right.is_const and right.const == 0)
-    return zero and pair <= {"int", "duration", "size"}
-
-
-def _compare_hint(lt: str, rt: str) -> str | None:
-    if {lt, rt} == {"duration", "int"}:
-        return "durations compare with durations: write a unit, e.g. 1ms or 250us"
-    if {lt, rt} == {"size", "int"}:
-        return "sizes compare with sizes: write a unit, e.g. 4KiB"
-    if "ptr" in (lt, rt) and "str" in (lt, rt):
-        return "read the string first: str(args.<field>) == \"...\""
-    if "str" in (lt, rt):
-        return "strings are written in double quotes"
-    return None
-
-
-def _arith_type(op: str, lt: str, rt: str) -> str | None:
-    if "any" in (lt, rt):
-        return lt if rt == "any" else rt
-    if lt in ("int", "ptr") and rt in ("int", "ptr"):
-        return "int"
-    for unit in ("duration", "size"):
-        if lt == unit and rt == unit and op in ("+", "-"):
-            return unit
-        if lt == unit and rt == unit and op == "/":
-            return "int"
-        if {lt, rt} == {unit, "int"} and op in ("*",) or (lt == unit and rt == "int"
-                                                           and op in ("/", "%", ">>", "<<")):
-            return unit
-    return None
-
-
-def _py_cmp(op: str, a: int, b: int) -> bool:
-    return {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b, "==": a == b, "!=": a != b}[op]
-
-
-def _py_arith(op: str, a: int, b: int) -> int:
-    return {"*": lambda: a * b, "/": lambda: a // b, "%": lambda: a % b, "+": lambda: a + b,
-            "-": lambda: a - b, "<<": lambda: a << b, ">>": lambda: a >> b,
-            "&": lambda: a & b, "^": lambda: a ^ b, "|": lambda: a | b}[op]()

@@ -199,7 +199,7 @@ class Evaluator:
 
 
 def _unit_arith(node: Binary, lk: str, lv: Any, rk: str, rv: Any) -> Any:
-    """The rules of the kernel side (cexpr._arith_type): a duration plus a plain number is a
+    """The rules of the kernel side (cvalue.arith_type): a duration plus a plain number is a
     mistake, not a duration; a duration divided by a duration is a plain ratio."""
     kind = lk if lk in ("duration", "size") else rk
     make = Duration if kind == "duration" else Size
