@@ -97,6 +97,8 @@ class ExprCompiler:
     def string_buffer(self, v: CVal) -> str:
         """A char-array lvalue holding v (reading it into a local buffer when needed)."""
         if v.direct:
+            if v.ready and v.ready not in self.pre:
+                self.pre.append(v.ready)
             return v.direct
         if v.memo is not None and v.memo in self.buffers:
             return self.buffers[v.memo]
@@ -139,8 +141,8 @@ class ExprCompiler:
             t = "int"
             return CVal(t, code=INT_BUILTINS[n])
         if n == "comm":
-            return CVal("str", size=COMM_LEN, memo="comm",
-                        fill=lambda d, s: [f"bpf_get_current_comm(&{d}, {s});"])
+            return CVal("str", size=COMM_LEN, direct="bpfrun_comm", ready="BPFRUN_READ_COMM();",
+                        local=True)
         if n in STACK_NAMES:
             flags = "BPF_F_USER_STACK" if n == "ustack" else "0"
             return CVal("stack", code="user" if n == "ustack" else "kernel",

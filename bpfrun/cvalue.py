@@ -30,14 +30,34 @@ ARITH_OPS = {"*", "/", "%", "+", "-", "<<", ">>", "&", "^", "|"}
 CMP_OPS = {"<", "<=", ">", ">=", "==", "!="}
 STACK_NAMES = ("kstack", "ustack")
 INT_BUILTINS = {
-    "pid": "(bpf_get_current_pid_tgid() >> 32)",
-    "tid": "((u32)bpf_get_current_pid_tgid())",
-    "uid": "((u32)bpf_get_current_uid_gid())",
-    "gid": "(bpf_get_current_uid_gid() >> 32)",
+    "pid": "(BPFRUN_PID_TGID() >> 32)",
+    "tid": "((u32)BPFRUN_PID_TGID())",
+    "uid": "((u32)BPFRUN_UID_GID())",
+    "gid": "(BPFRUN_UID_GID() >> 32)",
     "cpu": "bpf_get_smp_processor_id()",
     "nsecs": "bpf_ktime_get_ns()",
     "cgroup": "bpf_get_current_cgroup_id()",
 }
+# Values of the current task that one event reads at most once, however many predicates and
+# keys use them (bench/RESULTS.md: a second bpf_get_current_comm costs ~20 ns per event). A
+# handler whose body uses the macro declares the locals; the first use calls the helper, and
+# clang folds the flag away where uses follow each other. {use: (locals, #define)}
+EVENT_CACHES = {
+    "BPFRUN_PID_TGID()": (
+        "u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;",
+        "#define BPFRUN_PID_TGID() (bpfrun_have_pid_tgid ? bpfrun_pid_tgid : "
+        "(bpfrun_have_pid_tgid = 1, bpfrun_pid_tgid = bpf_get_current_pid_tgid()))"),
+    "BPFRUN_UID_GID()": (
+        "u64 bpfrun_uid_gid = 0; int bpfrun_have_uid_gid = 0;",
+        "#define BPFRUN_UID_GID() (bpfrun_have_uid_gid ? bpfrun_uid_gid : "
+        "(bpfrun_have_uid_gid = 1, bpfrun_uid_gid = bpf_get_current_uid_gid()))"),
+    "BPFRUN_READ_COMM()": (
+        "char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;",
+        "#define BPFRUN_READ_COMM() do { if (!bpfrun_have_comm) { "
+        "bpf_get_current_comm(&bpfrun_comm, sizeof(bpfrun_comm)); bpfrun_have_comm = 1; } "
+        "} while (0)"),
+}
+PID_TGID = "BPFRUN_PID_TGID()"  # for lowering code that needs the current pid_tgid
 BUILTIN_NAMES = (*INT_BUILTINS, "comm", "kstack", "ustack", "ppid")
 _TYPE_NAMES = {"int": "number", "str": "string", "ptr": "pointer", "any": "value"}
 S64_MIN, U64_MAX = -(1 << 63), (1 << 64) - 1
@@ -73,6 +93,8 @@ class CVal:
     const: Any = NOTCONST
     fill: Callable[[str, int], list[str]] | None = None  # str/stack: write into dest[size]
     direct: str | None = None  # str: char-array lvalue readable in place
+    ready: str | None = None  # str: statement that must run before `direct` is read
+    local: bool = False  # str: `direct` is the program's own memory (copy, don't probe-read)
     size: int = 0  # str: bytes of the buffer
     decode: str | None = None  # int shown by name in user space ("syscall")
     memo: str | None = None  # str: reads that give the same bytes share one buffer

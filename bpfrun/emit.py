@@ -10,6 +10,7 @@ import jinja2
 
 from bpfrun import __version__
 from bpfrun.cstr import c_comment
+from bpfrun.cvalue import EVENT_CACHES
 from bpfrun.lower import STACK_STORAGE, Program
 
 _ENV = jinja2.Environment(
@@ -33,6 +34,8 @@ def render(prog: Program, runbook: str, source: str) -> str:
         maps=prog.maps,
         handlers=prog.handlers,
         functions=prog.functions,
+        caches=[define for use, (_, define) in EVENT_CACHES.items()
+                if any(use in line for h in prog.handlers for line in h.body)],
         streq=128 if any("bpfrun_streq(" in line for h in prog.handlers for line in h.body)
         else 0,
         stop_after=bool(prog.stop_after),

@@ -8,11 +8,20 @@ from typing import Any
 
 from bpfrun.cexpr import CompileError, ExprCompiler, Scope
 from bpfrun.cstr import c_comment
+from bpfrun.cvalue import PID_TGID
 from bpfrun.expr.nodes import Attr, Name
 from bpfrun.expr.parser import parse_template
 from bpfrun.lower_base import LowererBase
 from bpfrun.model import Aggregation, Probe, Template
-from bpfrun.program import DEFAULT_MAP_SIZE, HIST_SLOTS, AggPlan, EventPlan, KeyField
+from bpfrun.program import (
+    DEFAULT_MAP_SIZE,
+    HIST_SLOTS,
+    INDEX_DOMAINS,
+    SPILL_MAP_SIZE,
+    AggPlan,
+    EventPlan,
+    KeyField,
+)
 from bpfrun.resolve import Resolved
 from bpfrun.units import HIST_UNITS, parse_duration, parse_size
 
@@ -43,7 +52,7 @@ class AggregationLowering(LowererBase):
         if any(k.kind == "ustack" for k in keys):
             # User stacks symbolize per process: keep the tgid in the key (not shown). A
             # stack taken at a span's begin belongs to the begin task, not the current one.
-            tgid = "bpf_get_current_pid_tgid() >> 32"
+            tgid = f"{PID_TGID} >> 32"
             if scope.begin_ref and any(k.kind == "ustack" and k.expr.startswith("begin.")
                                        for k in keys):
                 tgid = scope.begin_ref(Attr(0, 0, Name(0, 0, "begin"), "pid")).code
@@ -65,20 +74,30 @@ class AggregationLowering(LowererBase):
                 value_type = "size" if agg.unit in ("bytes", "KiB", "MiB") else "duration"
             value_code = v.code if not v.is_const else str(v.code)
         unit, scale, lbounds = self.unit_of(agg, value_type)
+        index = self.index_domain(agg, keys)
         if agg.by:
-            body += self.hash_update(agg, keys, value_code, scale, lbounds)
+            update = self.hash_update(agg, keys, value_code, scale, lbounds,
+                                      spill=bool(index))
+            if index:  # small values in the array, the rest in the hash
+                update = [*self.indexed_update(agg, keys[0], value_code, index), "} else {",
+                          *("    " + line for line in update), "}"]
+            body += update
         else:
             # Without keys a per-CPU array indexed by slot (or 0) needs no hashing, no
             # key struct and no insertion: the cheapest update BPF has.
             body += self.array_update(agg, value_code, scale, lbounds)
         stats_map = f"{mname}_stats" if agg.kind in ("hist", "lhist") and agg.by else None
         self.prog.aggs.append(AggPlan(agg.id, agg.kind, mname, stats_map, keys, value_type,
-                                      unit, scale, agg.top, lbounds, array=not agg.by))
+                                      unit, scale, agg.top, lbounds, array=not agg.by,
+                                      index_map=f"{mname}_idx" if index else None,
+                                      index_size=index))
         return [f"/* {c_comment(f'aggregation {agg.id}: {agg.kind} (runbook {agg.loc})')} */",
                 "do {", *("    " + line for line in body), "} while (0);"]
 
     def hash_update(self, agg: Aggregation, keys: list[KeyField], value_code: str, scale: int,
-                    lbounds: tuple[int, int, int] | None) -> list[str]:
+                    lbounds: tuple[int, int, int] | None, spill: bool = False) -> list[str]:
+        """The update of a per-CPU hash keyed by the struct `k`; `spill`: the hash only
+        takes the values an indexed array has no room for, so it can be small."""
         mname, sname = self.agg_names(agg)
         body: list[str] = []
         fields = [self.c_field(k) for k in keys]
@@ -97,7 +116,7 @@ class AggregationLowering(LowererBase):
             body.append(f"s64 x = (s64)({value_code});")
             body += self.stats_update(mname, "x", "k")
         self.prog.structs.append(f"struct {sname} {{ " + " ".join(fields) + " };")
-        size = agg.size or DEFAULT_MAP_SIZE
+        size = agg.size or (SPILL_MAP_SIZE if spill else DEFAULT_MAP_SIZE)
         vtype = "u64" if agg.kind in ("count", "sum", "hist", "lhist") else "struct bpfrun_stats"
         hsize = size * 8 if agg.kind in ("hist", "lhist") else size
         self.prog.maps.append(f"BPF_PERCPU_HASH({mname}, struct {sname}, {vtype}, {hsize});")
@@ -105,6 +124,29 @@ class AggregationLowering(LowererBase):
             self.prog.maps.append(f"BPF_PERCPU_HASH({mname}_stats, struct {sname}, "
                                   f"struct bpfrun_stats, {size});")
         return body
+
+    @staticmethod
+    def index_domain(agg: Aggregation, keys: list[KeyField]) -> int:
+        """Entries of the array an aggregation keyed by one small integer uses (0: none).
+        Histograms keep their hash: an array of every value × every bucket is too big."""
+        if len(keys) != 1 or len(agg.by) != 1 or agg.kind in ("hist", "lhist"):
+            return 0
+        return INDEX_DOMAINS.get(keys[0].decode or "", 0)
+
+    def indexed_update(self, agg: Aggregation, key: KeyField, value_code: str,
+                       size: int) -> list[str]:
+        """The update of an array indexed by the key's value (measured in bench/: cheaper
+        than a hash lookup, and the array cannot fill); larger values fall to the hash."""
+        mname, _ = self.agg_names(agg)
+        counter = agg.kind in ("count", "sum")
+        vtype = "u64" if counter else "struct bpfrun_stats"
+        self.prog.maps.append(f"BPF_PERCPU_ARRAY({mname}_idx, {vtype}, {size});")
+        update = (f"*v_{mname} += {'1' if agg.kind == 'count' else value_code};" if counter
+                  else f"bpfrun_stats_add(v_{mname}, (s64)({value_code}));")
+        return [f"if ((u64)k.{key.name} < {size}) {{",
+                f"    u32 i_{mname} = k.{key.name};",
+                f"    {vtype} *v_{mname} = {mname}_idx.lookup(&i_{mname});",
+                f"    if (v_{mname}) {update}"]
 
     def agg_names(self, agg: Aggregation) -> tuple[str, str]:
         """Map and key-struct names, unique by the aggregation's position (ids such as `lat`
@@ -208,7 +250,7 @@ class AggregationLowering(LowererBase):
             if kf is not None:
                 fields.append(kf)
         if any(k.kind == "ustack" for k in fields):
-            fills.append("e->tgid = bpf_get_current_pid_tgid() >> 32;")
+            fills.append(f"e->tgid = {PID_TGID} >> 32;")
         cfields = [self.c_field(k) for k in fields]
         cfields.append("u32 tgid;")
         self.prog.structs.append(f"struct {sname} {{ u32 probe; " + " ".join(cfields) + " };")

@@ -17,6 +17,7 @@ from bpfrun.cexpr import (
     Scope,
 )
 from bpfrun.cstr import c_comment
+from bpfrun.cvalue import EVENT_CACHES, PID_TGID
 from bpfrun.errors import Diagnostics, Loc, MachineError
 from bpfrun.expr.nodes import Node, unparse
 from bpfrun.kernel import Kernel, TracepointFormat
@@ -136,12 +137,14 @@ class LowererBase:
             body = [_usdt_reader(line, fn.name) for line in body]
         if any(f"{ENTRY_VAR}." in line for line in body):
             stash = self.entry_stash(res)
-            body = [f"u64 {ENTRY_VAR}_tid = bpf_get_current_pid_tgid();",
+            body = [f"u64 {ENTRY_VAR}_tid = {PID_TGID};",
                     f"struct bpfrun_entry_args *{ENTRY_VAR}_p = {stash}.lookup(&{ENTRY_VAR}_tid);",
                     f"if (!{ENTRY_VAR}_p) return 0;  /* attached mid-call: no entry seen */",
                     f"struct bpfrun_entry_args {ENTRY_VAR} = *{ENTRY_VAR}_p;", *body]
+        text = "\n".join(body)
+        caches = [decl for use, (decl, _) in EVENT_CACHES.items() if use in text]
         self.prog.handlers.append(Handler(name, fn.ctx_type, c_comment(comment),
-                                          prologue + body))
+                                          prologue + caches + body))
         fn.handlers.append(name)
 
     def entry_stash(self, res: Resolved) -> str:
@@ -208,7 +211,10 @@ class LowererBase:
             out.extend(comp.pre)
             comp.pre.clear()
             src = v.direct
-            if src:
+            if src and v.local:
+                out += [v.ready] if v.ready else []
+                out.append(f"__builtin_memcpy(&{dest}.{name}, {src}, {v.size});")
+            elif src:
                 out.append(f"bpf_probe_read_kernel(&{dest}.{name}, {v.size}, {src});")
             else:
                 assert v.fill is not None

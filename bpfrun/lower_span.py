@@ -61,7 +61,7 @@ class SpanLowering(AggregationLowering):
                 begin_fields[text] = (kf, v, comp)
             kf, v, _ = begin_fields[text]
             if v.type == "str":
-                return CVal("str", direct=f"pv.{kf.name}", size=kf.size)
+                return CVal("str", direct=f"pv.{kf.name}", size=kf.size, local=True)
             if v.type == "stack":
                 return CVal("stack", fill=lambda d, s: [f"{d} = pv.{kf.name};"], code=v.code)
             return CVal(v.type, code=f"pv.{kf.name}", signed=v.signed, decode=v.decode)

@@ -16,6 +16,11 @@ HIST_SLOTS = 64
 DEFAULT_MAX_PENDING = 10240
 STACK_STORAGE = 16384
 LOST_KINDS = ("map_full", "stacks", "events", "pending_full")
+# Keys whose values are small integers: an aggregation keyed by one of them alone is kept in
+# a per-CPU array indexed by the value (no hashing, no insertion, cannot fill), and only
+# values past the end go to the hash. 512 holds every syscall number of x86_64 and arm64.
+INDEX_DOMAINS = {"syscall": 512}
+SPILL_MAP_SIZE = 1024  # the hash behind such an array: invalid syscall numbers and the like
 CTX_TYPES = {
     "tracepoint": "void", "rawtracepoint": "struct bpf_raw_tracepoint_args",
     "kprobe": "struct pt_regs", "kretprobe": "struct pt_regs", "uprobe": "struct pt_regs",
@@ -51,6 +56,10 @@ class AggPlan:
     top: int | None
     lhist: tuple[int, int, int] | None  # native min, max, step
     array: bool = False  # unkeyed: a per-CPU array indexed by slot (hist) or 0
+    # Keyed by one small integer (INDEX_DOMAINS): values below index_size live in the per-CPU
+    # array index_map at that index, the rest in `map`.
+    index_map: str | None = None
+    index_size: int = 0
     # Pending aggregation: computed in user space from the span's pending map at the end;
     # `value_field` is the begin value summed (None: count), `tgid_field` the begin pid.
     pending: bool = False

@@ -241,10 +241,11 @@ class StepRunner:
             name = plan.stats_map or plan.map
             summed = plan.kind in ("count", "sum")
             hist_array = plan.array and plan.kind in ("hist", "lhist")
+            tables = [self.b[name]] + ([self.b[plan.index_map]] if plan.index_map else [])
             out[plan.id] = sum(
                 int(sum(per_cpu)) if summed else
                 sum(int(v.st.count if hist_array else v.count) for v in per_cpu)
-                for _, per_cpu in self.b[name].items())
+                for table in tables for _, per_cpu in table.items())
         return out
 
     def _hits(self) -> int:
@@ -287,6 +288,12 @@ class StepRunner:
         if plan.kind in ("hist", "lhist"):
             return self._read_hist(plan, table)
         rows: dict[tuple[Any, ...], tuple[dict[str, Any], Any]] = {}
+        if plan.index_map:
+            for i, per_cpu in self.b[plan.index_map].items():
+                value = _combine(plan.kind, per_cpu)
+                if value != 0 if plan.kind in ("count", "sum") else value["count"]:
+                    key = {plan.keys[0].expr: self._decode_field(plan.keys[0], i.value, None)}
+                    rows[_freeze(key)] = (key, value)
         for k, per_cpu in table.items():
             key = self._decode_key(plan.keys, k)
             value = _combine(plan.kind, per_cpu)

@@ -196,9 +196,9 @@ def test_empty_param_folds_the_filter_away() -> None:
 
 def test_set_param_compiles_to_a_byte_comparison() -> None:
     body = handler(c_of(FILTER, {"s": "ab"}))
-    assert "bpf_get_current_comm(&s1, 16);" in body
-    assert ('if (!(/* "ab" */ ((u8)s1[0] == 97) && ((u8)s1[1] == 98) && (s1[2] == 0))) '
-            "return 0;") in body
+    assert "BPFRUN_READ_COMM();" in body
+    assert ('if (!(/* "ab" */ ((u8)bpfrun_comm[0] == 97) && ((u8)bpfrun_comm[1] == 98) && '
+            "(bpfrun_comm[2] == 0))) return 0;") in body
 
 
 def test_predicate_folded_to_false_drops_the_probe_work() -> None:
@@ -207,11 +207,11 @@ def test_predicate_folded_to_false_drops_the_probe_work() -> None:
 
 
 @pytest.mark.parametrize(("where", "code"), [
-    ("params.num * 2 == pid", "(6LL == (bpf_get_current_pid_tgid() >> 32))"),
-    ("pid == -params.num", "((s64)(bpf_get_current_pid_tgid() >> 32) == (s64)-3LL)"),
-    ("true && pid == 1", "((bpf_get_current_pid_tgid() >> 32) == 1LL)"),
+    ("params.num * 2 == pid", "(6LL == (BPFRUN_PID_TGID() >> 32))"),
+    ("pid == -params.num", "((s64)(BPFRUN_PID_TGID() >> 32) == (s64)-3LL)"),
+    ("true && pid == 1", "((BPFRUN_PID_TGID() >> 32) == 1LL)"),
     ("pid == 1 || 2 > 1", None),  # always true: no predicate
-    ("!(params.num == 3) || pid == 2", "((bpf_get_current_pid_tgid() >> 32) == 2LL)"),
+    ("!(params.num == 3) || pid == 2", "((BPFRUN_PID_TGID() >> 32) == 2LL)"),
     ("args.count > params.big / 4", None),  # a size with a number: an error, see below
 ])
 def test_folding(where: str, code: str | None) -> None:
@@ -252,8 +252,8 @@ def test_const_c() -> None:
 
 def test_in_list_of_numbers() -> None:
     body = handler(c_of("'pid in [1, 2]'"))
-    assert ("if (!(((bpf_get_current_pid_tgid() >> 32) == 1LL) || "
-            "((bpf_get_current_pid_tgid() >> 32) == 2LL))) return 0;") in body
+    assert ("if (!(((BPFRUN_PID_TGID() >> 32) == 1LL) || "
+            "((BPFRUN_PID_TGID() >> 32) == 2LL))) return 0;") in body
 
 
 def test_in_list_of_strings_reads_the_string_once() -> None:
@@ -264,7 +264,20 @@ def test_in_list_of_strings_reads_the_string_once() -> None:
 
 def test_comm_is_read_once_per_predicate() -> None:
     body = handler(c_of("'comm != \"bpfrun\" && comm == params.s'", {"s": "x"}))
-    assert body.count("bpf_get_current_comm") == 1
+    assert body.count("BPFRUN_READ_COMM();") == 1
+
+
+def test_comm_and_pid_are_read_once_per_event_across_predicates_and_keys() -> None:
+    # The where and the key both use comm and pid: the handler declares one cache of each,
+    # and the template defines the macros that fill it on first use.
+    c = c_of("'comm != \"bpfrun\" && pid != 0'", agg="{id: procs, count: true, by: [pid, comm]}")
+    body = handler(c)
+    assert body.count("char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;") == 1
+    assert body.count("u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;") == 1
+    assert "__builtin_memcpy(&k.k1, bpfrun_comm, 16);" in body
+    assert "bpf_get_current_comm" not in body and "bpf_get_current_pid_tgid" not in body
+    assert c.count("bpf_get_current_comm(&bpfrun_comm, sizeof(bpfrun_comm))") == 1
+    assert c.count("bpfrun_pid_tgid = bpf_get_current_pid_tgid()") == 1
 
 
 def test_in_list_with_constant_options_folds() -> None:
@@ -273,17 +286,18 @@ def test_in_list_with_constant_options_folds() -> None:
 
 def test_startswith_checks_no_terminator() -> None:
     body = handler(c_of("'startswith(comm, \"ba\")'"))
-    assert 'if (!(/* "ba" */ ((u8)s1[0] == 98) && ((u8)s1[1] == 97))) return 0;' in body
+    assert ('if (!(/* "ba" */ ((u8)bpfrun_comm[0] == 98) && ((u8)bpfrun_comm[1] == 97))) '
+            "return 0;") in body
 
 
 def test_longer_literal_than_comm_matches_its_kernel_truncation() -> None:
     body = handler(c_of("'comm == \"0123456789abcdefXYZ\"'"))
-    assert "s1[14] == 101" in body and "s1[15]" not in body
+    assert "bpfrun_comm[14] == 101" in body and "bpfrun_comm[15]" not in body
 
 
 def test_string_to_string_comparison_uses_the_bounded_helper() -> None:
     c = c_of("'str(args.buf, 8) == comm'")
-    assert "if (!bpfrun_streq(s1, s2, 8)) return 0;" in handler(c)
+    assert "if (!bpfrun_streq(s1, bpfrun_comm, 8)) return 0;" in handler(c)
     assert "static __always_inline int bpfrun_streq(" in c
 
 
@@ -427,7 +441,7 @@ steps:
 
 def test_captured_number_is_bound_as_a_constant() -> None:
     c = compile_all(FOLLOW, values={"first": {"top": 4242}})[1].c_text
-    assert "if (!((bpf_get_current_pid_tgid() >> 32) == 4242LL)) return 0;" in c
+    assert "if (!((BPFRUN_PID_TGID() >> 32) == 4242LL)) return 0;" in c
 
 
 def test_capture_compiled_ahead_is_a_placeholder() -> None:

@@ -169,7 +169,7 @@ def test_stack_keys_take_stack_ids() -> None:
     assert "k.k0 = stacks.get_stackid(ctx, 0);" in c
     assert "k.k1 = stacks.get_stackid(ctx, BPF_F_USER_STACK);" in c
     assert "if (k.k1 < 0 && k.k1 != -14 /* EFAULT: none */) bpfrun_lost(LOST_STACKS);" in c
-    assert "k.tgid = bpf_get_current_pid_tgid() >> 32;" in c  # user stacks symbolize per process
+    assert "k.tgid = BPFRUN_PID_TGID() >> 32;" in c  # user stacks symbolize per process
 
 
 def test_kernel_stack_alone_has_no_tgid() -> None:
@@ -212,7 +212,7 @@ def test_span_stores_exactly_the_begin_values_that_are_used() -> None:
     assert "bpf_probe_read_kernel(&val.b0, 16, args->prev_comm);" in c.c_text
     assert "val.b1 = stacks.get_stackid(ctx, 0);" in c.c_text
     assert "k.k0 = pv.b0" not in c.c_text  # a string is copied, not assigned
-    assert "bpf_probe_read_kernel(&k.k0, 16, pv.b0);" in c.c_text
+    assert "__builtin_memcpy(&k.k0, pv.b0, 16);" in c.c_text  # the program's own copy
     assert "k.k1 = pv.b1;" in c.c_text
     assert prog.pending_map == "pending_s"
     assert "BPF_HASH(pending_s, struct bpfrun_s_span_key, struct bpfrun_s_span_val, 10240);" \
@@ -230,7 +230,7 @@ def test_span_end_runs_before_begin_on_the_same_probe() -> None:
 
 def test_begin_user_stack_is_symbolized_in_the_begin_process() -> None:
     c = one(OFFCPU.replace("begin.kstack]", "begin.ustack]")).c_text
-    assert "val.b2 = (bpf_get_current_pid_tgid() >> 32);" in c
+    assert "val.b2 = (BPFRUN_PID_TGID() >> 32);" in c
     assert "k.tgid = pv.b2;" in c
 
 

@@ -136,6 +136,10 @@ static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
     st->count += 1;
     st->sum += x;
 }
+
+/* Read once per event: each handler declares these values' locals; the first use fills them. */
+#define BPFRUN_PID_TGID() (bpfrun_have_pid_tgid ? bpfrun_pid_tgid : (bpfrun_have_pid_tgid = 1, bpfrun_pid_tgid = bpf_get_current_pid_tgid()))
+
 BPF_STACK_TRACE(stacks, 16384);
 
 struct bpfrun_tp_sched_sched_switch {
@@ -190,6 +194,7 @@ static __always_inline int bpfrun_offcpu_probe1_h0(void *ctx) {
 /* span begin tracepoint:sched:sched_switch (runbook tests/runbooks/valid/runq-latency.yaml:41:14) */
 static __always_inline int bpfrun_offcpu_probe1_h1(void *ctx) {
     struct bpfrun_tp_sched_sched_switch *args = ctx;
+    u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
     if (!1 /* not checked: tracepoint formats unreadable */) return 0;
     struct bpfrun_offcpu_span_key key;
     __builtin_memset(&key, 0, sizeof(key));
@@ -200,7 +205,7 @@ static __always_inline int bpfrun_offcpu_probe1_h1(void *ctx) {
     if (val.b0 < 0 && val.b0 != -14 /* EFAULT: none */) bpfrun_lost(LOST_STACKS);
     val.b1 = stacks.get_stackid(ctx, BPF_F_USER_STACK);
     if (val.b1 < 0 && val.b1 != -14 /* EFAULT: none */) bpfrun_lost(LOST_STACKS);
-    val.b2 = (bpf_get_current_pid_tgid() >> 32);
+    val.b2 = (BPFRUN_PID_TGID() >> 32);
     val.ts = bpf_ktime_get_ns();
     if (pending_offcpu.update(&key, &val) != 0) bpfrun_lost(LOST_PENDING_FULL);
     return 0;

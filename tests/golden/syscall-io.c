@@ -18,6 +18,11 @@ static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
     st->count += 1;
     st->sum += x;
 }
+
+/* Read once per event: each handler declares these values' locals; the first use fills them. */
+#define BPFRUN_PID_TGID() (bpfrun_have_pid_tgid ? bpfrun_pid_tgid : (bpfrun_have_pid_tgid = 1, bpfrun_pid_tgid = bpf_get_current_pid_tgid()))
+#define BPFRUN_READ_COMM() do { if (!bpfrun_have_comm) { bpf_get_current_comm(&bpfrun_comm, sizeof(bpfrun_comm)); bpfrun_have_comm = 1; } } while (0)
+
 BPF_RINGBUF_OUTPUT(events, 256);
 BPF_ARRAY(bpfrun_emitted, u64, 1);
 /* Counts every event of an emitting probe; past `limit` the rest are only counted. */
@@ -63,16 +68,17 @@ BPF_PERCPU_HASH(agg0_calls, struct bpfrun_agg0_calls_key, u64, 10240);
 BPF_PERCPU_HASH(agg1_bytes, struct bpfrun_agg1_bytes_key, u64, 10240);
 
 /* tracepoint:syscalls:sys_enter_write (runbook tests/runbooks/valid/syscall-io.yaml:14:9) */
-static __always_inline int bpfrun_io_probe2_h0(void *ctx) {
+static __always_inline int bpfrun_io_probe1_h0(void *ctx) {
     struct bpfrun_tp_syscalls_sys_enter_write *args = ctx;
-    char s1[16] = {};
-    bpf_get_current_comm(&s1, 16);
-    if (!!(/* "bpfrun" */ ((u8)s1[0] == 98) && ((u8)s1[1] == 112) && ((u8)s1[2] == 102) && ((u8)s1[3] == 114) && ((u8)s1[4] == 117) && ((u8)s1[5] == 110) && (s1[6] == 0))) return 0;
+    char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
+    BPFRUN_READ_COMM();
+    if (!!(/* "bpfrun" */ ((u8)bpfrun_comm[0] == 98) && ((u8)bpfrun_comm[1] == 112) && ((u8)bpfrun_comm[2] == 102) && ((u8)bpfrun_comm[3] == 114) && ((u8)bpfrun_comm[4] == 117) && ((u8)bpfrun_comm[5] == 110) && (bpfrun_comm[6] == 0))) return 0;
     /* aggregation calls: count (runbook tests/runbooks/valid/syscall-io.yaml:17:13) */
     do {
         struct bpfrun_agg0_calls_key k;
         __builtin_memset(&k, 0, sizeof(k));
-        bpf_get_current_comm(&k.k0, 16);
+        BPFRUN_READ_COMM();
+        __builtin_memcpy(&k.k0, bpfrun_comm, 16);
         u64 z_agg0_calls = 0;
         u64 *v_agg0_calls = agg0_calls.lookup_or_try_init(&k, &z_agg0_calls);
         if (v_agg0_calls) *v_agg0_calls += 1; else bpfrun_lost(LOST_MAP_FULL);
@@ -81,7 +87,8 @@ static __always_inline int bpfrun_io_probe2_h0(void *ctx) {
     do {
         struct bpfrun_agg1_bytes_key k;
         __builtin_memset(&k, 0, sizeof(k));
-        bpf_get_current_comm(&k.k0, 16);
+        BPFRUN_READ_COMM();
+        __builtin_memcpy(&k.k0, bpfrun_comm, 16);
         u64 z_agg1_bytes = 0;
         u64 *v_agg1_bytes = agg1_bytes.lookup_or_try_init(&k, &z_agg1_bytes);
         if (v_agg1_bytes) *v_agg1_bytes += args->count; else bpfrun_lost(LOST_MAP_FULL);
@@ -90,8 +97,10 @@ static __always_inline int bpfrun_io_probe2_h0(void *ctx) {
 }
 
 /* tracepoint:syscalls:sys_enter_openat (runbook tests/runbooks/valid/syscall-io.yaml:19:9) */
-static __always_inline int bpfrun_io_probe3_h0(void *ctx) {
+static __always_inline int bpfrun_io_probe2_h0(void *ctx) {
     struct bpfrun_tp_syscalls_sys_enter_openat *args = ctx;
+    u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
+    char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
     /* events */
     do {
         if (!bpfrun_emit_allowed(0, 500)) break;
@@ -99,8 +108,9 @@ static __always_inline int bpfrun_io_probe3_h0(void *ctx) {
         if (!e) { bpfrun_lost(LOST_EVENTS); break; }
         e->probe = 0;
         e->tgid = 0;
-        e->f0 = (bpf_get_current_pid_tgid() >> 32);
-        bpf_get_current_comm(&e->f1, 16);
+        e->f0 = (BPFRUN_PID_TGID() >> 32);
+        BPFRUN_READ_COMM();
+        __builtin_memcpy(&e->f1, bpfrun_comm, 16);
         bpf_probe_read_user_str(&e->f2, 128, (void *)args->filename);
         events.ringbuf_submit(e, 0);
     } while (0);
@@ -108,13 +118,13 @@ static __always_inline int bpfrun_io_probe3_h0(void *ctx) {
 }
 
 /* tracepoint:syscalls:sys_enter_write */
-int bpfrun_io_probe2(void *ctx) {
-    bpfrun_io_probe2_h0(ctx);
+int bpfrun_io_probe1(void *ctx) {
+    bpfrun_io_probe1_h0(ctx);
     return 0;
 }
 
 /* tracepoint:syscalls:sys_enter_openat */
-int bpfrun_io_probe3(void *ctx) {
-    bpfrun_io_probe3_h0(ctx);
+int bpfrun_io_probe2(void *ctx) {
+    bpfrun_io_probe2_h0(ctx);
     return 0;
 }

@@ -19,20 +19,28 @@ static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
     st->sum += x;
 }
 
+/* Read once per event: each handler declares these values' locals; the first use fills them. */
+#define BPFRUN_PID_TGID() (bpfrun_have_pid_tgid ? bpfrun_pid_tgid : (bpfrun_have_pid_tgid = 1, bpfrun_pid_tgid = bpf_get_current_pid_tgid()))
+#define BPFRUN_READ_COMM() do { if (!bpfrun_have_comm) { bpf_get_current_comm(&bpfrun_comm, sizeof(bpfrun_comm)); bpfrun_have_comm = 1; } } while (0)
+
+
 struct bpfrun_agg0_by_syscall_key { u64 k0; };
 struct bpfrun_agg1_by_process_key { u64 k0; char k1[16]; };
 struct bpfrun_agg2_by_process_syscall_key { char k0[16]; u64 k1; };
 struct bpfrun_agg3_latency_hist { u64 slots[65]; struct bpfrun_stats st; };
 struct bpfrun_syscalls_span_val { u64 ts; u64 b0; };
 
-BPF_PERCPU_HASH(agg0_by_syscall, struct bpfrun_agg0_by_syscall_key, struct bpfrun_stats, 10240);
+BPF_PERCPU_HASH(agg0_by_syscall, struct bpfrun_agg0_by_syscall_key, struct bpfrun_stats, 1024);
+BPF_PERCPU_ARRAY(agg0_by_syscall_idx, struct bpfrun_stats, 512);
 BPF_PERCPU_HASH(agg1_by_process, struct bpfrun_agg1_by_process_key, u64, 10240);
 BPF_PERCPU_HASH(agg2_by_process_syscall, struct bpfrun_agg2_by_process_syscall_key, u64, 10240);
 BPF_PERCPU_ARRAY(agg3_latency, struct bpfrun_agg3_latency_hist, 1);
 BPF_TASK_STORAGE(pending_syscalls, struct bpfrun_syscalls_span_val);
 
 /* span end rawtracepoint:sys_exit (runbook runbooks/syscalls.yaml:36:12) */
-static __always_inline int bpfrun_syscalls_probe2_h0(struct bpf_raw_tracepoint_args *ctx) {
+static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_args *ctx) {
+    u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
+    char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
     struct bpfrun_syscalls_span_val *pp = pending_syscalls.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0, 0);
     if (!pp || pp->ts == 0) return 0;
     struct bpfrun_syscalls_span_val pv = *pp;
@@ -43,17 +51,24 @@ static __always_inline int bpfrun_syscalls_probe2_h0(struct bpf_raw_tracepoint_a
         struct bpfrun_agg0_by_syscall_key k;
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = pv.b0;
-        s64 x = (s64)(duration);
-        struct bpfrun_stats z_agg0_by_syscall = {};
-        struct bpfrun_stats *st_agg0_by_syscall = agg0_by_syscall.lookup_or_try_init(&k, &z_agg0_by_syscall);
-        if (st_agg0_by_syscall) bpfrun_stats_add(st_agg0_by_syscall, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
+        if ((u64)k.k0 < 512) {
+            u32 i_agg0_by_syscall = k.k0;
+            struct bpfrun_stats *v_agg0_by_syscall = agg0_by_syscall_idx.lookup(&i_agg0_by_syscall);
+            if (v_agg0_by_syscall) bpfrun_stats_add(v_agg0_by_syscall, (s64)(duration));
+        } else {
+            s64 x = (s64)(duration);
+            struct bpfrun_stats z_agg0_by_syscall = {};
+            struct bpfrun_stats *st_agg0_by_syscall = agg0_by_syscall.lookup_or_try_init(&k, &z_agg0_by_syscall);
+            if (st_agg0_by_syscall) bpfrun_stats_add(st_agg0_by_syscall, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
+        }
     } while (0);
     /* aggregation by_process: count (runbook runbooks/syscalls.yaml:39:11) */
     do {
         struct bpfrun_agg1_by_process_key k;
         __builtin_memset(&k, 0, sizeof(k));
-        k.k0 = (bpf_get_current_pid_tgid() >> 32);
-        bpf_get_current_comm(&k.k1, 16);
+        k.k0 = (BPFRUN_PID_TGID() >> 32);
+        BPFRUN_READ_COMM();
+        __builtin_memcpy(&k.k1, bpfrun_comm, 16);
         u64 z_agg1_by_process = 0;
         u64 *v_agg1_by_process = agg1_by_process.lookup_or_try_init(&k, &z_agg1_by_process);
         if (v_agg1_by_process) *v_agg1_by_process += 1; else bpfrun_lost(LOST_MAP_FULL);
@@ -62,7 +77,8 @@ static __always_inline int bpfrun_syscalls_probe2_h0(struct bpf_raw_tracepoint_a
     do {
         struct bpfrun_agg2_by_process_syscall_key k;
         __builtin_memset(&k, 0, sizeof(k));
-        bpf_get_current_comm(&k.k0, 16);
+        BPFRUN_READ_COMM();
+        __builtin_memcpy(&k.k0, bpfrun_comm, 16);
         k.k1 = pv.b0;
         u64 z_agg2_by_process_syscall = 0;
         u64 *v_agg2_by_process_syscall = agg2_by_process_syscall.lookup_or_try_init(&k, &z_agg2_by_process_syscall);
@@ -82,10 +98,11 @@ static __always_inline int bpfrun_syscalls_probe2_h0(struct bpf_raw_tracepoint_a
 }
 
 /* span begin rawtracepoint:sys_enter (runbook runbooks/syscalls.yaml:30:9) */
-static __always_inline int bpfrun_syscalls_probe3_h0(struct bpf_raw_tracepoint_args *ctx) {
-    char s1[16] = {};
-    bpf_get_current_comm(&s1, 16);
-    if (!(((bpf_get_current_pid_tgid() >> 32) == 42LL) && (/* "bash" */ ((u8)s1[0] == 98) && ((u8)s1[1] == 97) && ((u8)s1[2] == 115) && ((u8)s1[3] == 104) && (s1[4] == 0)))) return 0;
+static __always_inline int bpfrun_syscalls_probe2_h0(struct bpf_raw_tracepoint_args *ctx) {
+    u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
+    char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
+    BPFRUN_READ_COMM();
+    if (!(((BPFRUN_PID_TGID() >> 32) == 42LL) && (/* "bash" */ ((u8)bpfrun_comm[0] == 98) && ((u8)bpfrun_comm[1] == 97) && ((u8)bpfrun_comm[2] == 115) && ((u8)bpfrun_comm[3] == 104) && (bpfrun_comm[4] == 0)))) return 0;
     struct bpfrun_syscalls_span_val val;
     __builtin_memset(&val, 0, sizeof(val));
     val.b0 = ctx->args[1];
@@ -96,13 +113,13 @@ static __always_inline int bpfrun_syscalls_probe3_h0(struct bpf_raw_tracepoint_a
 }
 
 /* rawtracepoint:sys_exit */
-int bpfrun_syscalls_probe2(struct bpf_raw_tracepoint_args *ctx) {
-    bpfrun_syscalls_probe2_h0(ctx);
+int bpfrun_syscalls_probe1(struct bpf_raw_tracepoint_args *ctx) {
+    bpfrun_syscalls_probe1_h0(ctx);
     return 0;
 }
 
 /* rawtracepoint:sys_enter */
-int bpfrun_syscalls_probe3(struct bpf_raw_tracepoint_args *ctx) {
-    bpfrun_syscalls_probe3_h0(ctx);
+int bpfrun_syscalls_probe2(struct bpf_raw_tracepoint_args *ctx) {
+    bpfrun_syscalls_probe2_h0(ctx);
     return 0;
 }

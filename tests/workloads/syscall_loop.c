@@ -2,20 +2,23 @@
  * syscall_loop - makes one cheap system call in a tight loop.
  * Reproduces a syscall storm ("which process makes the most syscalls, and which one") and is
  * the load for overhead benchmarks: compare rate= with and without tracing.
- * read0 is read(2) of 0 bytes from /dev/zero: a real syscall that moves no data.
+ * read0 is read(2) of 0 bytes from /dev/zero: a real syscall that moves no data; nr:N is
+ * syscall(N), e.g. a number no kernel has (ENOSYS), as fuzzers and broken binaries make.
  */
 #include "workload.h"
 #include <fcntl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 static const char usage[] =
     "usage: syscall_loop [--seconds S] [--name NAME] [--wait-signal]\n"
-    "                    [--syscall getppid|getpid|read0] [--calls N]\n"
+    "                    [--syscall getppid|getpid|read0|nr:N] [--calls N]\n"
     "prints: calls=N seconds=F rate=F\n";
 
-enum which { GETPPID, GETPID, READ0 };
+enum which { GETPPID, GETPID, READ0, NUMBER };
 
 static int zero_fd = -1;
+static long number = -1;
 
 __attribute__((noinline)) void bpfr_one_syscall(enum which w)
 {
@@ -24,8 +27,10 @@ __attribute__((noinline)) void bpfr_one_syscall(enum which w)
         getppid();
     else if (w == GETPID)
         getpid();
-    else
+    else if (w == READ0)
         (void)!read(zero_fd, &byte, 0);
+    else
+        syscall(number);
 }
 
 int main(int argc, char **argv)
@@ -46,8 +51,11 @@ int main(int argc, char **argv)
                 w = GETPID;
             else if (strcmp(s, "read0") == 0)
                 w = READ0;
-            else
-                wl_die("unknown --syscall '%s' (getppid, getpid, read0)", s);
+            else if (strncmp(s, "nr:", 3) == 0 && s[3] >= '0' && s[3] <= '9') {
+                w = NUMBER;
+                number = strtol(s + 3, NULL, 10);
+            } else
+                wl_die("unknown --syscall '%s' (getppid, getpid, read0, nr:N)", s);
         } else if (strcmp(argv[i], "--calls") == 0)
             max_calls = wl_arg_long(argc, argv, &i);
         else
