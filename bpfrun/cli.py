@@ -88,12 +88,16 @@ def list_cmd() -> None:
 
 
 @app.command()
-def validate(paths: Annotated[list[Path], typer.Argument(help="Runbook files or folders.")]
-             ) -> None:
+def validate(paths: Annotated[list[Path], typer.Argument(
+        help="Runbook files, folders or names of shipped runbooks.")]) -> None:
     """Check runbooks (schema, names, types against this kernel when readable). No root."""
     def body() -> int:
         from bpfrun.params import resolve_params  # noqa: PLC0415
-        from bpfrun.pipeline import check_against_kernel, load_runbook  # noqa: PLC0415
+        from bpfrun.pipeline import (  # noqa: PLC0415
+            check_against_kernel,
+            find_runbook,
+            load_runbook,
+        )
 
         files: list[Path] = []
         for p in paths:
@@ -101,8 +105,10 @@ def validate(paths: Annotated[list[Path], typer.Argument(help="Runbook files or 
                 files += sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml"))
             elif p.exists():
                 files.append(p)
-            else:
+            elif p.suffix in (".yaml", ".yml") or len(p.parts) > 1:
                 raise UsageError(f"{p}: no such file or folder")
+            else:  # a shipped runbook's name, as `bpfrun run` takes it
+                files.append(find_runbook(str(p)))
         kernel = default_kernel()
         failed = 0
         for f in files:

@@ -33,6 +33,14 @@ def test_validate_shipped_runbooks() -> None:
     assert "runbooks/runq-latency.yaml: ok" in r.stdout
 
 
+def test_validate_takes_shipped_runbook_names_like_run() -> None:
+    r = bpfrun("validate", "runq-latency")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().endswith("runbooks/runq-latency.yaml: ok")
+    r = bpfrun("validate", "no-such-runbook")
+    assert r.returncode == 2 and "shipped runbooks:" in r.stderr
+
+
 def test_validate_reports_every_problem_with_position_and_exit_2(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text(
