@@ -16,6 +16,10 @@ from bpfrun.expr.parser import TemplateExpr, walk
 from bpfrun.model import Expr, Runbook, Step, Template
 from bpfrun.params import check_defaults
 
+# Names every step's thresholds, captures and messages can use besides its own ids: the time
+# its probes were attached, measured in user space (a duration).
+STEP_NAMES = ("elapsed",)
+
 
 def _chain(node: Node) -> list[str] | None:
     """Attr(Attr(Name a, b), c) → [a, b, c]."""
@@ -119,6 +123,9 @@ class Checker:
                 self.diags.error(f"{kind} id '{name}' is used twice in step '{step.id}'", loc,
                                  f"the first is at {ids[name]}")
             ids.setdefault(name, loc)
+            if name in STEP_NAMES:
+                self.diags.error(f"{kind} id '{name}' is reserved: it is the time this step's "
+                                 "probes were attached", loc, f"rename the {kind}")
         outer: set[str] = set()  # names from outside the step: params and steps
         if step.when is not None:
             self.refs(step.when.node, step.when, outer)
@@ -139,7 +146,7 @@ class Checker:
                 kernel_exprs += [e for e in (a.value, a.where) if e] + list(a.by)
         for e in kernel_exprs:
             self.refs(e.node, e, None)
-        local = self.names_of(step) - {t.id for t in step.thresholds}
+        local = (self.names_of(step) - {t.id for t in step.thresholds}) | set(STEP_NAMES)
         for _, e in step.captures:
             self.refs(e.node, e, local - {c for c, _ in step.captures})
         for t in step.thresholds:

@@ -197,7 +197,7 @@ class Investigation:
         entry["lost"] = {"events": raw.lost.get("events", 0), "stacks": raw.lost.get("stacks", 0),
                          "unpaired": raw.lost.get("unpaired", 0),
                          "map_full": raw.lost.get("map_full", 0) + raw.lost.get("pending_full", 0)}
-        local = {**self.names(), **views}
+        local = {**self.names(), "elapsed": Duration(round(raw.seconds * 1e9)), **views}
         captures: dict[str, Any] = {}
         for name, expr in step.captures:
             try:

@@ -113,9 +113,10 @@ class StepRunner:
         raw.compile_seconds = time.monotonic() - t0
         try:
             self.attach()
+            attached = time.monotonic()
             self.on_attached()
             raw.interrupted = self.wait(raw)
-            raw.seconds = time.monotonic() - t0 - raw.compile_seconds
+            raw.seconds = time.monotonic() - attached  # what the probes saw: `elapsed`
             self.read(raw)
         finally:
             self.b.cleanup()

@@ -165,4 +165,11 @@ def test_all_problems_are_reported_at_once() -> None:
 def test_capture_cannot_use_another_capture() -> None:
     body = two_steps().replace("writer: calls.top[0].comm",
                                "writer: calls.top[0].comm\n          again: writer")
-    assert problems(body) == ["19:14: unknown name 'writer' here | known: calls, dist"]
+    assert problems(body) == ["19:14: unknown name 'writer' here | known: calls, dist, elapsed"]
+
+
+def test_elapsed_is_a_name_of_every_step_and_cannot_be_an_id() -> None:
+    ok(two_steps(when1="calls.top[0].value * 1s / elapsed > 10"))
+    assert problems(two_steps().replace("{id: busy,", "{id: elapsed,"))[0] == (
+        "16:9: threshold id 'elapsed' is reserved: it is the time this step's probes were "
+        "attached | rename the threshold")

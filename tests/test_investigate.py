@@ -135,3 +135,29 @@ def test_interrupt_before_a_step_skips_the_rest(fake_runner: Any) -> None:
     result = inv.run()
     assert [s["reason"] for s in result["steps"]] == ["interrupted", "interrupted"]
     assert result["interrupted"] is True and result["error"].startswith("interrupted")
+
+
+def test_elapsed_is_the_time_the_probes_were_attached(tmp_path: Path, fake_runner: Any) -> None:
+    # FakeRunner reports 1.0 s attached: 250 calls are 250 a second, whatever the duration.
+    rb = tmp_path / "rate.yaml"
+    rb.write_text(textwrap.dedent("""\
+        apiVersion: bpfrun/v1
+        name: rate
+        title: Rate
+        steps:
+          - id: s
+            duration: 5s
+            probes:
+              - probe: tracepoint:sched:sched_switch
+                aggregate: [{id: hits, count: true}]
+            thresholds:
+              - {id: busy, when: rate > 100, message: "${{ rate }}/s over ${{ elapsed }}"}
+            capture:
+              rate: hits.value * 1s / elapsed
+        """))
+    fake_runner.canned = {"s": {"hits": [({}, 250)]}}
+    result, _ = run(rb)
+    step = result["steps"][0]
+    assert step["captures"] == {"rate": 250.0}
+    assert step["thresholds"]["busy"]["fired"] is True
+    assert step["thresholds"]["busy"]["message"] == "250/s over 1s"
