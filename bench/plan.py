@@ -81,18 +81,11 @@ def _runq_protos() -> list[tr.Tracer]:
 def _sys_protos() -> list[tr.Tracer]:
     tp = ["tp:raw_syscalls:sys_exit=bpfrun_syscalls_probe2",
           "tp:raw_syscalls:sys_enter=bpfrun_syscalls_probe3"]
-    raw = ["raw:sys_exit=bpfrun_syscalls_probe1", "raw:sys_enter=bpfrun_syscalls_probe2"]
     return [
         tr.proto("proto-sys-v0", "syscalls_v0_hash.c", "syscalls v0: hist + stats in hashes",
                  *tp),
         tr.generated("proto-sys-now", "syscalls as generated now (bpfrun compile)",
                      "syscalls", "syscalls"),
-        tr.proto("proto-sys-cse2", "syscalls_cse2.c",
-                 "syscalls: pid_tgid and comm fetched once per event", *raw),
-        tr.proto("proto-sys-array", "syscalls_array.c",
-                 "syscalls: fetched once + by_syscall in an array by syscall number", *raw),
-        tr.proto("proto-sys-subset", "syscalls_subset.c",
-                 "syscalls: fetched once + by_syscall kept in by_process_syscall's entry", *raw),
     ]
 
 
