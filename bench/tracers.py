@@ -145,8 +145,8 @@ def runbook_exists(name: str) -> bool:
     return (ROOT / "runbooks" / f"{name}.yaml").is_file()
 
 
-def profile_params() -> list[str]:
-    """Params for the profile runbook that make it sample like `profile-bpfcc -F 99`."""
+def profile_params(hz: int = 99) -> list[str]:
+    """Params for the profile runbook that make it sample like `profile-bpfcc -F <hz>`."""
     try:
         import yaml  # noqa: PLC0415 (only needed when the runbook exists)
 
@@ -157,7 +157,7 @@ def profile_params() -> list[str]:
     out = []
     for name in params:
         if name.lower() in ("hz", "freq", "frequency", "rate", "sample_hz"):
-            out.append(f"{name}=99")
+            out.append(f"{name}={hz}")
     return out
 
 
