@@ -39,7 +39,7 @@ INT_BUILTINS = {
     "cgroup": "bpf_get_current_cgroup_id()",
 }
 # Values of the current task that one event reads at most once, however many predicates and
-# keys use them (bench/RESULTS.md: a second bpf_get_current_comm costs ~20 ns per event). A
+# keys use them (bench/: this took the syscalls step's exit program from 118 to 96 ns). A
 # handler whose body uses the macro declares the locals; the first use calls the helper, and
 # clang folds the flag away where uses follow each other. {use: (locals, #define)}
 EVENT_CACHES = {

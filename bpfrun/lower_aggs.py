@@ -89,8 +89,7 @@ class AggregationLowering(LowererBase):
         stats_map = f"{mname}_stats" if agg.kind in ("hist", "lhist") and agg.by else None
         self.prog.aggs.append(AggPlan(agg.id, agg.kind, mname, stats_map, keys, value_type,
                                       unit, scale, agg.top, lbounds, array=not agg.by,
-                                      index_map=f"{mname}_idx" if index else None,
-                                      index_size=index))
+                                      index_map=f"{mname}_idx" if index else None))
         return [f"/* {c_comment(f'aggregation {agg.id}: {agg.kind} (runbook {agg.loc})')} */",
                 "do {", *("    " + line for line in body), "} while (0);"]
 

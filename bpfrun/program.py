@@ -56,10 +56,9 @@ class AggPlan:
     top: int | None
     lhist: tuple[int, int, int] | None  # native min, max, step
     array: bool = False  # unkeyed: a per-CPU array indexed by slot (hist) or 0
-    # Keyed by one small integer (INDEX_DOMAINS): values below index_size live in the per-CPU
-    # array index_map at that index, the rest in `map`.
+    # Keyed by one small integer (INDEX_DOMAINS): values the per-CPU array index_map has room
+    # for live there at that index, the rest in `map`.
     index_map: str | None = None
-    index_size: int = 0
     # Pending aggregation: computed in user space from the span's pending map at the end;
     # `value_field` is the begin value summed (None: count), `tgid_field` the begin pid.
     pending: bool = False
