@@ -43,7 +43,7 @@ def render(prog: Program, runbook: str, source: str) -> str:
         events=len(prog.events),
         ringbuf_pages=RINGBUF_PAGES,
         ringbuf=prog.event_buffer == "ringbuf",
-        # The header costs clang ~0.6 s (bench/RESULTS.md): only perf-event programs need it.
+        # Perf-event handlers take a struct bpf_perf_event_data * (declared, never read).
         perf_event=any(a.kind in ("profile", "software") for a in prog.attaches),
     )
     return text

@@ -154,6 +154,24 @@ def test_profile_finds_the_hot_function_in_user_stacks(tmp_path: Path) -> None:
     assert sum(r["value"] for r in rows) > 100  # ~99 Hz for 3 s on one busy thread
 
 
+def test_software_cpu_clock_samples_the_busy_thread(tmp_path: Path) -> None:
+    # Perf-event programs are compiled against a declared-only struct bpf_perf_event_data
+    # (no uapi header); this checks such a program loads, attaches and walks stacks.
+    with Workload("spin", "--seconds", "30", wait_signal=True) as w:
+        result = run_runbook(tmp_path, f"""
+            steps:
+              - id: p
+                duration: 3s
+                probes:
+                  - probe: software:cpu-clock:1000000
+                    where: pid == {w.pid}
+                    aggregate: [{{id: samples, count: true, by: [ustack], top: 5}}]
+            """, workload=w)
+    rows = step(result)["aggregations"]["samples"]["rows"]
+    assert rows[0]["key"]["ustack"][0].startswith("bpfr_hot_function"), rows[0]
+    assert sum(r["value"] for r in rows) > 300  # one sample per ms of CPU, ~3000 if unloaded
+
+
 def test_raw_tracepoint_and_fallback_from_kprobe(tmp_path: Path) -> None:
     with Workload("openat_loop", "--count", "100", "--rate", "500", "--seconds", "30",
                   "--name", "bpfr_raw", wait_signal=True) as w:
