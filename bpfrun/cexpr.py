@@ -146,9 +146,7 @@ class ExprCompiler:
         if n in STACK_NAMES:
             flags = "BPF_F_USER_STACK" if n == "ustack" else "0"
             return CVal("stack", code="user" if n == "ustack" else "kernel",
-                        fill=lambda d, s: [f"{d} = stacks.get_stackid(ctx, {flags});",
-                                           f"if ({d} < 0 && {d} != -14 /* EFAULT: none */) "
-                                           "bpfrun_lost(LOST_STACKS);"])
+                        fill=lambda d, s: [f"{d} = bpfrun_stack_id(ctx, {flags});"])
         if n == "duration":
             if self.scope.duration is None:
                 raise CompileError("`duration` exists only on the end side of a span", node)

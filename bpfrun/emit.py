@@ -11,7 +11,7 @@ import jinja2
 from bpfrun import __version__
 from bpfrun.cstr import c_comment
 from bpfrun.cvalue import EVENT_CACHES
-from bpfrun.lower import STACK_STORAGE, Program
+from bpfrun.lower import Program
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("bpfrun", "templates"),
@@ -39,7 +39,7 @@ def render(prog: Program, runbook: str, source: str) -> str:
         streq=128 if any("bpfrun_streq(" in line for h in prog.handlers for line in h.body)
         else 0,
         stop_after=bool(prog.stop_after),
-        stacks=STACK_STORAGE if prog.uses_stacks else 0,
+        stacks=prog.stack_storage if prog.uses_stacks else 0,
         events=len(prog.events),
         ringbuf_pages=RINGBUF_PAGES,
         ringbuf=prog.event_buffer == "ringbuf",

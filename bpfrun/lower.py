@@ -16,6 +16,8 @@ from bpfrun.lower_span import SpanLowering
 from bpfrun.model import Probe, Step
 from bpfrun.program import (
     LOST_KINDS,
+    STACK_LOST,
+    STACK_NONE,
     STACK_STORAGE,
     AggPlan,
     AttachPlan,
@@ -79,4 +81,4 @@ def lower_step(step: Step, consts: dict[str, Any], kernel: Kernel, substitute: A
 
 
 __all__ = ["AggPlan", "AttachPlan", "EventPlan", "KeyField", "LOST_KINDS", "Program",
-           "STACK_STORAGE", "lower_step"]
+           "STACK_LOST", "STACK_NONE", "STACK_STORAGE", "lower_step"]

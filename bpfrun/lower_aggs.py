@@ -49,6 +49,9 @@ class AggregationLowering(LowererBase):
             kf = self.key_field(comp, b, b.node, f"k{i}", "k", body)
             if kf is not None:
                 keys.append(kf)
+        stack_keys = sum(k.kind in ("stack", "ustack") for k in keys)
+        if stack_keys and agg.size:  # room for as many distinct stacks as the map has keys
+            self.prog.stack_storage = max(self.prog.stack_storage, agg.size * stack_keys)
         if any(k.kind == "ustack" for k in keys):
             # User stacks symbolize per process: keep the tgid in the key (not shown). A
             # stack taken at a span's begin belongs to the begin task, not the current one.

@@ -227,9 +227,9 @@ class LowererBase:
         if v.type == "stack":
             self.prog.uses_stacks = True
             assert v.fill is not None
-            out.extend(v.fill(f"{dest}.{name}", 4))
+            out.extend(v.fill(f"{dest}.{name}", 8))
             is_user = v.code == "user"
-            kf = KeyField(name, text, "ustack" if is_user else "stack", "stack", 4)
+            kf = KeyField(name, text, "ustack" if is_user else "stack", "stack", 8)
             if is_user and comp.scope.probe.kind == "uprobe" and "pv." not in out[-1]:
                 # At a function's entry its frame is not set up yet, so a frame-pointer walk
                 # skips the direct caller (bcc#2555). Its return address is on top of the
@@ -256,8 +256,6 @@ class LowererBase:
         if k.kind == "addr":
             return f"u8 {k.name}[{k.size}];"
         if k.caller:
-            return f"s32 {k.name}; u64 {k.caller};"
-        if k.kind in ("stack", "ustack"):
-            return f"s32 {k.name};"
+            return f"u64 {k.name}; u64 {k.caller};"
         return f"u64 {k.name};"
 

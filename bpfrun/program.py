@@ -14,7 +14,8 @@ from dataclasses import dataclass, field
 DEFAULT_MAP_SIZE = 10240
 HIST_SLOTS = 64
 DEFAULT_MAX_PENDING = 10240
-STACK_STORAGE = 16384
+STACK_STORAGE = 16384  # distinct stacks a step keeps, at least
+STACK_NONE, STACK_LOST = 0, 1  # stack ids that are not stacks (the template's bpfrun_stack_id)
 LOST_KINDS = ("map_full", "stacks", "events", "pending_full")
 # Keys whose values are small integers: an aggregation keyed by one of them alone is kept in
 # a per-CPU array indexed by the value (no hashing, no insertion, cannot fill), and only
@@ -114,6 +115,7 @@ class Program:
     events: list[EventPlan] = field(default_factory=list)
     pending_map: str | None = None
     uses_stacks: bool = False
+    stack_storage: int = STACK_STORAGE  # entries of the stacks map (grows with `size:`)
     event_buffer: str = "ringbuf"  # or "perf" where the kernel has no BPF ring buffer
     stop_after: int | None = None
     interval: float | None = None  # seconds between snapshots of the aggregations

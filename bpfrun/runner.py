@@ -8,8 +8,8 @@ detaches, whatever happens while the step runs.
 from __future__ import annotations
 
 import ctypes
-import errno
 import ipaddress
+import itertools
 import os
 import re
 import tempfile
@@ -22,7 +22,7 @@ from typing import Any
 
 from bpfrun.bccload import import_bcc
 from bpfrun.errors import MachineError, StepError
-from bpfrun.lower import LOST_KINDS, AggPlan, EventPlan, KeyField, Program
+from bpfrun.lower import LOST_KINDS, STACK_LOST, STACK_NONE, AggPlan, EventPlan, KeyField, Program
 from bpfrun.resolve import SOFTWARE_EVENTS
 
 PERF_PAGES = 64  # per CPU
@@ -105,6 +105,7 @@ class StepRunner:
         self.b: Any = None
         self.events: dict[int, list[dict[str, Any]]] = {e.index: [] for e in prog.events}
         self.ev_types = {e.index: self._ctype(e) for e in prog.events}
+        self._stacks: dict[int, list[int] | None] = {}  # stack id -> frames (None: lost)
 
     def run(self) -> RawStep:
         raw = RawStep()
@@ -360,7 +361,7 @@ class StepRunner:
         if f.kind in ("stack", "ustack"):
             tgid = int(getattr(record, "tgid", 0))
             frames = self._symbolize(int(value), f.kind == "ustack", tgid)
-            if f.caller and int(value) >= 0:
+            if f.caller and int(value) > STACK_LOST:
                 frames[1:1] = [self._user_sym(int(getattr(record, f.caller)), tgid)]
             return frames
         if f.kind == "addr":
@@ -375,14 +376,29 @@ class StepRunner:
         return n - (1 << 64) if f.signed and n >= 1 << 63 else n
 
     def _symbolize(self, stack_id: int, user: bool, tgid: int) -> list[str]:
-        if stack_id == -errno.EFAULT:  # no stack of that kind here (e.g. user mode): empty
+        if stack_id == STACK_NONE:  # no stack of that kind here (e.g. user mode): empty
             return []
-        if stack_id < 0:
+        addrs = self._stack_frames(stack_id)
+        if addrs is None:
             return ["[lost stack]"]
         if not user:
             return [_text(self.b.ksym(addr, show_module=False, show_offset=False))
-                    for addr in self.b["stacks"].walk(stack_id)]
-        return [self._user_sym(addr, tgid) for addr in self.b["stacks"].walk(stack_id)]
+                    for addr in addrs]
+        return [self._user_sym(addr, tgid) for addr in addrs]
+
+    def _stack_frames(self, stack_id: int) -> list[int] | None:
+        """The frames stored under a stack id (None: lost), innermost first; each stack is
+        read from the kernel once however many keys share it."""
+        if stack_id <= STACK_LOST:
+            return None
+        if stack_id not in self._stacks:
+            try:
+                ips = self.b["stacks"][ctypes.c_uint64(stack_id)].ip
+            except KeyError:
+                self._stacks[stack_id] = None
+            else:
+                self._stacks[stack_id] = list(itertools.takewhile(bool, ips))
+        return self._stacks[stack_id]
 
     def _user_sym(self, addr: int, tgid: int) -> str:
         return _text(self.b.sym(addr, tgid, show_module=True, show_offset=False))
@@ -397,7 +413,7 @@ class StepRunner:
             elif f.kind == "addr":
                 fields.append((f.name, ctypes.c_ubyte * f.size))
             elif f.kind in ("stack", "ustack"):
-                fields.append((f.name, ctypes.c_int32))
+                fields.append((f.name, ctypes.c_uint64))
                 if f.caller:
                     fields.append((f.caller, ctypes.c_uint64))
             else:

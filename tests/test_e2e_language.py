@@ -172,6 +172,31 @@ def test_software_cpu_clock_samples_the_busy_thread(tmp_path: Path) -> None:
     assert sum(r["value"] for r in rows) > 300  # one sample per ms of CPU, ~3000 if unloaded
 
 
+def test_thousands_of_distinct_stacks_are_all_kept(tmp_path: Path) -> None:
+    # A BPF_STACK_TRACE map of 16,384 buckets lost ~10% of these samples to bucket
+    # collisions (-EEXIST); stacks kept in a hash map by their hash lose none.
+    with Workload("stacks", "--stacks", "4096", "--seconds", "30", wait_signal=True) as w:
+        result = run_runbook(tmp_path, f"""
+            steps:
+              - id: p
+                duration: 3s
+                probes:
+                  - probe: software:cpu-clock:200000
+                    where: pid == {w.pid}
+                    aggregate: [{{id: samples, count: true, by: [ustack], top: 10}}]
+            """, workload=w)
+    s = step(result)
+    agg = s["aggregations"]["samples"]
+    assert s["lost"]["stacks"] == 0
+    assert agg["total_rows"] > 1000  # ~5,000 samples over 4,096 paths
+    paths = [r["key"]["ustack"] for r in agg["rows"] if r["key"]["ustack"][0].startswith("sb_")]
+    assert paths, agg["rows"]
+    frames = paths[0]
+    assert frames[0].startswith("sb_work") and len(frames) >= 26, frames
+    assert {f.split(" ")[0] for f in frames[1:25]} <= {
+        f"sb_{d}{suffix}" for d in range(13) for suffix in ("", "_a", "_b")}, frames
+
+
 def test_raw_tracepoint_and_fallback_from_kprobe(tmp_path: Path) -> None:
     with Workload("openat_loop", "--count", "100", "--rate", "500", "--seconds", "30",
                   "--name", "bpfr_raw", wait_signal=True) as w:

@@ -154,7 +154,7 @@ def test_keys_of_each_kind() -> None:
     prog = one(probe_with(
         "{id: k, count: true, by: [comm, pid, kstack, ustack, 'str(args.buf, 32)']}")).program
     assert struct(prog, "bpfrun_agg0_k_key") == (
-        "struct bpfrun_agg0_k_key { char k0[16]; u64 k1; s32 k2; s32 k3; char k4[32]; "
+        "struct bpfrun_agg0_k_key { char k0[16]; u64 k1; u64 k2; u64 k3; char k4[32]; "
         "u32 tgid; };")
     keys = prog.aggs[0].keys
     assert [(k.expr, k.kind, k.vtype) for k in keys] == [
@@ -165,16 +165,25 @@ def test_keys_of_each_kind() -> None:
 
 def test_stack_keys_take_stack_ids() -> None:
     c = one(probe_with("{id: k, count: true, by: [kstack, ustack]}")).c_text
-    assert "BPF_STACK_TRACE(stacks, 16384);" in c
-    assert "k.k0 = stacks.get_stackid(ctx, 0);" in c
-    assert "k.k1 = stacks.get_stackid(ctx, BPF_F_USER_STACK);" in c
-    assert "if (k.k1 < 0 && k.k1 != -14 /* EFAULT: none */) bpfrun_lost(LOST_STACKS);" in c
+    # A hash map of stacks by hash, not BPF_STACK_TRACE (whose bucket collisions lose stacks).
+    assert "BPF_HASH(stacks, u64, struct bpfrun_stack, 16384);" in c
+    assert "BPF_STACK_TRACE(" not in c and "get_stackid" not in c
+    assert "k.k0 = bpfrun_stack_id(ctx, 0);" in c
+    assert "k.k1 = bpfrun_stack_id(ctx, BPF_F_USER_STACK);" in c
     assert "k.tgid = BPFRUN_PID_TGID() >> 32;" in c  # user stacks symbolize per process
+
+
+def test_stack_storage_grows_with_the_size_of_a_stack_aggregation() -> None:
+    c = one(probe_with("{id: k, count: true, by: [kstack, ustack], size: 20000}"))
+    assert c.program.stack_storage == 40000  # two stacks per key
+    assert "BPF_HASH(stacks, u64, struct bpfrun_stack, 40000);" in c.c_text
+    small = one(probe_with("{id: k, count: true, by: [ustack], size: 100}")).program
+    assert small.stack_storage == 16384  # never below the default
 
 
 def test_kernel_stack_alone_has_no_tgid() -> None:
     prog = one(probe_with("{id: k, count: true, by: [kstack]}")).program
-    assert struct(prog, "bpfrun_agg0_k_key") == "struct bpfrun_agg0_k_key { s32 k0; };"
+    assert struct(prog, "bpfrun_agg0_k_key") == "struct bpfrun_agg0_k_key { u64 k0; };"
 
 
 def test_aggregation_where_skips_only_that_aggregation() -> None:
@@ -207,10 +216,10 @@ def test_span_stores_exactly_the_begin_values_that_are_used() -> None:
     c = one(OFFCPU)
     prog = c.program
     assert struct(prog, "bpfrun_s_span_val") == (
-        "struct bpfrun_s_span_val { u64 ts; char b0[16]; s32 b1; };")
+        "struct bpfrun_s_span_val { u64 ts; char b0[16]; u64 b1; };")
     assert struct(prog, "bpfrun_s_span_key") == "struct bpfrun_s_span_key { u64 k0; };"
     assert "bpf_probe_read_kernel(&val.b0, 16, args->prev_comm);" in c.c_text
-    assert "val.b1 = stacks.get_stackid(ctx, 0);" in c.c_text
+    assert "val.b1 = bpfrun_stack_id(ctx, 0);" in c.c_text
     assert "k.k0 = pv.b0" not in c.c_text  # a string is copied, not assigned
     assert "__builtin_memcpy(&k.k0, pv.b0, 16);" in c.c_text  # the program's own copy
     assert "k.k1 = pv.b1;" in c.c_text

@@ -185,7 +185,7 @@ def test_lost_line_only_when_something_was_lost(fired: str, clean: str) -> None:
     assert "**Lost:** 3 unpaired begins." in runq
     offcpu = section(fired, "## Step offcpu: Where the delayed task waits")
     assert "**Lost:** 2 stacks lost, 11 unpaired begins." in offcpu
-    assert "raise the stack storage size" in offcpu
+    assert "raise the `size:` of the aggregation keyed by stacks" in offcpu
     assert "**Lost:**" not in clean
 
 

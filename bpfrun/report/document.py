@@ -58,8 +58,9 @@ LOST_HINTS: dict[str, tuple[str, Inline]] = {
         "the perf buffer overflowed: narrow the probe with ", Code("where:"), " or lower its ",
         Code("limit:"))),
     "stacks": ("stacks lost", inline(
-        "the stack storage was full (or a stack could not be walked): raise the stack storage "
-        "size, or narrow the probe with ", Code("where:"))),
+        "more distinct stacks than the step's stack storage holds (or a stack could not be "
+        "walked): raise the ", Code("size:"), " of the aggregation keyed by stacks (the "
+        "storage grows with it), or narrow the probe with ", Code("where:"))),
     "unpaired": ("unpaired begins", inline(
         "a begin with no end inside the step; a few at the edges of the window are normal, "
         "many mean the end probe misses events")),

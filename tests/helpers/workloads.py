@@ -42,6 +42,7 @@ WORKLOADS = (
     "lockwait",
     "blockio",
     "tcp_retrans",
+    "stacks",
 )
 # -O0 -fno-builtin: at -O1 GCC deletes mallocs whose memory does not escape; frame pointers
 # make user stacks walkable by BPF.
