@@ -53,6 +53,7 @@ class Row:
     maxrss_kib: int | None = None  # ru_maxrss at exit (includes reading maps, reports)
     map_kib: int | None = None  # memlock of the BPF maps the tracer holds
     compile_s: float | None = None  # bpfrun: result.json compile_seconds
+    stop_s: float | None = None  # stop signal → exit: reading maps, symbolizing, reporting
     skipped: str | None = None
     error: str | None = None
     noise: list[str] = field(default_factory=list)
@@ -271,8 +272,8 @@ def _traced(row: Row, t: Tracer, ph: _Phase) -> None:
         t.out_dir.parent.mkdir(parents=True, exist_ok=True)
     child = Child(argv)
     try:
-        line = child.wait_line(t.ready, READY_TIMEOUT)
-        row.startup_s = line.t
+        if t.ready is not None:
+            row.startup_s = child.wait_line(t.ready, READY_TIMEOUT).t
         if t.ready_fds:
             row.startup_s = _wait_fds(child, *t.ready_fds)
         time.sleep(SETTLE)
@@ -286,11 +287,15 @@ def _traced(row: Row, t: Tracer, ph: _Phase) -> None:
         row.hwm_kib = child.status_kib("VmHWM")
         row.map_kib = bpf_map_kib(child.pid)
     finally:
-        ex = child.stop(grace=15.0)
+        t_stop = time.monotonic()
+        ex = child.stop(grace=30.0)
+        row.stop_s = time.monotonic() - t_stop if ex.code is not None else None
         row.maxrss_kib = ex.maxrss_kib or None
-    entries = [ln.text for ln in ex.lines if ln.text.startswith("bench: entries")]
-    if entries:
-        row.detail = (row.detail + "; " if row.detail else "") + entries[-1][len("bench: "):]
+    notes = [ln.text[len("bench: "):] for ln in ex.lines if ln.text.startswith("bench: entries")]
+    notes = notes[-1:]
+    if t.describe is not None:
+        notes.append(t.describe([ln.text for ln in ex.lines], t.out_dir))
+    row.detail = "; ".join(n for n in [row.detail, *notes] if n)
     if t.out_dir is not None:
         row.compile_s = _compile_seconds(t.out_dir)
 

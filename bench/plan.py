@@ -13,11 +13,12 @@ from pathlib import Path
 import tracers as tr
 from measure import Row, Workload, per_second, rate_field
 
-SECTIONS = ("sched", "syscalls", "sampling", "keys", "rate", "proto", "compile")
+SECTIONS = ("sched", "syscalls", "sampling", "stacks", "keys", "rate", "proto", "compile")
 SECTION_TITLES = {
     "sched": "Scheduler: pipe ping-pong round trips/s (2 wakeups + 2 switches per round trip)",
     "syscalls": "System calls: getppid() calls/s in a tight loop (sys_enter + sys_exit per call)",
     "sampling": "Sampling: CPU-bound spin loops/s under a 99 Hz and a 999 Hz profiler",
+    "stacks": "Scale, distinct stacks: a 999 Hz profiler on N distinct 28-frame user stacks",
     "keys": "Scale, distinct keys: N processes with distinct names making syscalls",
     "rate": "Scale, events/s: one process, W iterations of user work between syscalls",
     "proto": "Code-generator prototypes: hand-edited copies of bpfrun's generated C",
@@ -25,6 +26,7 @@ SECTION_TITLES = {
 # Steps whose generated C the `compile` section times, with and without its #includes.
 COMPILE_STEPS = (("runq-latency", "runq"), ("syscalls", "syscalls"), ("profile", "cpu"))
 KEY_COUNTS = (1, 100, 1000)
+STACK_COUNTS = (1, 64, 4096)
 WORK_LEVELS = (0, 100, 1000)
 
 
@@ -34,6 +36,7 @@ class Binaries:
     syscall_loop: Path
     spin: Path
     keys: Path
+    stacks: Path
 
 
 def workloads(b: Binaries, quick: bool) -> dict[str, Workload]:
@@ -51,6 +54,11 @@ def workloads(b: Binaries, quick: bool) -> dict[str, Workload]:
                          [str(b.spin), "--seconds", str(spin_secs)], "loops/s", 30.0,
                          per_second("loops", spin_secs), ops_field="loops"),
     }
+    for n in STACK_COUNTS:
+        w[f"stacks{n}"] = Workload(
+            f"stacks{n}", f"stacks --stacks {n}",
+            [str(b.stacks), "--stacks", str(n), "--seconds", str(spin_secs)], "units/s", 30.0,
+            per_second("units", spin_secs), ops_field="units")
     for n in KEY_COUNTS:
         w[f"keys{n}"] = Workload(
             f"keys{n}", f"keys --procs {n} --burst 250",
@@ -131,6 +139,17 @@ def rows(w: dict[str, Workload], sections: tuple[str, ...]) -> list[Row]:
             add("sampling", "spin", None, skipped="runbooks/profile.yaml does not exist: "
                 "bpfrun profile not measured")
 
+    # Many distinct stacks: more stack-map and count-map keys per sample, and more frames to
+    # symbolize at the end (stop → exit); the notes say how many stacks were lost.
+    for n in STACK_COUNTS:
+        bk = f"bcc-profile-stacks{n}"
+        add("stacks", f"stacks{n}", tr.bcc(bk, "profile-bpfcc", "-F", "999", "-f"))
+        if tr.runbook_exists("profile"):
+            params = tr.profile_params(999)
+            add("stacks", f"stacks{n}", tr.bpfrun(f"bpfrun-profile-stacks{n}", "profile",
+                                                  tr.profile_first_step(),
+                                                  "bpfrun profile " + " ".join(params), *params),
+                bk)
     for n in KEY_COUNTS:
         bk = f"bcc-syscount-LP-{n}"
         add("keys", f"keys{n}", tr.bcc(bk, "syscount-bpfcc", "-L", "-P"))

@@ -140,8 +140,8 @@ def programs_table(rows: list[Row]) -> list[str]:
 
 def startup_table(rows: list[Row]) -> list[str]:
     out = ["| Tracer | Workload | start → attached (s) | bpfrun compile (s) | VmHWM before stop "
-           "(MiB) | peak RSS at exit (MiB) | BPF maps (KiB) |",
-           "|---|---|--:|--:|--:|--:|--:|"]
+           "(MiB) | peak RSS at exit (MiB) | BPF maps (KiB) | stop → exit (s) |",
+           "|---|---|--:|--:|--:|--:|--:|--:|"]
     for r in rows:
         if r.tracer is None or r.skipped or r.startup_s is None:
             continue
@@ -149,7 +149,7 @@ def startup_table(rows: list[Row]) -> list[str]:
                    f"| {_num(r.compile_s, '{:.2f}')} "
                    f"| {_num(r.hwm_kib / 1024 if r.hwm_kib else None, '{:.1f}')} "
                    f"| {_num(r.maxrss_kib / 1024 if r.maxrss_kib else None, '{:.1f}')} "
-                   f"| {_num(r.map_kib, '{:,}')} |")
+                   f"| {_num(r.map_kib, '{:,}')} | {_num(r.stop_s, '{:.2f}')} |")
     return out
 
 

@@ -32,7 +32,6 @@ import procs  # noqa: E402
 import results  # noqa: E402
 from measure import Row, Settings, measure  # noqa: E402
 
-KEYS_SRC = BENCH / "workloads" / "keys.c"
 BUILD = BENCH / "build"
 
 
@@ -76,16 +75,23 @@ def build_binaries() -> plan.Binaries:
 
     BUILD.mkdir(exist_ok=True)
     (BUILD / ".gitignore").write_text("*\n")
-    keys = BUILD / "keys"
-    deps = [KEYS_SRC, ROOT / "tests" / "workloads" / "workload.h"]
-    if not keys.exists() or any(d.stat().st_mtime > keys.stat().st_mtime for d in deps):
+    return plan.Binaries(build("pingpong"), build("syscall_loop"), build("spin"),
+                         _build_own("keys"), build("stacks"))
+
+
+def _build_own(name: str) -> Path:
+    """bench/workloads/<name>.c → bench/build/<name>, when missing or stale."""
+    src = BENCH / "workloads" / f"{name}.c"
+    exe = BUILD / name
+    deps = [src, ROOT / "tests" / "workloads" / "workload.h"]
+    if not exe.exists() or any(d.stat().st_mtime > exe.stat().st_mtime for d in deps):
         cmd = ["gcc", "-std=c11", "-O0", "-g", "-fno-omit-frame-pointer", "-fno-builtin",
                "-pthread", "-Wall", "-Wextra", f"-I{ROOT / 'tests' / 'workloads'}",
-               "-o", str(keys), str(KEYS_SRC)]
+               "-o", str(exe), str(src)]
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
         if out.returncode != 0:
-            raise SystemExit(f"bench: compiling {KEYS_SRC} failed:\n{out.stderr}")
-    return plan.Binaries(build("pingpong"), build("syscall_loop"), build("spin"), keys)
+            raise SystemExit(f"bench: compiling {src} failed:\n{out.stderr}")
+    return exe
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:

@@ -8,6 +8,7 @@ installing anything.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -15,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,13 +35,15 @@ class Tracer:
     label: str  # as shown in the tables
     family: str  # bcc | bpftrace | bpfrun | proto | none
     argv: list[str]
-    ready: str  # regex of the line printed once every probe is attached
+    ready: str | None  # regex of the line printed once every probe is attached (None: fds)
     needs: list[str] = field(default_factory=list)  # executables or files it needs
     out_dir: Path | None = None  # bpfrun's report folder (result.json holds compile time)
     # After the ready line, also wait until the process holds this many fds whose link is
     # this text: for tools that print their banner before they attach (profile-bpfcc).
     ready_fds: tuple[str, int] | None = None
     note: str = ""
+    # What the tracer found, for the row's notes: (its output lines, out_dir) -> text.
+    describe: Callable[[list[str], Path | None], str] | None = None
 
     def missing(self) -> str | None:
         """Why this tracer cannot run here, or None."""
@@ -66,13 +70,47 @@ def install_hint(exe: str) -> str:
 
 def bcc(key: str, tool: str, *args: str, note: str = "") -> Tracer:
     # runqlat and syscount print "Tracing ..." right after attaching. profile prints
-    # "Sampling ..." before it even compiles: it is attached once it holds one perf event
-    # per CPU.
+    # "Sampling ..." (nothing with -f) before it even compiles: it is attached once it holds
+    # one perf event per CPU.
     label = " ".join([tool, *args])
     t = Tracer(key, label, "bcc", [tool, *args], r"^(Tracing|Sampling)", [tool], note=note)
     if tool.startswith("profile"):
         t.ready_fds = ("anon_inode:[perf_event]", os.cpu_count() or 1)
+        if "-f" in args:  # folded output: no banner at all
+            t.ready = None
+            t.describe = _folded_stacks
     return t
+
+
+def _folded_stacks(lines: list[str], _out: Path | None) -> str:
+    """profile -f prints one `frames count` line per stack; a walk that failed shows as
+    [Missed User Stack] / [Missed Kernel Stack] (an empty stack, -EFAULT, does not)."""
+    stacks = samples = lost = 0
+    for line in lines:
+        head, _, count = line.rpartition(" ")
+        if ";" not in head or not count.isdigit():
+            continue
+        stacks += 1
+        samples += int(count)
+        if "[Missed " in head:
+            lost += int(count)
+    return f"{stacks:,} stacks shown, {lost:,} of {samples:,} samples lost"
+
+
+def _bpfrun_found(_lines: list[str], out: Path | None) -> str:
+    """Distinct stacks in result.json and the samples/events it says were lost."""
+    try:
+        doc = json.loads((out / "result.json").read_text()) if out else {}
+    except (OSError, ValueError):
+        return ""
+    bits = []
+    for step in doc.get("steps", []):
+        for agg in (step.get("aggregations") or {}).values():
+            if any(k in ("kstack", "ustack") for k in agg.get("keys", [])):
+                bits.append(f"{agg.get('total_rows', 0):,} stacks")
+        lost = {k: v for k, v in (step.get("lost") or {}).items() if v}
+        bits += [f"{v:,} lost ({k})" for k, v in lost.items()]
+    return ", ".join(bits)
 
 
 def bpftrace(key: str, script: str, label: str, note: str = "") -> Tracer:
@@ -91,7 +129,7 @@ def bpfrun(key: str, runbook: str, step: str, label: str, *params: str,
     for p in params:
         argv += ["--param", p]
     return Tracer(key, label, "bpfrun", argv, rf"step {step}: attached", [str(BPFRUN)],
-                  out_dir=out, note=note)
+                  out_dir=out, note=note, describe=_bpfrun_found)
 
 
 def proto(key: str, c_file: str, label: str, *attach: str, note: str = "") -> Tracer:
