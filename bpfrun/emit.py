@@ -40,6 +40,7 @@ def render(prog: Program, runbook: str, source: str) -> str:
         else 0,
         stop_after=bool(prog.stop_after),
         stacks=prog.stack_storage if prog.uses_stacks else 0,
+        user_stacks=prog.user_stacks,
         events=len(prog.events),
         ringbuf_pages=RINGBUF_PAGES,
         ringbuf=prog.event_buffer == "ringbuf",

@@ -122,6 +122,12 @@ class Program:
     predicates: dict[str, str] = field(default_factory=dict)
     unchecked: list[str] = field(default_factory=list)  # kernel checks skipped (unreadable)
 
+    @property
+    def user_stacks(self) -> bool:
+        """Some handler takes a user stack: the program tells user space which process
+        stored each new one (the bpfrun_owners buffer), to read its memory map in time."""
+        return any("BPF_F_USER_STACK" in line for h in self.handlers for line in h.body)
+
 
 def event_buffer() -> str:
     """The BPF ring buffer needs Linux 5.8; older kernels get the perf buffer.

@@ -26,11 +26,20 @@ from bpfrun.lower import LOST_KINDS, STACK_LOST, STACK_NONE, AggPlan, EventPlan,
 from bpfrun.resolve import SOFTWARE_EVENTS
 
 PERF_PAGES = 64  # per CPU
+# Processes whose memory map is read as soon as they store a user stack (each BCC symbol
+# cache holds its module list; two fds for a process in another mount namespace).
+MAX_EARLY_SYMBOLS = 4096
 TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
               6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN",
               11: "CLOSING", 12: "NEW_SYN_RECV"}
 _CLANG_LINE = re.compile(r"^/virtual/main\.c:(\d+):(\d+): (error|warning): (.*)$")
 _RUNBOOK_REF = re.compile(r"runbook ([^)]+)\)")
+
+
+class _StackOwner(ctypes.Structure):
+    """struct bpfrun_stack_owner of the template: a new user stack and its process."""
+
+    _fields_ = [("id", ctypes.c_uint64), ("tgid", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
 
 
 @dataclass
@@ -106,6 +115,10 @@ class StepRunner:
         self.events: dict[int, list[dict[str, Any]]] = {e.index: [] for e in prog.events}
         self.ev_types = {e.index: self._ctype(e) for e in prog.events}
         self._stacks: dict[int, list[int] | None] = {}  # stack id -> frames (None: lost)
+        self._owners: dict[int, int] = {}  # user stack id -> the process that stored it first
+        self._early: set[int] = set()  # processes whose symbols were read while they lived
+        self._sym_pids: dict[tuple[int, int], int] = {}
+        self._buffers = bool(prog.events) or prog.user_stacks  # ring/perf buffers to poll
 
     def run(self) -> RawStep:
         raw = RawStep()
@@ -213,6 +226,11 @@ class StepRunner:
         elif self.prog.events:
             self.b["events"].open_perf_buffer(self._on_event, page_cnt=PERF_PAGES,
                                               lost_cb=self._on_lost)
+        if self.prog.user_stacks and self.prog.event_buffer == "ringbuf":
+            self.b["bpfrun_owners"].open_ring_buffer(self._on_owner)
+        elif self.prog.user_stacks:  # a lost notice only costs symbol names: not counted
+            self.b["bpfrun_owners"].open_perf_buffer(self._on_owner, page_cnt=8,
+                                                     lost_cb=lambda _n: None)
 
     def wait(self, raw: RawStep) -> bool:
         """Wait out the step; True when interrupted (Ctrl-C/SIGTERM)."""
@@ -226,7 +244,7 @@ class StepRunner:
                 next_tick += tick  # type: ignore[operator]
             if self.stop.is_set():
                 return True
-            if self.prog.events:
+            if self._buffers:
                 self._poll(int(min(left, 0.1) * 1000) or 1)
             else:
                 self.stop.wait(min(left, 0.1))
@@ -263,8 +281,18 @@ class StepRunner:
     def _on_lost(self, count: int) -> None:
         self.perf_lost += int(count)
 
+    def _on_owner(self, _ctx: Any, data: Any, _size: int) -> None:
+        rec = ctypes.cast(data, ctypes.POINTER(_StackOwner)).contents
+        tgid = int(rec.tgid)
+        self._owners.setdefault(int(rec.id), tgid)
+        if tgid not in self._early and len(self._early) < MAX_EARLY_SYMBOLS:
+            # BCC reads /proc/PID/maps when it creates the process's symbol cache and loads
+            # symbol tables from the files later: this works after the process has exited.
+            self._early.add(tgid)
+            self.b.sym(0, tgid)
+
     def read(self, raw: RawStep) -> None:
-        if self.prog.events:
+        if self._buffers:
             self._poll(0)
         lost = self.b["bpfrun_lost_map"]
         for i, kind in enumerate(LOST_KINDS):
@@ -362,7 +390,8 @@ class StepRunner:
             tgid = int(getattr(record, "tgid", 0))
             frames = self._symbolize(int(value), f.kind == "ustack", tgid)
             if f.caller and int(value) > STACK_LOST:
-                frames[1:1] = [self._user_sym(int(getattr(record, f.caller)), tgid)]
+                pid = self._sym_pid(int(value), tgid)
+                frames[1:1] = [self._user_sym(int(getattr(record, f.caller)), pid)]
             return frames
         if f.kind == "addr":
             addr = ipaddress.ip_address(bytes(value))
@@ -384,7 +413,18 @@ class StepRunner:
         if not user:
             return [_text(self.b.ksym(addr, show_module=False, show_offset=False))
                     for addr in addrs]
-        return [self._user_sym(addr, tgid) for addr in addrs]
+        pid = self._sym_pid(stack_id, tgid)
+        return [self._user_sym(addr, pid) for addr in addrs]
+
+    def _sym_pid(self, stack_id: int, tgid: int) -> int:
+        """Whose memory map names a user stack's frames: its own process's if it was read in
+        time or the process still runs; else that of the process that stored the same stack
+        first (identical return addresses: a forked sibling with the same layout)."""
+        key = (stack_id, tgid)
+        if key not in self._sym_pids:
+            known = tgid in self._early or os.path.exists(f"/proc/{tgid}")
+            self._sym_pids[key] = tgid if known else self._owners.get(stack_id, tgid)
+        return self._sym_pids[key]
 
     def _stack_frames(self, stack_id: int) -> list[int] | None:
         """The frames stored under a stack id (None: lost), innermost first; each stack is

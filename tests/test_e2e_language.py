@@ -172,6 +172,27 @@ def test_software_cpu_clock_samples_the_busy_thread(tmp_path: Path) -> None:
     assert sum(r["value"] for r in rows) > 300  # one sample per ms of CPU, ~3000 if unloaded
 
 
+@pytest.mark.parametrize("buffer", ["ringbuf", "perf"])
+def test_user_stacks_of_a_process_that_exited_are_symbolized(
+        tmp_path: Path, buffer: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # BCC reads a process's memory map when it first symbolizes for it; at the end of the
+    # step this one is gone. bpfrun hears of each new user stack's process at once.
+    monkeypatch.setenv("BPFRUN_EVENT_BUFFER", buffer)
+    with Workload("spin", "--seconds", "1", wait_signal=True) as w:
+        result = run_runbook(tmp_path, f"""
+            steps:
+              - id: p
+                duration: 3s
+                probes:
+                  - probe: profile:hz:99
+                    where: pid == {w.pid}
+                    aggregate: [{{id: samples, count: true, by: [ustack], top: 5}}]
+            """, workload=w)
+        assert int(w.wait(timeout=1)["loops"]) > 0  # done after 1 s of a 3 s step
+    rows = step(result)["aggregations"]["samples"]["rows"]
+    assert rows[0]["key"]["ustack"][:2] == ["bpfr_hot_function [spin]", "bpfr_outer [spin]"], rows
+
+
 def test_thousands_of_distinct_stacks_are_all_kept(tmp_path: Path) -> None:
     # A BPF_STACK_TRACE map of 16,384 buckets lost ~10% of these samples to bucket
     # collisions (-EEXIST); stacks kept in a hash map by their hash lose none.

@@ -1,4 +1,5 @@
-"""Clang and verifier messages are pointed back at the runbook line the C came from."""
+"""Runner internals: clang and verifier messages pointed back at the runbook line the C
+came from, and whose memory map symbolizes a user stack."""
 
 from bpfrun.runner import _clang_errors
 
@@ -22,3 +23,18 @@ def test_clang_error_names_the_runbook_line() -> None:
 
 def test_unparsed_log_is_kept() -> None:
     assert _clang_errors(C, "LLVM ERROR: something odd") == "LLVM ERROR: something odd"
+
+
+def test_a_gone_process_borrows_the_symbols_of_the_first_owner_of_its_stack() -> None:
+    # A forked worker whose stacks were all stored before by its parent never triggers an
+    # early read of its own memory map; the same return addresses mean the same layout.
+    from bpfrun.runner import StepRunner  # noqa: PLC0415
+
+    runner = StepRunner.__new__(StepRunner)  # no BCC: only the bookkeeping is exercised
+    runner._owners = {7: 100}
+    runner._early = {100, 200}
+    runner._sym_pids = {}
+    gone = 2**22 + 12345  # above any pid_max: no /proc entry
+    assert runner._sym_pid(7, gone) == 100
+    assert runner._sym_pid(7, 200) == 200  # read in time: its own symbols
+    assert runner._sym_pid(8, gone) == gone  # nobody else stored it: nothing better

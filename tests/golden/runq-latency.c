@@ -150,6 +150,10 @@ static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
 struct bpfrun_stack { u64 ip[BPFRUN_STACK_DEPTH]; };
 BPF_PERCPU_ARRAY(bpfrun_stack_buf, struct bpfrun_stack, 1);
 BPF_HASH(stacks, u64, struct bpfrun_stack, 16384);
+/* Each new user stack names its process, so that user space reads the process's memory map
+ * while it lives: a process that exits before the step ends would show [unknown] frames. */
+struct bpfrun_stack_owner { u64 id; u32 tgid; u32 pad; };
+BPF_RINGBUF_OUTPUT(bpfrun_owners, 16);
 static __always_inline u64 bpfrun_stack_id(void *ctx, u64 flags) {
     u32 zero = 0;
     struct bpfrun_stack *buf = bpfrun_stack_buf.lookup(&zero);
@@ -182,6 +186,10 @@ static __always_inline u64 bpfrun_stack_id(void *ctx, u64 flags) {
         if (err != 0 && err != -17 /* EEXIST: another CPU stored it first */) {
             bpfrun_lost(LOST_STACKS);  /* the stack storage is full */
             return 1;
+        }
+        if (err == 0 && (flags & BPF_F_USER_STACK)) {
+            struct bpfrun_stack_owner o = {.id = h, .tgid = bpf_get_current_pid_tgid() >> 32};
+            bpfrun_owners.ringbuf_output(&o, sizeof(o), 0);
         }
     }
     return h;
