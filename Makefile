@@ -27,8 +27,9 @@ lint: setup
 	$(VENV)/bin/mypy bpfrun
 
 # Overhead of bpfrun's programs vs BCC and bpftrace (root); writes bench/RESULTS.md.
-# `make bench BENCH_ARGS=--quick` for the ~5-minute version.
-bench: setup
+# `make bench BENCH_ARGS=--quick` for the ~5-minute version. Setup adds bpftrace here.
+bench:
+	@BPFRUN_WITH_BPFTRACE=1 bash scripts/setup.sh
 	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:

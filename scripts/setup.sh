@@ -142,6 +142,10 @@ setup_debian() {
     if [[ "${CI:-}" == "true" || "${BPFRUN_WITH_CHROMIUM:-0}" == "1" ]]; then
         pkgs+=(chromium)
     fi
+    # bpftrace is only a point of comparison for `make bench`, which asks for it.
+    if [[ "${BPFRUN_WITH_BPFTRACE:-0}" == "1" ]]; then
+        pkgs+=(bpftrace)
+    fi
     for pkg in "${pkgs[@]}"; do
         deb_installed "$pkg" || missing+=("$pkg")
     done
