@@ -137,18 +137,23 @@ def test_uprobe_on_malloc_attributes_bytes_to_the_calling_function(tmp_path: Pat
     assert step(result, 1)["aggregations"]["ok"]["rows"][0]["value"] > 0
 
 
+def sample_user_stacks(tmp_path: Path, w: Workload, probe: str, top: int = 5) -> dict[str, Any]:
+    """One 3 s step counting the samples of `probe` in workload w by user stack: the step."""
+    result = run_runbook(tmp_path, f"""
+        steps:
+          - id: p
+            duration: 3s
+            probes:
+              - probe: {probe}
+                where: pid == {w.pid}
+                aggregate: [{{id: samples, count: true, by: [ustack], top: {top}}}]
+        """, workload=w)
+    return step(result)
+
+
 def test_profile_finds_the_hot_function_in_user_stacks(tmp_path: Path) -> None:
     with Workload("spin", "--seconds", "30", wait_signal=True) as w:
-        result = run_runbook(tmp_path, f"""
-            steps:
-              - id: p
-                duration: 3s
-                probes:
-                  - probe: profile:hz:99
-                    where: pid == {w.pid}
-                    aggregate: [{{id: samples, count: true, by: [ustack], top: 5}}]
-            """, workload=w)
-    rows = step(result)["aggregations"]["samples"]["rows"]
+        rows = sample_user_stacks(tmp_path, w, "profile:hz:99")["aggregations"]["samples"]["rows"]
     top = rows[0]["key"]["ustack"]
     assert top[0].startswith("bpfr_hot_function"), top
     assert sum(r["value"] for r in rows) > 100  # ~99 Hz for 3 s on one busy thread
@@ -158,16 +163,8 @@ def test_software_cpu_clock_samples_the_busy_thread(tmp_path: Path) -> None:
     # Perf-event programs are compiled against a declared-only struct bpf_perf_event_data
     # (no uapi header); this checks such a program loads, attaches and walks stacks.
     with Workload("spin", "--seconds", "30", wait_signal=True) as w:
-        result = run_runbook(tmp_path, f"""
-            steps:
-              - id: p
-                duration: 3s
-                probes:
-                  - probe: software:cpu-clock:1000000
-                    where: pid == {w.pid}
-                    aggregate: [{{id: samples, count: true, by: [ustack], top: 5}}]
-            """, workload=w)
-    rows = step(result)["aggregations"]["samples"]["rows"]
+        s = sample_user_stacks(tmp_path, w, "software:cpu-clock:1000000")
+    rows = s["aggregations"]["samples"]["rows"]
     assert rows[0]["key"]["ustack"][0].startswith("bpfr_hot_function"), rows[0]
     assert sum(r["value"] for r in rows) > 300  # one sample per ms of CPU, ~3000 if unloaded
 
@@ -179,17 +176,9 @@ def test_user_stacks_of_a_process_that_exited_are_symbolized(
     # step this one is gone. bpfrun hears of each new user stack's process at once.
     monkeypatch.setenv("BPFRUN_EVENT_BUFFER", buffer)
     with Workload("spin", "--seconds", "1", wait_signal=True) as w:
-        result = run_runbook(tmp_path, f"""
-            steps:
-              - id: p
-                duration: 3s
-                probes:
-                  - probe: profile:hz:99
-                    where: pid == {w.pid}
-                    aggregate: [{{id: samples, count: true, by: [ustack], top: 5}}]
-            """, workload=w)
+        s = sample_user_stacks(tmp_path, w, "profile:hz:99")
         assert int(w.wait(timeout=1)["loops"]) > 0  # done after 1 s of a 3 s step
-    rows = step(result)["aggregations"]["samples"]["rows"]
+    rows = s["aggregations"]["samples"]["rows"]
     assert rows[0]["key"]["ustack"][:2] == ["bpfr_hot_function [spin]", "bpfr_outer [spin]"], rows
 
 
@@ -197,16 +186,7 @@ def test_thousands_of_distinct_stacks_are_all_kept(tmp_path: Path) -> None:
     # A BPF_STACK_TRACE map of 16,384 buckets lost ~10% of these samples to bucket
     # collisions (-EEXIST); stacks kept in a hash map by their hash lose none.
     with Workload("stacks", "--stacks", "4096", "--seconds", "30", wait_signal=True) as w:
-        result = run_runbook(tmp_path, f"""
-            steps:
-              - id: p
-                duration: 3s
-                probes:
-                  - probe: software:cpu-clock:200000
-                    where: pid == {w.pid}
-                    aggregate: [{{id: samples, count: true, by: [ustack], top: 10}}]
-            """, workload=w)
-    s = step(result)
+        s = sample_user_stacks(tmp_path, w, "software:cpu-clock:200000", top=10)
     agg = s["aggregations"]["samples"]
     assert s["lost"]["stacks"] == 0
     assert agg["total_rows"] > 1000  # ~5,000 samples over 4,096 paths
