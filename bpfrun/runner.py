@@ -26,6 +26,9 @@ from bpfrun.lower import LOST_KINDS, STACK_LOST, STACK_NONE, AggPlan, EventPlan,
 from bpfrun.resolve import SOFTWARE_EVENTS
 
 PERF_PAGES = 64  # per CPU
+# How often the wait loop wakes; 20 ms where the program tells of new processes' stacks
+# without waking user space (their memory maps must be read before they exit).
+TICK, OWNER_TICK = 0.1, 0.02
 # Processes whose memory map is read as soon as they store a user stack (each BCC symbol
 # cache holds its module list; two fds for a process in another mount namespace).
 MAX_EARLY_SYMBOLS = 4096
@@ -229,13 +232,16 @@ class StepRunner:
         if self.prog.user_stacks and self.prog.event_buffer == "ringbuf":
             self.b["bpfrun_owners"].open_ring_buffer(self._on_owner)
         elif self.prog.user_stacks:  # a lost notice only costs symbol names: not counted
+            # Never woken (see the template); read every OWNER_TICK by _consume().
             self.b["bpfrun_owners"].open_perf_buffer(self._on_owner, page_cnt=8,
-                                                     lost_cb=lambda _n: None)
+                                                     lost_cb=lambda _n: None,
+                                                     wakeup_events=1 << 30)
 
     def wait(self, raw: RawStep) -> bool:
         """Wait out the step; True when interrupted (Ctrl-C/SIGTERM)."""
         start = time.monotonic()
         deadline = start + self.seconds
+        period = OWNER_TICK if self.prog.user_stacks else TICK
         tick = self.prog.interval
         next_tick = start + tick if tick else None
         while (left := deadline - time.monotonic()) > 0:
@@ -245,9 +251,10 @@ class StepRunner:
             if self.stop.is_set():
                 return True
             if self._buffers:
-                self._poll(int(min(left, 0.1) * 1000) or 1)
+                self._poll(int(min(left, period) * 1000) or 1)
+                self._consume()
             else:
-                self.stop.wait(min(left, 0.1))
+                self.stop.wait(min(left, period))
             hits = self._hits() if self.prog.stop_after else None
             self.on_tick(sum(len(v) for v in self.events.values()) if self.prog.events else hits)
             if self.prog.stop_after and hits is not None and hits >= self.prog.stop_after:
@@ -278,6 +285,15 @@ class StepRunner:
         else:
             self.b.perf_buffer_poll(timeout=timeout_ms)
 
+    def _consume(self) -> None:
+        """Reads what was sent without a wakeup (the new user stacks' processes)."""
+        if not self.prog.user_stacks:
+            return
+        if self.prog.event_buffer == "ringbuf":
+            self.b.ring_buffer_consume()
+        else:
+            self.b.perf_buffer_consume()
+
     def _on_lost(self, count: int) -> None:
         self.perf_lost += int(count)
 
@@ -294,6 +310,7 @@ class StepRunner:
     def read(self, raw: RawStep) -> None:
         if self._buffers:
             self._poll(0)
+            self._consume()
         lost = self.b["bpfrun_lost_map"]
         for i, kind in enumerate(LOST_KINDS):
             raw.lost[kind] = int(sum(lost[ctypes.c_int(i)]))

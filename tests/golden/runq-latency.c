@@ -151,7 +151,9 @@ struct bpfrun_stack { u64 ip[BPFRUN_STACK_DEPTH]; };
 BPF_PERCPU_ARRAY(bpfrun_stack_buf, struct bpfrun_stack, 1);
 BPF_HASH(stacks, u64, struct bpfrun_stack, 16384);
 /* Each new user stack names its process, so that user space reads the process's memory map
- * while it lives: a process that exits before the step ends would show [unknown] frames. */
+ * while it lives: a process that exits before the step ends would show [unknown] frames.
+ * Sent without a wakeup: from a perf-event NMI a wakeup is an IPI, which doubled the cost
+ * of a sample on a VM (bench/RESULTS.md); user space reads the buffer every 20 ms instead. */
 struct bpfrun_stack_owner { u64 id; u32 tgid; u32 pad; };
 BPF_RINGBUF_OUTPUT(bpfrun_owners, 16);
 static __always_inline u64 bpfrun_stack_id(void *ctx, u64 flags) {
@@ -189,7 +191,7 @@ static __always_inline u64 bpfrun_stack_id(void *ctx, u64 flags) {
         }
         if (err == 0 && (flags & BPF_F_USER_STACK)) {
             struct bpfrun_stack_owner o = {.id = h, .tgid = bpf_get_current_pid_tgid() >> 32};
-            bpfrun_owners.ringbuf_output(&o, sizeof(o), 0);
+            bpfrun_owners.ringbuf_output(&o, sizeof(o), BPF_RB_NO_WAKEUP);
         }
     }
     return h;
