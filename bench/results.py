@@ -6,6 +6,7 @@ the file is regenerated (it says which run it was written for).
 
 from __future__ import annotations
 
+import math
 import platform
 import re
 import statistics
@@ -85,6 +86,26 @@ def vs_bcc(row: Row, index: dict[str, Row]) -> float | None:
     return row.ratio / other.ratio
 
 
+def ratio_noise(row: Row) -> float | None:
+    """A rough relative uncertainty of a row's traced/untraced ratio: half the larger of the
+    before/after drift and the spread of the traced repetitions."""
+    if not row.traced or row.ref is None or row.drift is None:
+        return None
+    med = statistics.median(row.traced)
+    spread = (max(row.traced) - min(row.traced)) / med if med > 0 else 0.0
+    return max(row.drift, spread) / 2
+
+
+def vs_bcc_noise(row: Row, index: dict[str, Row]) -> float | None:
+    """The uncertainty of vs_bcc (the two rows' added in quadrature), in the same units."""
+    cmp_ = vs_bcc(row, index)
+    other = index.get(row.compare_to or "")
+    a, b = ratio_noise(row), ratio_noise(other) if other else None
+    if cmp_ is None or a is None or b is None:
+        return None
+    return cmp_ * math.hypot(a, b)
+
+
 def overhead_table(rows: list[Row], index: dict[str, Row]) -> list[str]:
     out = ["| Workload | Tracer | untraced before | untraced after | traced | traced / untraced "
            "| added ns per op | of which in BPF programs | bpfrun / BCC ratio | wall-clock ratio "
@@ -112,7 +133,12 @@ def overhead_table(rows: list[Row], index: dict[str, Row]) -> list[str]:
             notes.append(_cell(r.detail))
         ratio = r.ratio
         cmp_ = vs_bcc(r, index)
+        band = vs_bcc_noise(r, index)
         cmp_text = "" if cmp_ is None else f"**{cmp_:.2f}×**"
+        if cmp_ is not None and band is not None:
+            cmp_text += f" ±{band:.2f}"
+            if abs(cmp_ - 1) <= band:
+                notes.append("bpfrun vs BCC within noise")
         ns = r.added_ns
         ns_text = _num(ns, "{:,.0f}")
         if ns is not None and r.workload.events_per_op:
@@ -204,8 +230,11 @@ def render(rows: list[Row], meta: dict[str, str], missing: list[str],
         "overhead, higher is better); *added ns per op* is 1/traced − 1/untraced, *of which in BPF "
         "programs* the part spent inside the tracer's programs (see below); *bpfrun / "
         "BCC ratio* divides this row's traced/untraced by the BCC row it is compared with "
-        "(≥ 1.00× means bpfrun costs no more than BCC). Rows whose before and after differ "
-        "by over 10% are marked noisy; other processes holding BPF programs are listed.",
+        "(≥ 1.00× means bpfrun costs no more than BCC); the ± after it is a rough noise band "
+        "(half the larger of each row's before/after drift and the spread of its traced runs, "
+        "the two rows added in quadrature), and rows whose difference from 1.00× lies inside "
+        "it say so. Rows whose before and after differ by over 10% are marked noisy; other "
+        "processes holding BPF programs are listed.",
         "",
         CLOCKS[meta["clock"]],
         "",
