@@ -8,6 +8,7 @@ what compares with what, what arithmetic gives, how constants fold.
 
 from __future__ import annotations
 
+import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,6 +30,9 @@ ENTRY_VAR = "bpfrun_entry"  # a return probe's copy of its function's entry argu
 ARITH_OPS = {"*", "/", "%", "+", "-", "<<", ">>", "&", "^", "|"}
 CMP_OPS = {"<", "<=", ">", ">=", "==", "!="}
 STACK_NAMES = ("kstack", "ustack")
+# Probes whose samples can interrupt user mode, where there is no kernel stack to walk. Only
+# where the template knows the register layout to tell (x86-64: CPL in pt_regs' cs).
+USER_MODE_SAMPLES = ("profile", "software") if platform.machine() == "x86_64" else ()
 INT_BUILTINS = {
     "pid": "(BPFRUN_PID_TGID() >> 32)",
     "tid": "((u32)BPFRUN_PID_TGID())",

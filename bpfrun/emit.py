@@ -38,6 +38,7 @@ def render(prog: Program, runbook: str, source: str) -> str:
                 if any(use in line for h in prog.handlers for line in h.body)],
         streq=128 if any("bpfrun_streq(" in line for h in prog.handlers for line in h.body)
         else 0,
+        user_mode=any("BPFRUN_IN_USER_MODE(" in line for h in prog.handlers for line in h.body),
         stop_after=bool(prog.stop_after),
         stacks=prog.stack_storage if prog.uses_stacks else 0,
         user_stacks=prog.user_stacks,

@@ -169,6 +169,28 @@ def test_software_cpu_clock_samples_the_busy_thread(tmp_path: Path) -> None:
     assert sum(r["value"] for r in rows) > 300  # one sample per ms of CPU, ~3000 if unloaded
 
 
+def test_profile_walks_kernel_stacks_only_for_samples_in_the_kernel(tmp_path: Path) -> None:
+    # Samples in user mode skip the kernel walk (x86-64 reads the CPL from the registers);
+    # those that interrupt a system call must still have its kernel stack.
+    with Workload("syscall_loop", "--seconds", "30", wait_signal=True) as w:
+        result = run_runbook(tmp_path, f"""
+            steps:
+              - id: p
+                duration: 3s
+                probes:
+                  - probe: profile:hz:999
+                    where: pid == {w.pid}
+                    aggregate: [{{id: k, count: true, by: [kstack], top: 50}}]
+            """, workload=w)
+    rows = step(result)["aggregations"]["k"]["rows"]
+    in_kernel = sum(r["value"] for r in rows if r["key"]["kstack"])
+    in_user = sum(r["value"] for r in rows if not r["key"]["kstack"])
+    assert in_kernel > 100 and in_user > 100, (in_kernel, in_user)
+    frames = {f for r in rows for f in r["key"]["kstack"]}
+    assert any("syscall" in f for f in frames), sorted(frames)[:30]
+    assert "[lost stack]" not in frames
+
+
 @pytest.mark.parametrize("buffer", ["ringbuf", "perf"])
 def test_user_stacks_of_a_process_that_exited_are_symbolized(
         tmp_path: Path, buffer: str, monkeypatch: pytest.MonkeyPatch) -> None:

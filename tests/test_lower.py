@@ -7,6 +7,7 @@ Compiled through the real pipeline against the recorded tracepoint formats of th
 from __future__ import annotations
 
 import os
+import platform
 import re
 import subprocess
 import sys
@@ -171,6 +172,15 @@ def test_stack_keys_take_stack_ids() -> None:
     assert "k.k0 = bpfrun_stack_id(ctx, 0);" in c
     assert "k.k1 = bpfrun_stack_id(ctx, BPF_F_USER_STACK);" in c
     assert "k.tgid = BPFRUN_PID_TGID() >> 32;" in c  # user stacks symbolize per process
+
+
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="the CPL test is x86-64's")
+def test_kernel_stack_of_a_sample_in_user_mode_is_not_walked() -> None:
+    c = one(probe_with("{id: k, count: true, by: [kstack]}", probe="profile:hz:99")).c_text
+    assert "k.k0 = BPFRUN_IN_USER_MODE(ctx) ? 0 /* none */ : bpfrun_stack_id(ctx, 0);" in c
+    assert "#define BPFRUN_IN_USER_MODE(ctx)" in c
+    tp = one(probe_with("{id: k, count: true, by: [kstack]}")).c_text  # always in the kernel
+    assert "BPFRUN_IN_USER_MODE" not in tp
 
 
 def test_stack_storage_grows_with_the_size_of_a_stack_aggregation() -> None:
