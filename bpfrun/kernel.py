@@ -35,11 +35,10 @@ __all__ = [
 
 TRACEFS_ROOTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
-# Categories whose events are ftrace-internal, not kernel tracepoints: a raw tracepoint cannot
-# attach to them (syscalls:sys_enter_openat is synthesized from raw_syscalls:sys_enter).
-# Trace event categories that are not tracepoints: ftrace's own and syscall events (built on
-# raw_syscalls), and the usual groups of dynamic events (any other group is read from
-# dynamic_events).
+# Trace event categories that are not kernel tracepoints, so a raw tracepoint cannot attach to
+# them: ftrace's own, syscall events (syscalls:sys_enter_openat is synthesized from
+# raw_syscalls:sys_enter), and the usual groups of dynamic events (other groups are read
+# from dynamic_events).
 _NOT_RAW_CATEGORIES = frozenset({"syscalls", "ftrace", "kprobes", "uprobes", "synthetic",
                                  "eprobes", "user_events"})
 
