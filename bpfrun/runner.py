@@ -244,6 +244,7 @@ class StepRunner:
         period = OWNER_TICK if self.prog.user_stacks else TICK
         tick = self.prog.interval
         next_tick = start + tick if tick else None
+        next_progress = start  # progress and stop_after: every TICK, however often we wake
         while (left := deadline - time.monotonic()) > 0:
             if next_tick is not None and time.monotonic() >= next_tick:
                 raw.series.append({"t": round(time.monotonic() - start, 3), **self._totals()})
@@ -255,6 +256,9 @@ class StepRunner:
                 self._consume()
             else:
                 self.stop.wait(min(left, period))
+            if time.monotonic() < next_progress:
+                continue
+            next_progress = time.monotonic() + TICK
             hits = self._hits() if self.prog.stop_after else None
             self.on_tick(sum(len(v) for v in self.events.values()) if self.prog.events else hits)
             if self.prog.stop_after and hits is not None and hits >= self.prog.stop_after:
