@@ -229,6 +229,7 @@ class LowererBase:
             assert v.fill is not None
             out.extend(v.fill(f"{dest}.{name}", 8))
             is_user = v.code == "user"
+            self.prog.user_stacks |= is_user
             kf = KeyField(name, text, "ustack" if is_user else "stack", "stack", 8)
             if is_user and comp.scope.probe.kind == "uprobe" and "pv." not in out[-1]:
                 # At a function's entry its frame is not set up yet, so a frame-pointer walk

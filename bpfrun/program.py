@@ -115,18 +115,15 @@ class Program:
     events: list[EventPlan] = field(default_factory=list)
     pending_map: str | None = None
     uses_stacks: bool = False
+    # A user stack is taken: the program tells user space which process stored each new one
+    # (the bpfrun_owners buffer), to read its memory map in time.
+    user_stacks: bool = False
     stack_storage: int = STACK_STORAGE  # entries of the stacks map (grows with `size:`)
     event_buffer: str = "ringbuf"  # or "perf" where the kernel has no BPF ring buffer
     stop_after: int | None = None
     interval: float | None = None  # seconds between snapshots of the aggregations
     predicates: dict[str, str] = field(default_factory=dict)
     unchecked: list[str] = field(default_factory=list)  # kernel checks skipped (unreadable)
-
-    @property
-    def user_stacks(self) -> bool:
-        """Some handler takes a user stack: the program tells user space which process
-        stored each new one (the bpfrun_owners buffer), to read its memory map in time."""
-        return any("BPF_F_USER_STACK" in line for h in self.handlers for line in h.body)
 
 
 def event_buffer() -> str:

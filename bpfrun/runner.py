@@ -120,7 +120,7 @@ class StepRunner:
         self._stacks: dict[int, list[int] | None] = {}  # stack id -> frames (None: lost)
         self._owners: dict[int, int] = {}  # user stack id -> the process that stored it first
         self._early: set[int] = set()  # processes whose symbols were read while they lived
-        self._sym_pids: dict[tuple[int, int], int] = {}
+        self._known: dict[int, bool] = {}  # process -> its memory map can be read
         self._buffers = bool(prog.events) or prog.user_stacks  # ring/perf buffers to poll
 
     def run(self) -> RawStep:
@@ -441,11 +441,9 @@ class StepRunner:
         """Whose memory map names a user stack's frames: its own process's if it was read in
         time or the process still runs; else that of the process that stored the same stack
         first (identical return addresses: a forked sibling with the same layout)."""
-        key = (stack_id, tgid)
-        if key not in self._sym_pids:
-            known = tgid in self._early or os.path.exists(f"/proc/{tgid}")
-            self._sym_pids[key] = tgid if known else self._owners.get(stack_id, tgid)
-        return self._sym_pids[key]
+        if tgid not in self._known:
+            self._known[tgid] = tgid in self._early or os.path.exists(f"/proc/{tgid}")
+        return tgid if self._known[tgid] else self._owners.get(stack_id, tgid)
 
     def _stack_frames(self, stack_id: int) -> list[int] | None:
         """The frames stored under a stack id (None: lost), innermost first; each stack is

@@ -33,7 +33,7 @@ def test_a_gone_process_borrows_the_symbols_of_the_first_owner_of_its_stack() ->
     runner = StepRunner.__new__(StepRunner)  # no BCC: only the bookkeeping is exercised
     runner._owners = {7: 100}
     runner._early = {100, 200}
-    runner._sym_pids = {}
+    runner._known = {}
     gone = 2**22 + 12345  # above any pid_max: no /proc entry
     assert runner._sym_pid(7, gone) == 100
     assert runner._sym_pid(7, 200) == 200  # read in time: its own symbols
