@@ -171,6 +171,7 @@ class _TracefsKernel:
         self.root = Path(root) if root is not None else None
         self._formats: dict[tuple[str, str], TracepointFormat | None] = {}
         self._names: list[str] | None = None
+        self._dynamic: set[str] | None = None
 
     def readable(self) -> bool:
         if self.root is None:
@@ -226,12 +227,28 @@ class _TracefsKernel:
         return []
 
     def raw_tracepoints(self, pattern: str = "*") -> list[str]:
-        names = {
-            n.split(":", 1)[1]
-            for n in self.tracepoints()
-            if n.split(":", 1)[0] not in _NOT_RAW_CATEGORIES
-        }
+        return self._event_raw_tracepoints(pattern)
+
+    def _event_raw_tracepoints(self, pattern: str = "*") -> list[str]:
+        """The raw tracepoints that have a trace event: every event outside the categories
+        that are not tracepoints, unless it is a dynamic event (kprobe, uprobe, synthetic)."""
+        if self._dynamic is None:
+            self._dynamic = self._dynamic_events()
+        names = set()
+        for n in self.tracepoints():
+            cat, _, event = n.partition(":")
+            if cat not in _NOT_RAW_CATEGORIES and f"{cat}/{event}" not in self._dynamic:
+                names.add(event)
         return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
+
+    def _dynamic_events(self) -> set[str]:
+        """"group/event" of every dynamic event: their lines start "p:group/event", "r:…"."""
+        words: list[str] = []
+        if self.root is not None:
+            for name in ("dynamic_events", "kprobe_events", "uprobe_events"):  # first: 5.5+
+                with contextlib.suppress(OSError):
+                    words += (self.root / name).read_text().split()
+        return {w.split(":", 1)[1] for w in words if ":" in w and "/" in w.split(":", 1)[1]}
 
     def raw_tracepoint_exists(self, event: str) -> bool:
         return bool(_NAME_RE.match(event)) and event in self.raw_tracepoints(event)
@@ -267,28 +284,10 @@ class LiveKernel(_TracefsKernel):
         return sorted({line.split()[0] for line in text.splitlines() if line.strip()})
 
     def raw_tracepoint_exists(self, event: str) -> bool:
-        # A tracepoint with a trace event has its folder: finding it takes a millisecond,
-        # where reading /proc/kallsyms (for those without one) took 0.17 s of every start.
-        if not _NAME_RE.match(event):
-            return False
-        return self._has_event_folder(event) or super().raw_tracepoint_exists(event)
-
-    def _has_event_folder(self, event: str) -> bool:
-        if self.root is None:
-            return False
-        try:
-            categories = [e.name for e in os.scandir(self.root / "events") if e.is_dir()]
-        except OSError:
-            return False
-        dynamic: list[str] = []
-        for name in ("dynamic_events", "kprobe_events", "uprobe_events"):  # the first: 5.5+
-            with contextlib.suppress(OSError):
-                dynamic += (self.root / name).read_text().split()
-        # Their lines start with "p:group/event", "r:…", "e:…", "s:…".
-        dyn = {w.split(":", 1)[1] for w in dynamic if ":" in w and "/" in w.split(":", 1)[1]}
-        return any((self.root / "events" / cat / event).is_dir()
-                   for cat in categories
-                   if cat not in _NOT_RAW_CATEGORIES and f"{cat}/{event}" not in dyn)
+        # Most raw tracepoints have a trace event, listed in available_events (read once);
+        # /proc/kallsyms, which also names those without one, took 0.17 s of every start.
+        return bool(_NAME_RE.match(event)) and (
+            event in self._event_raw_tracepoints(event) or event in self.raw_tracepoints(event))
 
     def raw_tracepoints(self, pattern: str = "*") -> list[str]:
         if self._raw is None:

@@ -265,7 +265,8 @@ def test_live_kernel_reads_tracefs_layout(tmp_path: Path) -> None:
     assert k.kprobe_functions() == ["foo_init", "vfs_read", "vfs_write"]
     assert k.raw_tracepoints() == ["foo_event", "pelt_cfs_tp", "sched_switch"]
     assert k.raw_tracepoint_exists("pelt_cfs_tp")  # no event folder: from kallsyms
-    assert k.raw_tracepoint_exists("sched_wakeup")  # its event folder is enough
+    assert k.raw_tracepoint_exists("irq_handler_entry")  # a listed event: no kallsyms needed
+    assert not k.raw_tracepoint_exists("sched_wakeup")  # neither listed nor in kallsyms
     assert not k.raw_tracepoint_exists("no_such_tracepoint")
 
 
@@ -273,6 +274,7 @@ def test_dynamic_events_are_not_raw_tracepoints(tmp_path: Path) -> None:
     root = tmp_path / "tracing"
     for group, event in (("kprobes", "kp_open"), ("mygroup", "my_probe"), ("sched", "sched_x")):
         (root / "events" / group / event).mkdir(parents=True)
+        (root / "events" / group / event / "format").write_text("")
     (root / "dynamic_events").write_text("p:kprobes/kp_open do_sys_openat2\n"
                                          "r:mygroup/my_probe vfs_read\n")
     k = LiveKernel(root, kallsyms=tmp_path / "none")
