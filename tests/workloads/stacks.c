@@ -25,38 +25,36 @@ __attribute__((noinline)) static void sb_work(void)
         sink += k;
 }
 
-#define SB_LEVEL(d, below)                                                                 \
-    __attribute__((noinline)) static void sb_##d##_a(unsigned p);                          \
-    __attribute__((noinline)) static void sb_##d##_b(unsigned p);                          \
-    static void sb_##d##_a(unsigned p)                                                     \
+/* One of level d's two functions; `op` differs so the compiler cannot merge them. */
+#define SB_FN(d, v, op, below)                                                             \
+    __attribute__((noinline)) static void sb_##d##_##v(unsigned p)                         \
     {                                                                                      \
-        sink += d;                                                                         \
-        below(p >> 1);                                                                     \
-    }                                                                                      \
-    static void sb_##d##_b(unsigned p)                                                     \
-    {                                                                                      \
-        sink -= d;                                                                         \
+        sink op d;                                                                         \
         below(p >> 1);                                                                     \
     }
-#define SB_PICK(d) static void sb_##d(unsigned p) { (p & 1) ? sb_##d##_a(p) : sb_##d##_b(p); }
+/* Level d: its two functions, and the choice between them by the path's lowest bit. */
+#define SB_LEVEL(d, below)                                                                 \
+    SB_FN(d, a, +=, below)                                                                 \
+    SB_FN(d, b, -=, below)                                                                 \
+    static void sb_##d(unsigned p) { (p & 1) ? sb_##d##_a(p) : sb_##d##_b(p); }
 
 static void sb_0(unsigned p)
 {
     (void)p;
     sb_work();
 }
-SB_LEVEL(1, sb_0) SB_PICK(1)
-SB_LEVEL(2, sb_1) SB_PICK(2)
-SB_LEVEL(3, sb_2) SB_PICK(3)
-SB_LEVEL(4, sb_3) SB_PICK(4)
-SB_LEVEL(5, sb_4) SB_PICK(5)
-SB_LEVEL(6, sb_5) SB_PICK(6)
-SB_LEVEL(7, sb_6) SB_PICK(7)
-SB_LEVEL(8, sb_7) SB_PICK(8)
-SB_LEVEL(9, sb_8) SB_PICK(9)
-SB_LEVEL(10, sb_9) SB_PICK(10)
-SB_LEVEL(11, sb_10) SB_PICK(11)
-SB_LEVEL(12, sb_11) SB_PICK(12)
+SB_LEVEL(1, sb_0)
+SB_LEVEL(2, sb_1)
+SB_LEVEL(3, sb_2)
+SB_LEVEL(4, sb_3)
+SB_LEVEL(5, sb_4)
+SB_LEVEL(6, sb_5)
+SB_LEVEL(7, sb_6)
+SB_LEVEL(8, sb_7)
+SB_LEVEL(9, sb_8)
+SB_LEVEL(10, sb_9)
+SB_LEVEL(11, sb_10)
+SB_LEVEL(12, sb_11)
 
 int main(int argc, char **argv)
 {
