@@ -26,7 +26,7 @@ from bpfrun.errors import (
     UsageError,
     ValidationError,
 )
-from bpfrun.kernel import default_kernel
+from bpfrun.kernel.tracefs import default_kernel
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None,
                   pretty_exceptions_enable=False,
@@ -65,7 +65,7 @@ def guarded(fn: Callable[[], int]) -> None:
 
 
 def _load(runbook: str) -> Any:
-    from bpfrun.pipeline import find_runbook, load_runbook  # noqa: PLC0415 (fast --help)
+    from bpfrun.frontend.runbooks import find_runbook, load_runbook  # noqa: PLC0415 fast --help
 
     return load_runbook(find_runbook(runbook))
 
@@ -74,7 +74,7 @@ def _load(runbook: str) -> Any:
 def list_cmd() -> None:
     """Shipped runbooks: name, title and params."""
     def body() -> int:
-        from bpfrun.pipeline import load_runbook, shipped_runbooks  # noqa: PLC0415
+        from bpfrun.frontend.runbooks import load_runbook, shipped_runbooks  # noqa: PLC0415
 
         for path in shipped_runbooks():
             rb = load_runbook(path)
@@ -92,12 +92,9 @@ def validate(paths: Annotated[list[Path], typer.Argument(
         help="Runbook files, folders or names of shipped runbooks.")]) -> None:
     """Check runbooks (schema, names, types against this kernel when readable). No root."""
     def body() -> int:
-        from bpfrun.params import resolve_params  # noqa: PLC0415
-        from bpfrun.pipeline import (  # noqa: PLC0415
-            check_against_kernel,
-            find_runbook,
-            load_runbook,
-        )
+        from bpfrun.compile.pipeline import check_against_kernel  # noqa: PLC0415
+        from bpfrun.frontend.params import resolve_params  # noqa: PLC0415
+        from bpfrun.frontend.runbooks import find_runbook, load_runbook  # noqa: PLC0415
 
         files: list[Path] = []
         for p in paths:
@@ -136,9 +133,9 @@ def compile_cmd(runbook: str, param: ParamOpt = None,
                 ) -> None:
     """Print the BCC C of each step. No root, no BCC needed."""
     def body() -> int:
-        from bpfrun.cexpr import NullInput  # noqa: PLC0415
-        from bpfrun.params import parse_assignments, resolve_params  # noqa: PLC0415
-        from bpfrun.pipeline import compile_step, placeholder_values  # noqa: PLC0415
+        from bpfrun.compile.cexpr import NullInput  # noqa: PLC0415
+        from bpfrun.compile.pipeline import compile_step, placeholder_values  # noqa: PLC0415
+        from bpfrun.frontend.params import parse_assignments, resolve_params  # noqa: PLC0415
 
         rb = _load(runbook)
         params = resolve_params(rb, parse_assignments(param or []))
@@ -177,13 +174,13 @@ def run(runbook: str, param: ParamOpt = None,
         ) -> None:
     """Run a runbook (root): write report.md, report.html and result.json; print the path."""
     def body() -> int:
-        from bpfrun.doctor import require_runnable  # noqa: PLC0415
-        from bpfrun.investigate import Investigation  # noqa: PLC0415
-        from bpfrun.params import parse_assignments, resolve_params  # noqa: PLC0415
-        from bpfrun.pipeline import check_against_kernel  # noqa: PLC0415
-        from bpfrun.progress import Progress  # noqa: PLC0415
+        from bpfrun.compile.pipeline import check_against_kernel  # noqa: PLC0415
+        from bpfrun.frontend.params import parse_assignments, resolve_params  # noqa: PLC0415
         from bpfrun.report.reportdir import default_report_dir  # noqa: PLC0415
         from bpfrun.report.writers import parse_formats, render_json, write_outputs  # noqa: PLC0415
+        from bpfrun.runtime.doctor import require_runnable  # noqa: PLC0415
+        from bpfrun.runtime.investigate import Investigation  # noqa: PLC0415
+        from bpfrun.runtime.progress import Progress  # noqa: PLC0415
         from bpfrun.units import Duration, parse_duration  # noqa: PLC0415
 
         chosen = parse_formats(formats)  # a typo exits 2 before anything is loaded
@@ -228,8 +225,8 @@ def test_cmd(runbooks: Annotated[list[str], typer.Argument(
              ) -> None:
     """Run runbooks' self-tests (root): start each workload, run, check `expect`."""
     def body() -> int:
-        from bpfrun.progress import Progress  # noqa: PLC0415
-        from bpfrun.selftest import (  # noqa: PLC0415
+        from bpfrun.runtime.progress import Progress  # noqa: PLC0415
+        from bpfrun.runtime.selftest import (  # noqa: PLC0415
             collect,
             exit_code,
             render_result,
@@ -258,7 +255,7 @@ def test_cmd(runbooks: Annotated[list[str], typer.Argument(
 def doctor() -> None:
     """Can this machine run BPF, and what to do if not."""
     def body() -> int:
-        from bpfrun.doctor import failures, render_checks, run_checks  # noqa: PLC0415
+        from bpfrun.runtime.doctor import failures, render_checks, run_checks  # noqa: PLC0415
 
         checks = run_checks()
         print(render_checks(checks))
@@ -275,7 +272,7 @@ def probes(pattern: Annotated[str | None, typer.Argument(help="Glob, e.g. 'sched
            = None) -> None:
     """Probes this kernel offers (tracepoints, raw tracepoints, kprobes, uprobes)."""
     def body() -> int:
-        from bpfrun.probes import list_probes  # noqa: PLC0415
+        from bpfrun.kernel.probes import list_probes  # noqa: PLC0415
 
         for line in list_probes(default_kernel(), pattern, verbose, binary):
             print(line)

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+UNIT = REPO_ROOT / "tests" / "unit"
 
 # What a real BPF run cannot do without; optional kernel features are the tests' own business.
 _BPF_PREREQUISITES = ("privileges", "bcc", "kernel headers", "tracefs")
@@ -36,11 +37,11 @@ def bpf_required() -> bool:
 def bpf_unavailable_reason() -> str | None:
     """Why this machine cannot run BPF programs, or None when it can. Checked once per session."""
     try:
-        from bpfrun.doctor import run_checks
+        from bpfrun.runtime.doctor import run_checks
 
         checks = run_checks()
     except Exception as exc:  # a broken doctor must not pass for a working machine
-        return f"bpfrun.doctor.run_checks() failed: {type(exc).__name__}: {exc}"
+        return f"bpfrun.runtime.doctor.run_checks() failed: {type(exc).__name__}: {exc}"
     failed = [c for c in checks if c.name in _BPF_PREREQUISITES and not c.ok]
     if not failed:
         return None
@@ -74,6 +75,9 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
                     "scripts/setup.sh)")
     if item.get_closest_marker("bpf") is None:
         return
+    if UNIT in Path(str(getattr(item, "path", "/"))).parents:
+        pytest.fail("a test that loads BPF programs belongs in tests/bpf/, not tests/unit/ "
+                    "(which must run in seconds without root)", pytrace=False)
     reason = bpf_unavailable_reason()
     if reason is None:
         return

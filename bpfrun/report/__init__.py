@@ -8,7 +8,7 @@ writes a run's folder (`REPORTERS` maps a format's name to its file and renderer
 from __future__ import annotations
 
 from bpfrun.report.document import build_document
-from bpfrun.report.flamegraph import fold, fold_aggregation, render_svg, write_folded
+from bpfrun.report.flamegraph import fold, fold_aggregation, render_svg
 from bpfrun.report.html import html_text, render_html
 from bpfrun.report.markdown import markdown_text, md_escape, render_markdown
 from bpfrun.report.reportdir import default_report_dir, link_latest, reports_base
@@ -18,6 +18,7 @@ from bpfrun.report.writers import (
     parse_formats,
     render_json,
     write_atomic,
+    write_folded,
     write_outputs,
     write_report_dir,
 )

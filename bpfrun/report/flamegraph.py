@@ -15,7 +15,6 @@ import hashlib
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from os import PathLike
 from pathlib import PurePath
 from typing import Any
 from xml.sax.saxutils import escape
@@ -152,13 +151,6 @@ def stack_summary(agg: Mapping[str, Any], stacks: int = 5, frames: int = 8) -> s
 
 def folded_text(folded: Mapping[str, int]) -> str:
     return "".join(f"{stack} {count}\n" for stack, count in sorted(folded.items()))
-
-
-def write_folded(folded: dict[str, int], path: str | PathLike[str]) -> None:
-    # Imported here because writers imports this module.
-    from bpfrun.report.writers import write_atomic
-
-    write_atomic(path, folded_text(folded))
 
 
 def format_amount(value: float, unit: str) -> str:

@@ -49,6 +49,10 @@ def write_atomic(path: str | PathLike[str], data: str | bytes) -> None:
     _fsync_dir(target.parent)
 
 
+def write_folded(folded: dict[str, int], path: str | PathLike[str]) -> None:
+    write_atomic(path, folded_text(folded))
+
+
 def _fsync_dir(directory: Path) -> None:
     # Makes the rename itself durable; not every filesystem allows it, and that is no error.
     try:

@@ -24,8 +24,8 @@ from types import TracebackType
 from typing import IO
 
 from bpfrun.errors import UsageError
-from bpfrun.selftest import CFLAGS as SELFTEST_CFLAGS
-from bpfrun.selftest import build_workload
+from bpfrun.runtime.selftest import CFLAGS as SELFTEST_CFLAGS
+from bpfrun.runtime.selftest import build_workload
 
 WORKLOAD_DIR = Path(__file__).resolve().parent.parent / "workloads"
 BUILD_DIR = WORKLOAD_DIR / "build"

@@ -1,0 +1,391 @@
+"""Kernel-side expressions: type-check an expression and turn it into BCC C.
+
+One visitor (`visit_<Node>`) gives each expression a CVal: its type, C code or a way to fill a
+buffer (strings, stacks), or a constant when params and earlier steps' values fold it. No raw C
+ever comes from the runbook: names map to fixed C fragments, constants become escaped literals.
+Values and types live in cvalue, kernel functions (str, ntop, ...) in cfuncs; their public
+names are re-exported here.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Callable
+from typing import Any
+
+from bpfrun.compile.cfuncs import call
+from bpfrun.compile.cstr import c_comment, c_string_literal
+from bpfrun.compile.cvalue import (
+    ARITH_OPS,
+    BUILTIN_NAMES,
+    CMP_OPS,
+    COMM_LEN,
+    ENTRY_VAR,
+    INT_BUILTINS,
+    NOTCONST,
+    S64_MIN,
+    STACK_NAMES,
+    STR_MAX,
+    U64_MAX,
+    USDT_READARG,
+    USER_MODE_SAMPLES,
+    CompileError,
+    CVal,
+    NullInput,
+    ProbeCtx,
+    Scope,
+    Unbound,
+    a_type,
+    arith_type,
+    comparable,
+    compare_hint,
+    const_c,
+    const_type,
+    describe,
+    folded,
+    num,
+    py_arith,
+    py_cmp,
+)
+from bpfrun.compile.program import STACK_NONE
+from bpfrun.expr.nodes import (
+    Attr,
+    Binary,
+    Call,
+    In,
+    Index,
+    Literal,
+    Name,
+    Node,
+    Unary,
+    dotted,
+    unparse,
+)
+from bpfrun.kernel.tracefs import Field
+from bpfrun.units import Duration, Size
+
+# What other modules import from here, wherever it is defined.
+__all__ = [
+    "ARITH_OPS", "BUILTIN_NAMES", "CMP_OPS", "COMM_LEN", "ENTRY_VAR", "NOTCONST", "S64_MIN",
+    "STACK_NAMES", "STR_MAX", "U64_MAX", "USDT_READARG", "CVal", "CompileError", "ExprCompiler",
+    "NullInput", "ProbeCtx", "Scope", "Unbound", "a_type", "const_c", "const_type",
+]
+
+
+def _field_c_int(f: Field) -> str:
+    return f"args->{f.name}"
+
+
+class ExprCompiler:
+    """Compiles expressions of one scope; collects statements that must run before them."""
+
+    def __init__(self, scope: Scope) -> None:
+        self.scope = scope
+        self.pre: list[str] = []
+        self.buffers: dict[str, str] = {}  # CVal.memo → buffer already filled by `pre`
+
+    # -- entry points -------------------------------------------------------------------
+    def value(self, node: Node) -> CVal:
+        method: Callable[[Node], CVal] = getattr(self, f"visit_{type(node).__name__}")
+        return method(node)
+
+    def predicate(self, node: Node) -> CVal:
+        v = self.value(node)
+        if v.type not in ("bool", "int", "any"):
+            raise CompileError(f"a condition must be true or false, not {a_type(v.type)}",
+                               node)
+        return v
+
+    def string_buffer(self, v: CVal) -> str:
+        """A char-array lvalue holding v (reading it into a local buffer when needed)."""
+        if v.direct:
+            if v.ready and v.ready not in self.pre:
+                self.pre.append(v.ready)
+            return v.direct
+        if v.memo is not None and v.memo in self.buffers:
+            return self.buffers[v.memo]
+        assert v.fill is not None
+        buf = self.scope.fresh("s")
+        self.pre.append(f"char {buf}[{v.size}] = {{}};")
+        self.pre.extend(v.fill(buf, v.size))
+        if v.memo is not None:
+            self.buffers[v.memo] = buf
+        return buf
+
+    # -- leaves ------------------------------------------------------------------------
+    def visit_Literal(self, node: Literal) -> CVal:
+        if node.kind == "null":
+            raise CompileError("null cannot be used in a kernel expression", node)
+        value = {"duration": Duration, "size": Size}.get(node.kind, lambda v: v)(node.value)
+        return self._const(value, node)
+
+    def _const(self, value: Any, node: Node) -> CVal:
+        if value is None:
+            raise NullInput(dotted(node) or "value")
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        try:
+            t = const_type(value)
+        except TypeError:
+            what = dotted(node) or "this value"
+            raise CompileError(f"{what} is {describe(value)}, which kernel code cannot use",
+                               node, "kernel expressions take numbers, strings, durations "
+                               "and sizes: use one field or stat of it") from None
+        if t == "int" and not S64_MIN <= value <= U64_MAX:
+            raise CompileError(f"{value} does not fit in 64 bits", node)
+        if t == "str":
+            return CVal("str", const=value, size=len(value.encode()) + 1)
+        return CVal(t, code=const_c(value), const=value)
+
+    def visit_Name(self, node: Name) -> CVal:
+        n = node.name
+        if n in INT_BUILTINS:
+            t = "int"
+            return CVal(t, code=INT_BUILTINS[n])
+        if n == "comm":
+            return CVal("str", size=COMM_LEN, direct="bpfrun_comm", ready="BPFRUN_READ_COMM();",
+                        local=True)
+        if n in STACK_NAMES:
+            flags = "BPF_F_USER_STACK" if n == "ustack" else "0"
+            get = f"bpfrun_stack_id(ctx, {flags})"
+            if n == "kstack" and self.scope.probe.kind in USER_MODE_SAMPLES:
+                # A sample taken in user mode has no kernel stack: not walking one saves
+                # ~0.15 us per sample (measured paired with profile-bpfcc: bench/RESULTS.md).
+                get = f"BPFRUN_IN_USER_MODE(ctx) ? {STACK_NONE} /* none */ : {get}"
+            return CVal("stack", code="user" if n == "ustack" else "kernel",
+                        fill=lambda d, s: [f"{d} = {get};"])
+        if n == "duration":
+            if self.scope.duration is None:
+                raise CompileError("`duration` exists only on the end side of a span", node)
+            return CVal("duration", code=self.scope.duration)
+        if n == "ppid":
+            raise CompileError(
+                "ppid cannot be read in the kernel here: it needs task_struct offsets that "
+                "BCC cannot know without matching kernel headers", node,
+                "use tracepoint:sched:sched_process_fork (args.parent_pid) instead")
+        if n in ("retval",):
+            if self.scope.probe.kind not in ("kretprobe", "uretprobe"):
+                raise CompileError("retval exists only at kretprobe/uretprobe probes", node)
+            return CVal("int", code="PT_REGS_RC(ctx)", signed=True)
+        if n.startswith("arg") and n[3:].isdigit():
+            return self._argn(node, int(n[3:]))
+        if n in ("args", "params", "steps", "begin"):
+            raise CompileError(f"`{n}` needs a field: write {n}.<name>", node)
+        raise CompileError(f"unknown name '{n}'", node,
+                           "names: " + ", ".join(BUILTIN_NAMES) + ", args.<field>, params.<p>")
+
+    def _argn(self, node: Node, i: int) -> CVal:
+        kind = self.scope.probe.kind
+        if kind == "rawtracepoint":
+            return CVal("int", code=f"ctx->args[{i}]")
+        if kind == "usdt" and i <= 11:
+            # USDT arguments live wherever the compiler put them: BCC generates the reader.
+            var = self.scope.fresh("usdt_arg")
+            self.pre += [f"u64 {var} = 0;", f"{USDT_READARG}({i + 1}, {var});"]
+            return CVal("int", code=var)
+        if kind in ("kprobe", "uprobe", "kretprobe", "uretprobe") and i <= 5:
+            return CVal("int", code=f"PT_REGS_PARM{i + 1}(ctx)")
+        if kind == "tracepoint":
+            raise CompileError(f"tracepoints name their fields: write args.<field>, not arg{i}",
+                               node, self.fields_hint())
+        raise CompileError(f"arg{i} is not available at a {kind} probe", node)
+
+    def fields_hint(self, near: str | None = None) -> str | None:
+        fmt = self.scope.probe.fmt
+        if fmt is None:
+            return None
+        close = difflib.get_close_matches(near, [f.name for f in fmt.fields], n=1) if near else []
+        # __syscall_nr and friends are bookkeeping, not what the user was looking for.
+        names = ", ".join(f.name for f in fmt.fields if not f.name.startswith("__"))
+        return ((f"did you mean '{close[0]}'? " if close else "")
+                + f"fields of {fmt.probe}: {names or '(none)'}")
+
+    # -- dotted names ------------------------------------------------------------------
+    def visit_Attr(self, node: Attr) -> CVal:
+        path = dotted(node)
+        if path is None:
+            raise CompileError("only names can have fields here", node)
+        head, _, rest = path.partition(".")
+        if head == "args":
+            return self._tp_field(node, rest)
+        if head == "entry":
+            # At a return probe: the function's arguments, stashed by an entry probe that
+            # lowering adds on the same function (keyed by thread).
+            kind = self.scope.probe.kind
+            if kind not in ("uretprobe", "kretprobe"):
+                raise CompileError("`entry.argN` exists only at uretprobe/kretprobe probes",
+                                   node, "at an entry probe, write argN")
+            if not (rest.startswith("arg") and rest[3:].isdigit() and int(rest[3:]) <= 5):
+                raise CompileError(f"entry.{rest}: write entry.arg0 … entry.arg5", node)
+            return CVal("int", code=f"{ENTRY_VAR}.a{rest[3:]}")
+        if head == "begin":
+            if self.scope.begin_ref is None:
+                raise CompileError("`begin.` values exist only on the end side of a span", node)
+            return self.scope.begin_ref(node)
+        if head == "params":
+            params = self.scope.consts.get("params", {})
+            if rest not in params:
+                raise CompileError(f"unknown param '{rest}'", node,
+                                   "params: " + (", ".join(params) or "none"))
+            return self._const(params[rest], node)
+        if head == "steps":
+            sid, _, name = rest.partition(".")
+            steps = self.scope.consts.get("steps", {})
+            if sid not in steps:
+                raise CompileError(f"'{sid}' is not an earlier step", node)
+            if name not in steps[sid]:
+                known = ", ".join(steps[sid]) or "none"
+                raise CompileError(f"step '{sid}' has no capture or threshold '{name}'", node,
+                                   f"known: {known}")
+            return self._const(steps[sid][name], node)
+        raise CompileError(f"unknown name '{path}'", node)
+
+    def _tp_field(self, node: Node, name: str) -> CVal:
+        probe = self.scope.probe
+        if probe.kind != "tracepoint":
+            raise CompileError(f"args.{name}: only tracepoints have named fields "
+                               f"({probe.name} gives arg0..arg5)", node)
+        fmt = probe.fmt
+        if fmt is None:  # kernel not readable: the field's type is unknown until run time
+            return CVal("any", code=f"args->{name}")
+        f = fmt.field(name)
+        if f is None:
+            raise CompileError(f"tracepoint:{fmt.category}:{fmt.event} has no field '{name}'",
+                               node, self.fields_hint(name))
+        if f.kind == "int":
+            return CVal("int", code=_field_c_int(f), signed=f.signed)
+        if f.kind in ("ptr", "strptr"):
+            return CVal("ptr", code=f"args->{f.name}")
+        if f.kind == "chararray":
+            return CVal("str", direct=f"args->{f.name}", size=f.array_len or f.size,
+                        fill=lambda d, s: [f"bpf_probe_read_kernel(&{d}, {s}, args->{f.name});"])
+        if f.kind == "data_loc_str":
+            loc = f"(void *)((char *)args + (args->{f.name} & 0xFFFF))"
+            return CVal("str", size=STR_MAX, memo=loc,
+                        fill=lambda d, s: [f"bpf_probe_read_kernel_str(&{d}, {s}, {loc});"])
+        raise CompileError(f"field '{name}' ({f.ctype}) cannot be used in expressions yet", node)
+
+    # -- calls and operators -----------------------------------------------------------
+    def visit_Call(self, node: Call) -> CVal:
+        return call(self, node)
+
+    def visit_Unary(self, node: Unary) -> CVal:
+        v = self.value(node.operand)
+        if node.op == "!":
+            if v.type not in ("bool", "int", "ptr", "any"):
+                raise CompileError(f"! needs a condition, not {a_type(v.type)}", node)
+            if folded(v):
+                return self._const(not v.const, node)
+            return CVal("bool", code=f"(!{v.code})")
+        if v.type not in ("int", "duration", "size", "any"):
+            raise CompileError(f"cannot negate {a_type(v.type)}", node)
+        if v.is_const and not isinstance(v.const, Unbound):
+            c = v.const
+            neg = type(c)(-getattr(c, "ns", getattr(c, "bytes", c))) if v.type != "int" else -c
+            return self._const(neg, node)
+        return CVal(v.type, code=f"(-(s64){v.code})", signed=True)
+
+    def visit_In(self, node: In) -> CVal:
+        # The item is read once: `str(args.filename) in [...]` must not take one 128-byte
+        # buffer per option from the 512-byte BPF stack.
+        item = self.value(node.item)
+        if item.type == "str" and not item.is_const:
+            item = CVal("str", direct=self.string_buffer(item), size=item.size)
+        acc = self._const(False, node)
+        for option in node.options:
+            eq = self._compare(Binary(node.offset, node.length, "==", node.item, option),
+                               item, self.value(option))
+            acc = self._combine(node, "||", acc, eq)
+        return acc
+
+    def visit_Index(self, node: Index) -> CVal:
+        raise CompileError("indexing is not available in kernel expressions", node)
+
+    def visit_Binary(self, node: Binary) -> CVal:
+        if node.op in ("&&", "||"):
+            return self._logic(node)
+        left, right = self.value(node.left), self.value(node.right)
+        if node.op in CMP_OPS:
+            return self._compare(node, left, right)
+        return self._arith(node, left, right)
+
+    def _logic(self, node: Binary) -> CVal:
+        left = self.predicate(node.left)
+        if folded(left) and bool(left.const) != (node.op == "&&"):
+            return self._const(bool(left.const), node)  # false && x, true || x
+        return self._combine(node, node.op, left, self.predicate(node.right))
+
+    def _combine(self, node: Node, op: str, left: CVal, right: CVal) -> CVal:
+        """left && right, left || right, folding what constants decide."""
+        is_and = op == "&&"
+        for a, b in ((left, right), (right, left)):
+            if folded(a):
+                return b if bool(a.const) == is_and else self._const(bool(a.const), node)
+        return CVal("bool", code=f"({left.code} {op} {right.code})")
+
+    def _compare(self, node: Binary, left: CVal, right: CVal) -> CVal:
+        lt, rt = left.type, right.type
+        if "any" not in (lt, rt) and not comparable(lt, rt, left, right):
+            raise CompileError(f"cannot compare {a_type(lt)} with {a_type(rt)}", node,
+                               compare_hint(lt, rt))
+        if lt == "str" or rt == "str":
+            return self._compare_str(node, left, right)
+        if left.is_const and right.is_const and "any" not in (lt, rt):
+            return self._const(py_cmp(node.op, num(left.const), num(right.const)), node)
+        if node.op in ("==", "!=") and "stack" in (lt, rt):
+            raise CompileError("stacks can only be aggregation keys", node)
+        signed = any(c.is_const and not isinstance(c.const, Unbound) and num(c.const) < 0
+                     for c in (left, right))
+        cast = "(s64)" if signed else ""
+        return CVal("bool", code=f"({cast}{left.code} {node.op} {cast}{right.code})")
+
+    def _compare_str(self, node: Binary, left: CVal, right: CVal) -> CVal:
+        if node.op not in ("==", "!="):
+            raise CompileError("strings compare only with == and !=", node)
+        neg = "!" if node.op == "!=" else ""
+        if left.is_const and right.is_const:
+            if isinstance(left.const, Unbound) or isinstance(right.const, Unbound):
+                return CVal("bool", code="0 /* compared at run time */")
+            return self._const((left.const == right.const) != (node.op == "!="), node)
+        if "any" in (left.type, right.type):  # tracefs unreadable: the field's type is unknown
+            return CVal("bool", code="1 /* not checked: tracepoint formats unreadable */")
+        if left.is_const or right.is_const:
+            var, lit = (right, left.const) if left.is_const else (left, right.const)
+            if isinstance(lit, Unbound):
+                return CVal("bool", code=f"{neg}0 /* {lit.name}: bound at run time */")
+            return CVal("bool", code=f"{neg}{self.str_eq(var, lit)}")
+        a, b = self.string_buffer(left), self.string_buffer(right)
+        n = min(left.size, right.size)
+        return CVal("bool", code=f"{neg}bpfrun_streq({a}, {b}, {n})")
+
+    def str_eq(self, var: CVal, literal: str, prefix_only: bool = False) -> str:
+        """Unrolled byte comparison against a constant: no loop for the verifier to doubt."""
+        buf = self.string_buffer(var)
+        data = literal.encode()
+        if len(data) >= var.size:  # e.g. a 20-char name vs the 16-byte comm: match its prefix
+            data, prefix_only = data[: var.size - 1], True
+        checks = [f"((u8){buf}[{i}] == {b})" for i, b in enumerate(data)]
+        if not prefix_only:
+            checks.append(f"({buf}[{len(data)}] == 0)")
+        lit = c_comment(c_string_literal(literal), 80)  # a label for readers of the C
+        return f"(/* {lit} */ " + " && ".join(checks or ["1"]) + ")"
+
+    def _arith(self, node: Binary, left: CVal, right: CVal) -> CVal:
+        lt, rt = left.type, right.type
+        t = arith_type(node.op, lt, rt)
+        if t is None:
+            raise CompileError(f"cannot use {node.op} on {a_type(lt)} and {a_type(rt)}", node)
+        if node.op in ("<<", ">>") and folded(right) and not 0 <= num(right.const) < 64:
+            raise CompileError("a shift must be by 0 to 63 bits", node)
+        if (left.is_const and right.is_const and "any" not in (lt, rt)):
+            a, b = num(left.const), num(right.const)
+            if node.op in ("/", "%") and b == 0:
+                raise CompileError("division by zero", node)
+            value = py_arith(node.op, a, b)
+            if not S64_MIN <= value <= U64_MAX:
+                raise CompileError(f"{unparse(node)} does not fit in 64 bits", node)
+            return self._const({"duration": Duration, "size": Size}.get(t, int)(value), node)
+        if node.op in ("/", "%") and right.is_const and num(right.const) == 0:
+            raise CompileError("division by zero", node)
+        return CVal(t, code=f"({left.code} {node.op} {right.code})",
+                    signed=left.signed or right.signed)

@@ -1,0 +1,135 @@
+"""Kernel functions of expressions: str, startswith, syscall_name, tcp_state, ntop, argv.
+
+`call` type-checks one call and gives its CVal, reading through the ExprCompiler that met it
+(the `Compiler` protocol): strings are read into bounded buffers, numbers shown by name in user
+space (syscall, TCP state) keep their C and carry a decode tag.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Protocol
+
+from bpfrun.compile.cvalue import STR_MAX, CompileError, CVal, Scope, a_type
+from bpfrun.expr.nodes import Call, Node, dotted
+
+
+class Compiler(Protocol):
+    """What kernel functions need from the ExprCompiler that compiles their call."""
+
+    scope: Scope
+
+    def value(self, node: Node) -> CVal: ...
+
+    def str_eq(self, var: CVal, literal: str, prefix_only: bool = False) -> str: ...
+
+    def fields_hint(self, near: str | None = None) -> str | None: ...
+
+
+def call(c: Compiler, node: Call) -> CVal:
+    """The CVal of a call to one of the kernel functions."""
+    func = _FUNCS.get(node.func)
+    if func is None:
+        raise CompileError(f"unknown function '{node.func}' in a kernel expression", node,
+                           "kernel functions: str, startswith, syscall_name, tcp_state, ntop, argv")
+    return func(c, node)
+
+
+def _str(c: Compiler, node: Call) -> CVal:
+    """str(ptr[, len]): the string a pointer points at, read into a bounded buffer."""
+    if not 1 <= len(node.args) <= 2:
+        raise CompileError("str() takes a pointer and an optional length", node)
+    arg = c.value(node.args[0])
+    if arg.type == "str":
+        return arg
+    if arg.type not in ("ptr", "int", "any"):
+        raise CompileError(f"str() reads a pointer, not {a_type(arg.type)}", node.args[0])
+    size = STR_MAX
+    if len(node.args) == 2:
+        n = c.value(node.args[1])
+        if not (n.is_const and isinstance(n.const, int) and 1 <= n.const <= 256):
+            raise CompileError("str()'s length must be a number from 1 to 256", node)
+        size = n.const
+    helper = ("bpf_probe_read_user_str" if c.scope.probe.user_pointers
+              else "bpf_probe_read_kernel_str")
+    code = arg.code
+    # Reads of one pointer share a buffer: five 128-byte copies overflow the stack.
+    return CVal("str", size=size, memo=f"{helper}:{size}:{code}", fill=lambda d, s: [
+        f"{helper}(&{d}, {s}, (void *){code});"])
+
+
+def _tcp_state(c: Compiler, node: Call) -> CVal:
+    """tcp_state(n): a TCP state number, shown by name."""
+    if len(node.args) != 1:
+        raise CompileError("tcp_state() takes a TCP state number", node)
+    st = c.value(node.args[0])
+    if st.type not in ("int", "any"):
+        raise CompileError(f"tcp_state() takes a number, not {a_type(st.type)}", node)
+    return CVal("int", code=st.code, decode="tcp_state")
+
+
+def _syscall_name(c: Compiler, node: Call) -> CVal:
+    """syscall_name(nr): a syscall number, shown by name."""
+    if len(node.args) != 1:
+        raise CompileError("syscall_name() takes a syscall number", node)
+    nr = c.value(node.args[0])
+    if nr.type not in ("int", "any"):
+        raise CompileError(f"syscall_name() takes a number, not {a_type(nr.type)}", node)
+    return CVal("int", code=nr.code, decode="syscall")
+
+
+def _startswith(c: Compiler, node: Call) -> CVal:
+    """startswith(s, "prefix"): a string begins with a constant prefix."""
+    if len(node.args) != 2:
+        raise CompileError("startswith() takes a string and a prefix", node)
+    s, prefix = c.value(node.args[0]), c.value(node.args[1])
+    if s.type != "str" or prefix.type != "str" or not prefix.is_const:
+        raise CompileError("startswith(string, \"prefix\") needs a constant prefix", node)
+    if s.is_const:
+        return CVal("bool", code="", const=s.const.startswith(prefix.const))
+    return CVal("bool", code=c.str_eq(s, prefix.const, prefix_only=True))
+
+
+def _argv(c: Compiler, node: Call) -> CVal:
+    """argv(args.argv, i): the i-th string of a user-space array of strings (execve)."""
+    if len(node.args) != 2:
+        raise CompileError("argv() takes an array of strings and an index: argv(args.argv, 1)",
+                           node)
+    arr, idx = c.value(node.args[0]), c.value(node.args[1])
+    if arr.type not in ("ptr", "int", "any"):
+        raise CompileError(f"argv() reads a pointer, not {a_type(arr.type)}", node.args[0])
+    if not (idx.is_const and isinstance(idx.const, int) and 0 <= idx.const < 32):
+        raise CompileError("argv()'s index must be a number from 0 to 31", node.args[1])
+    ptr = c.scope.fresh("argp")
+    code, i = arr.code, idx.const
+    return CVal("str", size=STR_MAX, memo=f"argv:{code}:{i}", fill=lambda d, s: [
+        f"u64 {ptr} = 0;",
+        f"bpf_probe_read_user(&{ptr}, sizeof({ptr}), (void *)({code} + {i * 8}));",
+        f"if ({ptr}) bpf_probe_read_user_str(&{d}, {s}, (void *){ptr});"])
+
+
+def _ntop(c: Compiler, node: Call) -> CVal:
+    """ntop(args.daddr): a 4- or 16-byte address field, shown as an IP address."""
+    arg = node.args[0] if len(node.args) == 1 else None
+    path = dotted(arg) if arg is not None else None
+    fmt = c.scope.probe.fmt
+    if arg is None or not path or not path.startswith("args."):
+        raise CompileError("ntop() takes an address field: ntop(args.daddr)", node)
+    if fmt is None:
+        return CVal("any", code="0")
+    f = fmt.field(path[5:])
+    if f is None or f.kind not in ("array", "int") or f.size not in (4, 16):
+        raise CompileError(f"ntop() takes a 4- or 16-byte address field; {path} is not one",
+                           arg, c.fields_hint())
+    return CVal("addr", size=f.size,
+                fill=lambda d, s: [f"bpf_probe_read_kernel(&{d}, {s}, &args->{f.name});"])
+
+
+_FUNCS: dict[str, Callable[[Compiler, Call], CVal]] = {
+    "str": _str,
+    "tcp_state": _tcp_state,
+    "ntop": _ntop,
+    "argv": _argv,
+    "syscall_name": _syscall_name,
+    "startswith": _startswith,
+}

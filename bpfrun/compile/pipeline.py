@@ -1,0 +1,96 @@
+"""Compile a loaded runbook's steps: bind params and earlier steps' values, lower, emit; and
+check a whole runbook against a kernel ahead of a run (`validate`, `compile`, `run`)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from bpfrun.compile import emit
+from bpfrun.compile.cexpr import NullInput, Unbound
+from bpfrun.compile.lower import Program, lower_step
+from bpfrun.errors import Diagnostic, MachineError, ValidationError
+from bpfrun.expr.evaluate import EvalError, render_template
+from bpfrun.frontend.model import HIST_STATS, Runbook, Step, Template
+from bpfrun.kernel.tracefs import Kernel
+
+
+def names_for(params: dict[str, Any], steps: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {"params": params, "steps": steps}
+
+
+def substitute(template: Template, names: dict[str, Any], runbook: Runbook) -> str:
+    if template.is_literal:
+        return template.text
+    try:
+        return render_template(template.parts, names)
+    except EvalError as e:
+        raise ValidationError(diagnostics=[Diagnostic(str(e), template.at(e.node))],
+                              sources={runbook.path: runbook.source}) from None
+
+
+# The stats of an unkeyed aggregation that later steps can use (investigate.py binds them).
+AGG_STATS = (*HIST_STATS, "value")
+
+
+@dataclass
+class Compiled:
+    program: Program
+    c_text: str
+
+
+def compile_step(runbook: Runbook, step: Step, params: dict[str, Any],
+                 step_values: dict[str, dict[str, Any]], kernel: Kernel,
+                 require_probes: bool = True) -> Compiled:
+    """Lower and emit one step with params and earlier steps' values bound as constants.
+
+    Raises ValidationError, MachineError (no usable probe here, when `require_probes`) or
+    NullInput.
+    """
+    names = names_for(params, step_values)
+    consts = {"params": params, "steps": step_values}
+    program = lower_step(step, consts, kernel, lambda t: substitute(t, names, runbook),
+                         {runbook.path: runbook.source}, require_probes)
+    return Compiled(program, emit.render(program, runbook.name, runbook.path))
+
+
+def placeholder_values(runbook: Runbook, upto: Step) -> dict[str, dict[str, Any]]:
+    """Earlier steps' names bound to Unbound: compile a follow-up step ahead of a run."""
+    out: dict[str, dict[str, Any]] = {}
+    for step in runbook.steps:
+        if step is upto:
+            break
+        names = [t.id for t in step.thresholds] + [c for c, _ in step.captures]
+        names += [f"{a.id}.{stat}" for a in step.aggregations if not a.by for stat in AGG_STATS]
+        out[step.id] = {n: Unbound(f"steps.{step.id}.{n}") for n in names}
+    return out
+
+
+def check_against_kernel(runbook: Runbook, params: dict[str, Any],
+                         kernel: Kernel, strict: bool = False) -> list[str]:
+    """Lower every step against this kernel: type errors raise; returns notes on what could
+    not be checked (kernel unreadable, probes missing here). With `strict` (before a run), a
+    step with no usable probe raises MachineError."""
+    notes: list[str] = []
+    problems: list[Diagnostic] = []
+    if not kernel.readable():
+        notes.append("tracefs is not readable (run as root, or mount tracefs): tracepoint "
+                     "fields, types and probe existence were not checked")
+    for step in runbook.steps:
+        try:
+            compiled = compile_step(runbook, step, params,
+                                    placeholder_values(runbook, step), kernel,
+                                    require_probes=strict)
+            notes += [f"step {step.id}: {n}" for n in compiled.program.unchecked
+                      if kernel.readable()]
+        except ValidationError as e:
+            problems += e.diagnostics
+        except MachineError as e:
+            if strict:
+                raise
+            notes.append(f"step {step.id}: {e.message}")
+        except NullInput:
+            pass
+    if problems:
+        raise ValidationError(diagnostics=problems, sources={runbook.path: runbook.source})
+    return notes

@@ -1,0 +1,173 @@
+"""Check: names and references across a runbook, before anything reaches the kernel.
+
+Unique ids, `params.X` that exist, `steps.<id>.<name>` that point at an earlier step's
+threshold, capture or aggregation, and user-space expressions that only use names their
+place can see. Types of kernel-side expressions are checked by lowering against the kernel.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable
+
+from bpfrun.errors import Diagnostics, Loc
+from bpfrun.expr.nodes import Attr, Name, Node
+from bpfrun.expr.parser import TemplateExpr, walk
+from bpfrun.frontend.model import Expr, Runbook, Step, Template
+from bpfrun.frontend.params import check_defaults
+
+# Names every step's thresholds, captures and messages can use besides its own ids: the time
+# its probes were attached, measured in user space (a duration).
+STEP_NAMES = ("elapsed",)
+
+
+def _chain(node: Node) -> list[str] | None:
+    """Attr(Attr(Name a, b), c) → [a, b, c]."""
+    names: list[str] = []
+    while isinstance(node, Attr):
+        names.append(node.name)
+        node = node.obj
+    if isinstance(node, Name):
+        return [node.name, *reversed(names)]
+    return None
+
+
+def _root(node: Node) -> Name | None:
+    """The Name a dotted chain starts from: `calls` of `calls.top`."""
+    while isinstance(node, Attr):
+        node = node.obj
+    return node if isinstance(node, Name) else None
+
+
+def _hint(name: str, options: Iterable[str]) -> str | None:
+    opts = sorted(options)
+    close = difflib.get_close_matches(name, opts, n=1)
+    if close:
+        return f"did you mean '{close[0]}'?"
+    return f"known: {', '.join(opts)}" if opts else None
+
+
+class Checker:
+    def __init__(self, runbook: Runbook) -> None:
+        self.rb = runbook
+        self.diags = Diagnostics()
+        self.params = {p.name for p in runbook.params}
+        self.step_names: dict[str, set[str]] = {}
+        self.current = ""  # id of the step being checked
+
+    def names_of(self, step: Step) -> set[str]:
+        names = {t.id for t in step.thresholds} | {c for c, _ in step.captures}
+        names |= {a.id for a in step.aggregations}
+        names |= {p.id for p in step.probes if p.id}
+        return names
+
+    def refs(self, node: Node, loc_of: object, local: set[str] | None) -> None:
+        """Check params./steps. references; with `local`, bare names must be in it too."""
+        at = loc_of.at  # type: ignore[attr-defined]
+        seen_attr_roots: set[int] = set()
+        for n in walk(node):
+            if id(n) in seen_attr_roots:
+                continue
+            chain = _chain(n) if isinstance(n, Attr) else None
+            if chain:
+                for sub in walk(n):
+                    seen_attr_roots.add(id(sub))
+                self.chain(chain, n, at)
+            # `calls` in `calls.top[0].value` too: the root of every chain must exist here.
+            root = _root(n)
+            if root is not None and local is not None and root.name not in local \
+                    and root.name not in ("params", "steps"):
+                self.diags.error(f"unknown name '{root.name}' here", at(root),
+                                 _hint(root.name, local))
+
+    def chain(self, chain: list[str], node: Node, at: object) -> None:
+        loc: Loc = at(node)  # type: ignore[operator]
+        if chain[0] == "params":
+            if len(chain) < 2 or chain[1] not in self.params:
+                name = chain[1] if len(chain) > 1 else ""
+                self.diags.error(f"unknown param '{name}'", loc, _hint(name, self.params))
+        elif chain[0] == "steps":
+            if len(chain) < 3:
+                self.diags.error("write steps.<step id>.<threshold, capture or aggregation>",
+                                 loc)
+            elif chain[1] == self.current and chain[1] not in self.step_names:
+                self.diags.error(f"steps.{chain[1]} is this step: its results are not known "
+                                 "until it has run", loc,
+                                 f"in thresholds and captures, write '{chain[2]}' without "
+                                 f"'steps.{chain[1]}.'")
+            elif chain[1] not in self.step_names:
+                later = any(s.id == chain[1] for s in self.rb.steps)
+                msg = (f"step '{chain[1]}' runs later; only earlier steps can be used" if later
+                       else f"unknown step '{chain[1]}'")
+                self.diags.error(msg, loc, _hint(chain[1], self.step_names)
+                                 if not later else None)
+            elif chain[2] not in self.step_names[chain[1]]:
+                self.diags.error(f"step '{chain[1]}' has no threshold, capture or aggregation "
+                                 f"'{chain[2]}'", loc, _hint(chain[2], self.step_names[chain[1]]))
+
+    def template(self, t: Template | None, local: set[str] | None) -> None:
+        if t is None:
+            return
+        for part in t.parts:
+            if isinstance(part, TemplateExpr):
+                self.refs(part.node, t, local)
+
+    def step(self, step: Step) -> None:
+        ids: dict[str, Loc] = {}
+        named = ([("aggregation", a.id, a.loc) for a in step.aggregations]
+                 + [("probe", p.id, p.loc) for p in step.probes if p.id]
+                 + [("threshold", t.id, t.loc) for t in step.thresholds]
+                 + [("capture", c, e.loc) for c, e in step.captures])
+        for kind, name, loc in sorted(named, key=lambda n: (n[2].line, n[2].col)):
+            if name in ids:
+                self.diags.error(f"{kind} id '{name}' is used twice in step '{step.id}'", loc,
+                                 f"the first is at {ids[name]}")
+            ids.setdefault(name, loc)
+            if name in STEP_NAMES:
+                self.diags.error(f"{kind} id '{name}' is reserved: it is the time this step's "
+                                 "probes were attached", loc, f"rename the {kind}")
+        outer: set[str] = set()  # names from outside the step: params and steps
+        if step.when is not None:
+            self.refs(step.when.node, step.when, outer)
+        self.template(step.duration, outer)
+        kernel_exprs: list[Expr] = []
+        for p in step.probes:
+            for c in p.candidates:
+                self.template(c, outer)
+            kernel_exprs += [e for e in (p.where,) if e] + list(p.emit)
+            for a in p.aggregate:
+                kernel_exprs += [e for e in (a.value, a.where) if e] + list(a.by)
+        if step.span:
+            for end in (step.span.begin, step.span.end):
+                for c in end.candidates:
+                    self.template(c, outer)
+                kernel_exprs += list(end.key) + ([end.where] if end.where else [])
+            for a in step.span.aggregate:
+                kernel_exprs += [e for e in (a.value, a.where) if e] + list(a.by)
+        for e in kernel_exprs:
+            self.refs(e.node, e, None)
+        local = (self.names_of(step) - {t.id for t in step.thresholds}) | set(STEP_NAMES)
+        for _, e in step.captures:
+            self.refs(e.node, e, local - {c for c, _ in step.captures})
+        for t in step.thresholds:
+            self.refs(t.when.node, t.when, local)
+            self.template(t.message, local | {t.id for t in step.thresholds})
+
+    def run(self) -> None:
+        check_defaults(self.rb, self.diags)
+        seen: dict[str, Loc] = {}
+        for step in self.rb.steps:
+            if step.id in seen:
+                self.diags.error(f"step id '{step.id}' is used twice", step.loc,
+                                 f"the first is at {seen[step.id]}")
+            seen[step.id] = step.loc
+            self.current = step.id
+            self.step(step)
+            self.step_names[step.id] = self.names_of(step)
+
+
+def check_runbook(runbook: Runbook) -> None:
+    """Raise ValidationError listing every reference problem of the runbook."""
+    checker = Checker(runbook)
+    checker.run()
+    checker.diags.raise_if_any({runbook.path: runbook.source})

@@ -1,0 +1,360 @@
+"""The `resolve` stage's window on the running kernel: tracepoint formats and probe existence.
+
+Everything else in bpfrun sees the kernel only through the small `Kernel` protocol, so that
+validation and compilation can be tested against recorded format files (`FakeKernel`) and run
+without root. `LiveKernel` reads tracefs and never raises on unreadable files: a check it cannot
+make answers None or [] and the caller says which kernel checks were skipped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import os
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from bpfrun.kernel.elf import ElfError, elf_function_symbols, resolve_library
+
+__all__ = [
+    "ElfError",
+    "FakeKernel",
+    "Field",
+    "Kernel",
+    "LiveKernel",
+    "TracepointFormat",
+    "UnreadableKernel",
+    "default_kernel",
+    "elf_function_symbols",
+    "parse_format",
+    "resolve_library",
+]
+
+TRACEFS_ROOTS = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+
+# Trace event categories that are not kernel tracepoints, so a raw tracepoint cannot attach to
+# them: ftrace's own, syscall events (syscalls:sys_enter_openat is synthesized from
+# raw_syscalls:sys_enter), and the usual groups of dynamic events (other groups are read
+# from dynamic_events).
+_NOT_RAW_CATEGORIES = frozenset({"syscalls", "ftrace", "kprobes", "uprobes", "synthetic",
+                                 "eprobes", "user_events"})
+
+# A tracepoint name component; anything else (slashes, "..") would escape the events folder.
+_NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
+_FIELD_RE = re.compile(
+    r"field(?: special)?:(?P<decl>[^;]*);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);"
+    r"(?:\s*signed:(?P<signed>\d+);)?"
+)
+_ARRAY_RE = re.compile(r"^(?P<type>.*?)\s*(?P<name>[A-Za-z_]\w*)\s*\[(?P<len>[^\]]*)\]$")
+_SCALAR_RE = re.compile(r"^(?P<type>.*?)\s*(?P<name>[A-Za-z_]\w*)$")
+_INT_SIZES = (1, 2, 4, 8)
+
+
+@dataclass(frozen=True)
+class Field:
+    """One field of a tracepoint record, as the format file describes it."""
+
+    name: str
+    ctype: str  # the whole declaration as written, e.g. "char prev_comm[16]", "pid_t pid"
+    offset: int
+    size: int
+    signed: bool
+    # "int" (integer scalar of size 1/2/4/8), "chararray" (char x[N]), "data_loc_str"
+    # (__data_loc char[]), "data_loc" (other __data_loc arrays), "strptr" (char pointer),
+    # "ptr" (other pointers), "array" (other fixed arrays), "other"
+    kind: str
+    array_len: int | None = None
+
+
+@dataclass(frozen=True)
+class TracepointFormat:
+    category: str
+    event: str
+    id: int
+    fields: tuple[Field, ...]  # without the common_* fields
+    common_size: int  # bytes of the common_* fields: the offset of the first real field
+
+    @property
+    def probe(self) -> str:
+        return f"tracepoint:{self.category}:{self.event}"
+
+    def field(self, name: str) -> Field | None:
+        return next((f for f in self.fields if f.name == name), None)
+
+
+def parse_format(text: str, category: str, event: str) -> TracepointFormat:
+    """Parse a tracefs `format` file. Raises ValueError when it has no ID line."""
+    m = re.search(r"^ID:\s*(\d+)", text, re.MULTILINE)
+    if m is None:
+        raise ValueError(f"format of {category}:{event} has no ID line")
+    fields: list[Field] = []
+    common_size = 0
+    for fm in _FIELD_RE.finditer(text):
+        offset, size = int(fm["offset"]), int(fm["size"])
+        field = _parse_field(fm["decl"].strip(), offset, size, fm["signed"] == "1")
+        if field.name.startswith("common_"):
+            common_size = max(common_size, offset + size)
+        else:
+            fields.append(field)
+    return TracepointFormat(category, event, int(m[1]), tuple(fields), common_size)
+
+
+def _parse_field(decl: str, offset: int, size: int, signed: bool) -> Field:
+    def make(name: str, kind: str, array_len: int | None = None) -> Field:
+        return Field(name, decl, offset, size, signed, kind, array_len)
+
+    for prefix in ("__data_loc", "__rel_loc"):
+        if decl.startswith(prefix + " "):
+            m = _SCALAR_RE.match(decl[len(prefix) :].strip())
+            name = m["name"] if m else decl.split()[-1]
+            if prefix == "__rel_loc":  # offset relative to the field's end: not generated yet
+                return make(name, "other")
+            elem = m["type"] if m else ""
+            is_char = _base_type(elem.replace("[]", "")) == "char"
+            return make(name, "data_loc_str" if is_char else "data_loc")
+    if m := _ARRAY_RE.match(decl):
+        n = int(m["len"]) if m["len"].strip().isdigit() else None
+        if _base_type(m["type"]) == "char":
+            return make(m["name"], "chararray", n if n is not None else size)
+        return make(m["name"], "array", n)
+    if m := _SCALAR_RE.match(decl):
+        ctype = m["type"]
+        if "*" in ctype:
+            simple = ctype.count("*") == 1 and _base_type(ctype.replace("*", "")) == "char"
+            return make(m["name"], "strptr" if simple else "ptr")
+        is_aggregate = ctype.split()[:1] in (["struct"], ["union"])
+        return make(m["name"], "int" if size in _INT_SIZES and not is_aggregate else "other")
+    words = re.findall(r"[A-Za-z_]\w*", decl)
+    return make(words[-1] if words else decl, "other")
+
+
+def _base_type(ctype: str) -> str:
+    """The type without qualifiers: "const char " -> "char"."""
+    return " ".join(w for w in ctype.split() if w not in ("const", "volatile"))
+
+
+class Kernel(Protocol):
+    """What the compiler may ask about the running kernel."""
+
+    def readable(self) -> bool:
+        """Could tracefs be read at all."""
+        ...
+
+    def tracepoint(self, category: str, event: str) -> TracepointFormat | None: ...
+
+    def tracepoints(self, pattern: str = "*") -> list[str]:
+        """Sorted "category:event" names matching a glob over "category:event"."""
+        ...
+
+    def kprobes_available(self) -> bool:
+        """kprobe_events exists (CONFIG_KPROBES)."""
+        ...
+
+    def kprobe_functions(self, pattern: str = "*") -> list[str]:
+        """Sorted traceable kernel functions matching a glob; [] when unknown."""
+        ...
+
+    def raw_tracepoint_exists(self, event: str) -> bool: ...
+
+    def raw_tracepoints(self, pattern: str = "*") -> list[str]:
+        """Sorted names a raw tracepoint can attach to, matching a glob."""
+        ...
+
+
+class _TracefsKernel:
+    """Reads a directory laid out like tracefs; the shared core of the live and fake kernels."""
+
+    def __init__(self, root: str | Path | None) -> None:
+        self.root = Path(root) if root is not None else None
+        self._formats: dict[tuple[str, str], TracepointFormat | None] = {}
+        self._names: list[str] | None = None
+        self._dynamic: set[str] | None = None
+
+    def readable(self) -> bool:
+        if self.root is None:
+            return False
+        try:
+            return (self.root / "events").is_dir() and os.access(self.root / "events", os.R_OK)
+        except OSError:
+            return False
+
+    def tracepoint(self, category: str, event: str) -> TracepointFormat | None:
+        key = (category, event)
+        if key not in self._formats:
+            self._formats[key] = self._read_format(category, event)
+        return self._formats[key]
+
+    def _read_format(self, category: str, event: str) -> TracepointFormat | None:
+        if self.root is None or not (_NAME_RE.match(category) and _NAME_RE.match(event)):
+            return None
+        try:
+            text = (self.root / "events" / category / event / "format").read_text()
+            return parse_format(text, category, event)
+        except (OSError, ValueError, UnicodeDecodeError):
+            return None
+
+    def tracepoints(self, pattern: str = "*") -> list[str]:
+        if self._names is None:
+            self._names = sorted(set(self._list_events()))
+        return [n for n in self._names if fnmatch.fnmatchcase(n, pattern)]
+
+    def _list_events(self) -> Iterable[str]:
+        if self.root is None:
+            return
+        try:
+            # One read instead of walking ~2000 lazily created eventfs folders.
+            text = (self.root / "available_events").read_text()
+            yield from (line.strip() for line in text.splitlines() if ":" in line)
+            return
+        except OSError:
+            pass
+        try:
+            categories = sorted(p for p in (self.root / "events").iterdir() if p.is_dir())
+            for cat in categories:
+                for ev in cat.iterdir():
+                    if (ev / "format").is_file():
+                        yield f"{cat.name}:{ev.name}"
+        except OSError:
+            return
+
+    def kprobes_available(self) -> bool:
+        return False
+
+    def kprobe_functions(self, pattern: str = "*") -> list[str]:
+        return []
+
+    def raw_tracepoints(self, pattern: str = "*") -> list[str]:
+        return self._event_raw_tracepoints(pattern)
+
+    def _event_raw_tracepoints(self, pattern: str = "*") -> list[str]:
+        """The raw tracepoints that have a trace event: every event outside the categories
+        that are not tracepoints, unless it is a dynamic event (kprobe, uprobe, synthetic)."""
+        if self._dynamic is None:
+            self._dynamic = self._dynamic_events()
+        names = set()
+        for n in self.tracepoints():
+            cat, _, event = n.partition(":")
+            if cat not in _NOT_RAW_CATEGORIES and f"{cat}/{event}" not in self._dynamic:
+                names.add(event)
+        return sorted(n for n in names if fnmatch.fnmatchcase(n, pattern))
+
+    def _dynamic_events(self) -> set[str]:
+        """"group/event" of every dynamic event: their lines start "p:group/event", "r:…"."""
+        words: list[str] = []
+        if self.root is not None:
+            for name in ("dynamic_events", "kprobe_events", "uprobe_events"):  # first: 5.5+
+                with contextlib.suppress(OSError):
+                    words += (self.root / name).read_text().split()
+        return {w.split(":", 1)[1] for w in words if ":" in w and "/" in w.split(":", 1)[1]}
+
+    def raw_tracepoint_exists(self, event: str) -> bool:
+        return bool(_NAME_RE.match(event)) and event in self.raw_tracepoints(event)
+
+
+class LiveKernel(_TracefsKernel):
+    """The running kernel, through tracefs (and /proc/kallsyms for raw tracepoints)."""
+
+    def __init__(self, root: str | Path | None = None, kallsyms: str | Path = "/proc/kallsyms"):
+        if root is None:
+            root = next((r for r in TRACEFS_ROOTS if os.path.isdir(f"{r}/events")), None)
+        super().__init__(root)
+        self.kallsyms = Path(kallsyms)
+        self._functions: list[str] | None = None
+        self._raw: list[str] | None = None
+
+    def kprobes_available(self) -> bool:
+        return self.root is not None and (self.root / "kprobe_events").exists()
+
+    def kprobe_functions(self, pattern: str = "*") -> list[str]:
+        if self._functions is None:
+            self._functions = self._read_functions()
+        return [f for f in self._functions if fnmatch.fnmatchcase(f, pattern)]
+
+    def _read_functions(self) -> list[str]:
+        if self.root is None:
+            return []
+        try:
+            text = (self.root / "available_filter_functions").read_text()
+        except OSError:  # root-only, and locked down on some kernels
+            return []
+        # Lines are "name" or "name [module]"; the same name can appear for several modules.
+        return sorted({line.split()[0] for line in text.splitlines() if line.strip()})
+
+    def raw_tracepoint_exists(self, event: str) -> bool:
+        # Most raw tracepoints have a trace event, listed in available_events (read once);
+        # /proc/kallsyms, which also names those without one, took 0.17 s of every start.
+        return bool(_NAME_RE.match(event)) and (
+            event in self._event_raw_tracepoints(event) or event in self.raw_tracepoints(event))
+
+    def raw_tracepoints(self, pattern: str = "*") -> list[str]:
+        if self._raw is None:
+            # Every tracepoint, including those without a trace event (e.g. pelt_cfs_tp),
+            # has a __traceiter_<name> function (kernels >= 5.10).
+            self._raw = self._kallsyms_tracepoints() or super().raw_tracepoints()
+        return [n for n in self._raw if fnmatch.fnmatchcase(n, pattern)]
+
+    def _kallsyms_tracepoints(self) -> list[str]:
+        prefix = "__traceiter_"
+        names: set[str] = set()
+        try:
+            with open(self.kallsyms) as f:
+                for line in f:
+                    parts = line.split()
+                    if len(parts) >= 3 and parts[2].startswith(prefix):
+                        names.add(parts[2][len(prefix) :])
+        except OSError:
+            return []
+        return sorted(names)
+
+
+class FakeKernel(_TracefsKernel):
+    """A kernel made of recorded format files (tracefs/events/<cat>/<event>/format)."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        kprobes: bool = False,
+        functions: Iterable[str] = (),
+        raw_tracepoints: Iterable[str] | None = None,
+    ) -> None:
+        super().__init__(root)
+        self._kprobes = kprobes
+        self._functions = sorted(set(functions))
+        self._raw = sorted(set(raw_tracepoints)) if raw_tracepoints is not None else None
+
+    @property
+    def release(self) -> str | None:
+        """The `uname -r` of the machine the formats were recorded on, if noted in KERNEL."""
+        try:
+            return (Path(str(self.root)) / "KERNEL").read_text().strip() or None
+        except OSError:
+            return None
+
+    def kprobes_available(self) -> bool:
+        return self._kprobes
+
+    def kprobe_functions(self, pattern: str = "*") -> list[str]:
+        if not self._kprobes:
+            return []
+        return [f for f in self._functions if fnmatch.fnmatchcase(f, pattern)]
+
+    def raw_tracepoints(self, pattern: str = "*") -> list[str]:
+        if self._raw is None:
+            return super().raw_tracepoints(pattern)
+        return [n for n in self._raw if fnmatch.fnmatchcase(n, pattern)]
+
+
+class UnreadableKernel(_TracefsKernel):
+    """Stands in when tracefs cannot be read: every kernel check is skipped, not failed."""
+
+    def __init__(self) -> None:
+        super().__init__(None)
+
+
+def default_kernel() -> Kernel:
+    """The running kernel if its tracefs can be read, else one whose readable() is False."""
+    live = LiveKernel()
+    return live if live.readable() else UnreadableKernel()
