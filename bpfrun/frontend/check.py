@@ -1,8 +1,9 @@
 """Check: names and references across a runbook, before anything reaches the kernel.
 
 Unique ids, `params.X` that exist, `steps.<id>.<name>` that point at an earlier step's
-threshold, capture or aggregation, and user-space expressions that only use names their
-place can see. Types of kernel-side expressions are checked by lowering against the kernel.
+threshold, capture or aggregation, user-space expressions that only use names their place
+can see, and a self-test naming only what the runbook has (check_selftest). Types of
+kernel-side expressions are checked by lowering against the kernel.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Iterable
 from bpfrun.errors import Diagnostics, Loc
 from bpfrun.expr.nodes import Attr, Name, Node
 from bpfrun.expr.parser import TemplateExpr, walk
+from bpfrun.frontend.check_selftest import check_selftest
 from bpfrun.frontend.model import Expr, Runbook, Step, Template
 from bpfrun.frontend.params import check_defaults
 
@@ -164,6 +166,7 @@ class Checker:
             self.current = step.id
             self.step(step)
             self.step_names[step.id] = self.names_of(step)
+        check_selftest(self.rb, self.diags)
 
 
 def check_runbook(runbook: Runbook) -> None:

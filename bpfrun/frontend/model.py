@@ -14,6 +14,7 @@ from bpfrun.errors import Diagnostics, Loc
 from bpfrun.expr.nodes import Literal, Node
 from bpfrun.expr.parser import ExprSyntaxError, TemplateExpr, parse, parse_template
 from bpfrun.frontend.loader import Document
+from bpfrun.frontend.selftest import Selftest, build_selftest
 
 PROBE_KINDS = ("tracepoint", "rawtracepoint", "kprobe", "kretprobe", "uprobe", "uretprobe",
                "usdt", "profile", "software", "interval")
@@ -179,7 +180,7 @@ class Runbook:
     tags: tuple[str, ...]
     params: tuple[Param, ...]
     steps: tuple[Step, ...]
-    selftest: dict[str, Any] | None
+    selftest: Selftest | None
     path: str
     source: str = field(repr=False)
 
@@ -306,7 +307,7 @@ class _Builder:
             for name, p in (d.get("params") or {}).items())
         steps = tuple(self.step(s, ("steps", i)) for i, s in enumerate(d["steps"]))
         return Runbook(d["name"], d["title"], d.get("description", ""),
-                       tuple(d.get("tags", ())), params, steps, d.get("selftest"),
+                       tuple(d.get("tags", ())), params, steps, build_selftest(self.doc),
                        self.doc.path, self.doc.text)
 
 

@@ -98,6 +98,13 @@ def _check_choices(p: Param, value: Any) -> None:
         raise ValueError(f"{display(value)!r} is not one of {options}")
 
 
+def check_value(p: Param, raw: Any) -> Any:
+    """`raw` as the typed value of param `p`; raises ValueError when it is not one."""
+    value = convert(p.type, raw)
+    _check_choices(p, value)
+    return value
+
+
 def resolve_params(runbook: Runbook, given: Mapping[str, str]) -> dict[str, Any]:
     """Typed values of every param: given ones converted, the rest from defaults.
 

@@ -2,17 +2,16 @@
 
 The workload starts first (built from tests/workloads/NAME.c when that is what it names), in
 its own process group so that nothing it spawned outlives the test; the investigation then
-runs in-process exactly as `bpfrun run` would, and the result document is compared with the
-expectations. Every mismatch is one line a contributor can act on without opening the report.
+runs in-process exactly as `bpfrun run` would, and its result is compared with the typed
+`expect` of the runbook's Selftest (bpfrun.runtime.expectations), whose static problems the
+frontend already reported when the runbook was loaded.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fcntl
-import json
 import os
-import re
 import shlex
 import signal
 import subprocess
@@ -25,15 +24,15 @@ from pathlib import Path
 from typing import IO, Any
 
 from bpfrun.compile.pipeline import check_against_kernel
-from bpfrun.errors import EXIT_INVALID, EXIT_MACHINE, Diagnostics, UsageError
-from bpfrun.expr.evaluate import display
-from bpfrun.frontend.loader import load_file
+from bpfrun.errors import EXIT_INVALID, EXIT_MACHINE, UsageError
 from bpfrun.frontend.model import Runbook
 from bpfrun.frontend.params import resolve_params
 from bpfrun.frontend.runbooks import find_runbook, load_runbook
+from bpfrun.frontend.selftest import Selftest
 from bpfrun.kernel.tracefs import default_kernel
 from bpfrun.report.writers import write_report_dir
 from bpfrun.runtime.doctor import require_runnable
+from bpfrun.runtime.expectations import compare
 from bpfrun.runtime.investigate import Investigation
 from bpfrun.runtime.progress import Progress
 from bpfrun.units import parse_duration
@@ -45,8 +44,6 @@ CFLAGS = ("-std=c11", "-O0", "-g", "-fno-omit-frame-pointer", "-fno-builtin", "-
 START_WAIT = 0.3  # seconds a workload gets before the first step compiles
 READY_WAIT = 5.0  # built workloads announce readiness (SIGUSR1 caught); wait at most this
 _SIGUSR1_BIT = 1 << (signal.SIGUSR1 - 1)
-_TEMPLATE = re.compile(r"\$\{\{\s*(.*?)\s*\}\}")
-_PID = "workload.pid"
 
 
 @dataclass
@@ -80,57 +77,6 @@ def default_root(runbook_path: Path) -> Path:
     if folder.name == "runbooks" and (folder.parent / "tests").is_dir():
         return folder.parent
     return Path.cwd()
-
-
-# --- static checks of the selftest section --------------------------------------------------
-
-def check_selftest(runbook: Runbook) -> None:
-    """Raise ValidationError, at file:line:col, for expectations naming steps, thresholds,
-    captures or aggregations the runbook does not have, unknown params and templates."""
-    selftest = runbook.selftest or {}
-    doc = load_file(runbook.path)
-    diags = Diagnostics()
-    base = ("selftest",)
-    for name, value in (selftest.get("params") or {}).items():
-        if runbook.param(name) is None:
-            known = ", ".join(p.name for p in runbook.params) or "none"
-            diags.error(f"selftest param '{name}' is not a param of {runbook.name}",
-                        doc.key_loc((*base, "params", name)), f"params: {known}")
-        for expr in _TEMPLATE.findall(value if isinstance(value, str) else ""):
-            if expr != _PID:
-                diags.error(f"selftest params can only use ${{{{ {_PID} }}}}, not '{expr}'",
-                            doc.loc((*base, "params", name)))
-    timeout = selftest.get("timeout")
-    if isinstance(timeout, str) and _TEMPLATE.search(timeout):
-        diags.error("the selftest timeout must be a plain duration such as 60s",
-                    doc.loc((*base, "timeout")))
-    for kind, refs in (selftest.get("expect") or {}).items():
-        for key, ref in (enumerate(refs) if isinstance(refs, list) else refs.items()):
-            ref = ref if isinstance(refs, list) else key
-            path = (*base, "expect", kind, key)
-            loc = doc.loc(path) if isinstance(refs, list) else doc.key_loc(path)
-            problem = _ref_problem(runbook, kind, str(ref))
-            if problem:
-                diags.error(f"selftest expect {kind}: {problem[0]}", loc, problem[1])
-    diags.raise_if_any({runbook.path: runbook.source})
-
-
-def _ref_problem(runbook: Runbook, kind: str, ref: str) -> tuple[str, str] | None:
-    step_id, _, name = ref.partition(".")
-    step = runbook.step(step_id)
-    if step is None:
-        return (f"no step '{step_id}'", "steps: " + ", ".join(s.id for s in runbook.steps))
-    if kind == "steps":
-        return None
-    what, names = {
-        "captures": ("capture", [c for c, _ in step.captures]),
-        "rows": ("aggregation", [a.id for a in step.aggregations]
-                 + [p.id for p in step.probes if p.id and p.emit]),
-    }.get(kind, ("threshold", [t.id for t in step.thresholds]))
-    if name not in names:
-        return (f"step {step_id} has no {what} '{name}'",
-                f"its {what}s: " + (", ".join(names) or "none"))
-    return None
 
 
 # --- workloads ------------------------------------------------------------------------------
@@ -241,94 +187,16 @@ class _Workload:
                 + (f": {text}" if text else ""))
 
 
-def selftest_params(selftest: dict[str, Any], pid: int) -> dict[str, Any]:
-    """The selftest's param values with `${{ workload.pid }}` replaced by the workload's pid."""
-    out: dict[str, Any] = {}
-    for name, value in (selftest.get("params") or {}).items():
-        out[name] = _TEMPLATE.sub(str(pid), value) if isinstance(value, str) else value
-    return out
-
-
-# --- comparison -----------------------------------------------------------------------------
-
-def _q(value: Any) -> str:
-    """A value as result.json shows it, quoted: YAML 5 and "5" both compare as "5"."""
-    return "null" if value is None else json.dumps(display(value), ensure_ascii=False)
-
-
-def _not_ran(step: dict[str, Any]) -> str:
-    why = f" ({step['reason']})" if step.get("reason") else ""
-    return f"step {step['id']} {'failed' if step['status'] == 'failed' else 'was skipped'}{why}"
-
-
-def compare(expect: dict[str, Any], result: dict[str, Any]) -> list[str]:
-    """Every way `result` (result.json's shape) differs from `expect`, one readable line each."""
-    steps = {s["id"]: s for s in result.get("steps") or []}
-    out: list[str] = []
-
-    def find(ref: str, label: str) -> tuple[dict[str, Any] | None, str]:
-        step_id, _, name = ref.partition(".")
-        if step_id not in steps:
-            out.append(f"{label}: the result has no step '{step_id}'")
-            return None, name
-        return steps[step_id], name
-
-    for ref in expect.get("fired") or []:
-        step, name = find(ref, ref)
-        if step is None:
-            continue
-        t = step.get("thresholds", {}).get(name)
-        if step["status"] != "ran":
-            out.append(f"{ref}: expected fired, but {_not_ran(step)}")
-        elif t is None:
-            out.append(f"{ref}: expected fired, but step {step['id']} has no threshold '{name}'")
-        elif t["fired"] is None:
-            out.append(f"{ref}: expected fired, but it had no data ({t['message']})")
-        elif not t["fired"]:
-            out.append(f"{ref}: expected fired, but it did not fire ({t['message']})")
-    for ref in expect.get("not_fired") or []:
-        step, name = find(ref, ref)
-        t = (step or {}).get("thresholds", {}).get(name)
-        if t is not None and t["fired"]:
-            out.append(f"{ref}: expected not to fire, but it fired ({t['message']})")
-    for ref, want in (expect.get("captures") or {}).items():
-        label = f"captures {ref}"
-        step, name = find(ref, label)
-        if step is None:
-            continue
-        if step["status"] != "ran":
-            out.append(f"{label}: expected {_q(want)}, but {_not_ran(step)}")
-            continue
-        got = step.get("captures", {}).get(name)
-        if name not in step.get("captures", {}) or display(got) != display(want) \
-                or (got is None) != (want is None):
-            out.append(f"{label}: expected {_q(want)}, got {_q(got)}")
-    for step_id, want in (expect.get("steps") or {}).items():
-        step, _ = find(step_id, f"steps {step_id}")
-        if step is not None and step["status"] != want:
-            reason = f" ({step['reason']})" if step.get("reason") else ""
-            out.append(f"steps {step_id}: expected {want}, got {step['status']}{reason}")
-    for ref, want in (expect.get("rows") or {}).items():
-        label = f"rows {ref}"
-        step, name = find(ref, label)
-        if step is None:
-            continue
-        events = {e.get("id"): e for e in step.get("events") or []}
-        table = (step.get("aggregations") or {}).get(name) or events.get(name)
-        n = len(table["rows"]) if table else 0
-        least = int(want["min"])
-        if n < least:
-            why = "" if step["status"] == "ran" else f": {_not_ran(step)}"
-            out.append(f"{label}: expected at least {least} row{'s' if least != 1 else ''}, "
-                       f"got {n}{why}")
-    expected_steps = expect.get("steps") or {}
-    for step in steps.values():  # a failure nobody expected is never a pass
-        if step["status"] == "failed" and step["id"] not in expected_steps:
-            out.append(f"steps {step['id']}: failed unexpectedly ({step.get('reason')})")
-    return out
-
-
 # --- running --------------------------------------------------------------------------------
+
+@dataclass
+class _Run:
+    """What running the steps against a started workload gave."""
+
+    mismatches: list[str]
+    result: dict[str, Any] | None = None  # None: the steps never ran
+    programs: dict[str, str] = field(default_factory=dict)  # step id → its C
+
 
 def run_selftest(path: Path, out_dir: Path | None = None,
                  progress: Progress | None = None, root: Path | None = None
@@ -340,23 +208,20 @@ def run_selftest(path: Path, out_dir: Path | None = None,
     MachineError when this machine cannot run BPF (exit 3); every other problem, a workload
     that cannot be built or started included, is a failed result."""
     began = time.monotonic()
-    rb = load_runbook(path)
-    if not rb.selftest:
+    rb = load_runbook(path)  # the selftest's own problems are among the runbook's
+    if rb.selftest is None:
         return SelftestResult(rb.name, True, skipped="no selftest")
-    check_selftest(rb)
     selftest = rb.selftest
-    note = selftest.get("note")
-    resolve_params(rb, selftest_params(selftest, 1))  # bad values: exit 2 before any work
-    timeout = parse_duration(selftest["timeout"]) / 1e9 if selftest.get("timeout") else None
+    resolve_params(rb, selftest.param_values(1))  # bad values: exit 2 before any work
     require_runnable()
 
     def outcome(mismatches: list[str], report: Path | None = None) -> SelftestResult:
         return SelftestResult(rb.name, not mismatches, mismatches, report, None,
-                              time.monotonic() - began, note)
+                              time.monotonic() - began, selftest.note)
 
     root = (root or default_root(Path(path))).resolve()
     try:
-        argv = resolve_workload(selftest["workload"], root)
+        argv = resolve_workload(selftest.workload.argv, root)
     except UsageError as e:
         return outcome([f"workload: {e.message}"])
     progress = progress or Progress(quiet=True)
@@ -365,37 +230,49 @@ def run_selftest(path: Path, out_dir: Path | None = None,
         workload = _Workload(argv, root)
     except OSError as e:
         return outcome([f"cannot start workload `{shlex.join(argv)}`: {e.strerror or e}"])
+    try:
+        run = _run_steps(rb, selftest, workload, progress)
+    finally:
+        workload.kill()
+    if run.result is None:
+        return outcome(run.mismatches)
+    folder = out_dir / rb.name if out_dir else Path(
+        tempfile.mkdtemp(prefix=f"bpfrun-test-{rb.name}-"))
+    return outcome(run.mismatches, write_report_dir(folder, run.result, run.programs, {}))
+
+
+def _run_steps(rb: Runbook, selftest: Selftest, workload: _Workload, progress: Progress
+               ) -> _Run:
+    """Once the workload is ready, run the steps as `bpfrun run` would (stopped early when
+    the selftest's timeout passes) and compare the result with `expect`."""
+    timeout = selftest.timeout
     stop, timed_out = threading.Event(), threading.Event()
 
     def give_up() -> None:
         timed_out.set()
         stop.set()
 
-    timer = threading.Timer(timeout or 0.0, give_up)
+    timer = threading.Timer(parse_duration(timeout.text) / 1e9 if timeout else 0.0, give_up)
     timer.daemon = True
     try:
-        workload.wait_started(wait_ready=_from_source(Path(argv[0])))
+        workload.wait_started(wait_ready=_from_source(Path(workload.argv[0])))
         if workload.exited() not in (None, 0):
-            return outcome([workload.failure("before the steps ran")])
-        params = resolve_params(rb, selftest_params(selftest, workload.proc.pid))
+            return _Run([workload.failure("before the steps ran")])
+        params = resolve_params(rb, selftest.param_values(workload.proc.pid))
         kernel = default_kernel()
         check_against_kernel(rb, params, kernel)
         if timeout:
             timer.start()
         inv = Investigation(rb, params, kernel, None, stop, progress)
         result = inv.run()
-        mismatches = compare(selftest.get("expect") or {}, result)
-        if timed_out.is_set():
-            mismatches.insert(0, f"timed out after {selftest['timeout']}: the steps were "
-                                 "stopped early")
-        if workload.exited() not in (None, 0):
-            mismatches.append(workload.failure("while the steps ran"))
     finally:
         timer.cancel()
-        workload.kill()
-    folder = out_dir / rb.name if out_dir else Path(
-        tempfile.mkdtemp(prefix=f"bpfrun-test-{rb.name}-"))
-    return outcome(mismatches, write_report_dir(folder, result, inv.programs, {}))
+    mismatches = compare(selftest.expect, result)
+    if timeout and timed_out.is_set():
+        mismatches.insert(0, f"timed out after {timeout.text}: the steps were stopped early")
+    if workload.exited() not in (None, 0):
+        mismatches.append(workload.failure("while the steps ran"))
+    return _Run(mismatches, result, inv.programs)
 
 
 def _from_source(binary: Path) -> bool:
@@ -436,5 +313,5 @@ def exit_code(results: Sequence[SelftestResult], invalid: int = 0, machine: bool
     return 1 if any(not r.ok for r in results) else 0
 
 
-__all__ = ["SelftestResult", "check_selftest", "collect", "compare", "default_root",
+__all__ = ["SelftestResult", "collect", "compare", "default_root",
            "exit_code", "render_result", "resolve_workload", "run_selftest", "summary"]

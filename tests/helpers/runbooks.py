@@ -1,4 +1,5 @@
-"""A small runbook with a self-test, written for the self-test tests (unit and real runs)."""
+"""A small runbook with a self-test, written for the self-test tests (unit and real runs), and
+typed self-test parts built from plain dicts for tests of the comparison."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from bpfrun.frontend.loader import load_text
+from bpfrun.frontend.model import build_runbook
+from bpfrun.frontend.selftest import Expect, Selftest
 
 
 def write_runbook(folder: Path, selftest: dict[str, Any] | None, duration: str = "2s") -> Path:
@@ -32,3 +37,18 @@ def write_runbook(folder: Path, selftest: dict[str, Any] | None, duration: str =
 
 
 OPENAT = ["tests/workloads/openat_loop", "--seconds", "4", "--rate", "200"]
+
+
+def selftest_of(selftest: dict[str, Any]) -> Selftest:
+    """The typed Selftest of a `selftest:` section written as a dict (a `workload` is added
+    when missing); neither schema nor checks run, so it may name steps nobody has."""
+    doc = {"apiVersion": "bpfrun/v1", "name": "t", "title": "T", "steps": [],
+           "selftest": {"workload": ["true"], **selftest}}
+    built = build_runbook(load_text(yaml.safe_dump(doc, sort_keys=False), "t.yaml")).selftest
+    assert built is not None
+    return built
+
+
+def expect_of(expect: dict[str, Any]) -> Expect:
+    """The typed `expect:` section written as a dict, e.g. {"fired": ["runq.slow"]}."""
+    return selftest_of({"expect": expect}).expect

@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.runbooks import write_runbook
+from helpers.runbooks import expect_of, selftest_of, write_runbook
 
 from bpfrun.errors import UsageError, ValidationError
 from bpfrun.frontend.runbooks import load_runbook
 from bpfrun.runtime.selftest import (
     SelftestResult,
     build_workload,
-    check_selftest,
     collect,
     compare,
     default_root,
@@ -24,7 +23,6 @@ from bpfrun.runtime.selftest import (
     render_result,
     resolve_workload,
     run_selftest,
-    selftest_params,
     summary,
 )
 
@@ -67,12 +65,12 @@ def test_compare_all_expectations_holding_gives_no_mismatch() -> None:
               "steps": {"runq": "ran", "offcpu": "skipped"},
               "rows": {"runq.slow_by": {"min": 2}, "runq.none": {"min": 0},
                        "runq.execs": {"min": 1}}}
-    assert compare(expect, RESULT) == []
+    assert compare(expect_of(expect), RESULT) == []
 
 
 def test_compare_threshold_mismatches_say_why() -> None:
     expect = {"fired": ["runq.quiet", "runq.empty"], "not_fired": ["runq.slow"]}
-    assert compare(expect, RESULT) == [
+    assert compare(expect_of(expect), RESULT) == [
         "runq.quiet: expected fired, but it did not fire (1 wakeups)",
         "runq.empty: expected fired, but it had no data (no samples)",
         "runq.slow: expected not to fire, but it fired "
@@ -82,16 +80,16 @@ def test_compare_threshold_mismatches_say_why() -> None:
 
 def test_compare_fired_in_a_skipped_step_gives_the_skip_reason() -> None:
     result = {"steps": [step("offcpu", "skipped", "steps.runq.slow is false")]}
-    assert compare({"fired": ["offcpu.deep"]}, result) == [
+    assert compare(expect_of({"fired": ["offcpu.deep"]}), result) == [
         "offcpu.deep: expected fired, but step offcpu was skipped (steps.runq.slow is false)"]
 
 
 def test_compare_captures_compare_display_strings() -> None:
     # YAML 5 and "5" are the same capture; so are 5 and 5.0.
-    assert compare({"captures": {"runq.n": "5"}}, RESULT) == []
-    assert compare({"captures": {"runq.n": 5.0}}, RESULT) == []
-    assert compare({"captures": {"runq.culprit": "bpfr_hog", "runq.gone": "x",
-                                 "runq.n": None}}, RESULT) == [
+    assert compare(expect_of({"captures": {"runq.n": "5"}}), RESULT) == []
+    assert compare(expect_of({"captures": {"runq.n": 5.0}}), RESULT) == []
+    assert compare(expect_of({"captures": {"runq.culprit": "bpfr_hog", "runq.gone": "x",
+                                           "runq.n": None}}), RESULT) == [
         'captures runq.culprit: expected "bpfr_hog", got "hog_thread"',
         'captures runq.gone: expected "x", got null',
         'captures runq.n: expected null, got "5"',
@@ -102,7 +100,7 @@ def test_compare_step_status_and_rows() -> None:
     expect = {"steps": {"offcpu": "ran"},
               "rows": {"runq.none": {"min": 1}, "runq.slow_by": {"min": 3},
                        "offcpu.stacks": {"min": 1}}}
-    assert compare(expect, RESULT) == [
+    assert compare(expect_of(expect), RESULT) == [
         f"steps offcpu: expected ran, got skipped ({SKIP_REASON})",
         "rows runq.none: expected at least 1 row, got 0",
         "rows runq.slow_by: expected at least 3 rows, got 2",
@@ -114,13 +112,13 @@ def test_compare_step_status_and_rows() -> None:
 def test_compare_an_unexpected_failed_step_is_a_mismatch() -> None:
     result = {"steps": [step("a", "failed", "attach failed: no such tracepoint"),
                         step("b", "skipped", "an earlier step failed")]}
-    assert compare({}, result) == ["steps a: failed unexpectedly "
-                                   "(attach failed: no such tracepoint)"]
-    assert compare({"steps": {"a": "failed"}}, result) == []
+    assert compare(expect_of({}), result) == ["steps a: failed unexpectedly "
+                                              "(attach failed: no such tracepoint)"]
+    assert compare(expect_of({"steps": {"a": "failed"}}), result) == []
 
 
 def test_compare_missing_step_is_named() -> None:
-    assert compare({"fired": ["nope.x"], "captures": {"nope.c": 1}}, RESULT) == [
+    assert compare(expect_of({"fired": ["nope.x"], "captures": {"nope.c": 1}}), RESULT) == [
         "nope.x: the result has no step 'nope'",
         "captures nope.c: the result has no step 'nope'",
     ]
@@ -130,9 +128,9 @@ def test_compare_missing_step_is_named() -> None:
 
 def test_selftest_params_substitute_the_workload_pid() -> None:
     params = {"pid": "${{ workload.pid }}", "comm": "x", "n": 3, "label": "p=${{workload.pid}}"}
-    assert selftest_params({"params": params}, 4242) == {
+    assert selftest_of({"params": params}).param_values(4242) == {
         "pid": "4242", "comm": "x", "n": 3, "label": "p=4242"}
-    assert selftest_params({}, 1) == {}
+    assert selftest_of({}).param_values(1) == {}
 
 
 def test_render_and_summary_lines(tmp_path: Path) -> None:
@@ -232,7 +230,7 @@ def test_expectations_naming_unknown_things_are_invalid(tmp_path: Path) -> None:
         "expect": {"fired": ["s.opened", "s.missing"], "captures": {"x.who": "a"},
                    "rows": {"s.who": {"min": 1}}, "steps": {"t": "ran"}}})
     with pytest.raises(ValidationError) as info:
-        check_selftest(load_runbook(path))
+        load_runbook(path)  # the selftest's problems are the runbook's
     text = info.value.render()
     for fragment in ["selftest param 'nope' is not a param of opens-test",
                      "only use ${{ workload.pid }}, not 'workload.tid'",
