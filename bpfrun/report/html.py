@@ -6,15 +6,27 @@ generated C collapsed. Nothing is fetched and nothing runs: the page carries no 
 its Content-Security-Policy forbids scripts and remote loads, so even a kernel string that
 slipped through escaping could not act. Every string goes through `html.escape`, with
 control characters shown rather than acted on.
+
+The runbook author's Markdown (`Prose`: description, why) is rendered by markdown-it-py as
+CommonMark plus the two GitHub extensions an on-call reader meets in runbooks (tables,
+strikethrough), so it reads as it does in report.md on GitHub. Raw HTML in it is shown as
+text, links keep only http, https, mailto and in-page `#anchors`, images become links (the
+page loads nothing), and its headings sit below the section that holds them.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
+from functools import cache
 from html import escape
 from typing import Any
 from urllib.parse import quote
+
+from markdown_it import MarkdownIt
+from markdown_it.renderer import RendererHTML
+from markdown_it.token import Token
+from markdown_it.utils import OptionsDict
 
 from bpfrun.report.blocks import (
     Badge,
@@ -95,8 +107,10 @@ details { margin: 0 0 1em; }
 summary { cursor: pointer; color: var(--muted); }
 """
 
-_PROSE_CODE = re.compile(r"`([^`\n]+)`")
 _PRE_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f]")
+_PROSE_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")  # \r is a line break there
+_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*):")
+_LINK_SCHEMES = frozenset({"http", "https", "mailto"})
 
 
 def render_html(result: Mapping[str, Any], programs: Mapping[str, str] | None = None,
@@ -108,7 +122,7 @@ def render_html(result: Mapping[str, Any], programs: Mapping[str, str] | None = 
 def html_text(doc: Document) -> str:
     nav = [(s.anchor, s.title) for s in doc.blocks if isinstance(s, Section) and s.anchor]
     links = " · ".join(f'<a href="#{_attr(a)}">{_inline(t)}</a>' for a, t in nav)
-    body = "\n".join(_block(b) for b in doc.blocks)
+    body = "\n".join(_block(b, 1) for b in doc.blocks)
     return (
         "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n"
         f'<meta http-equiv="Content-Security-Policy" content="{CSP}">\n'
@@ -150,17 +164,18 @@ def _link(text: str, href: str) -> str:
     return f'<a href="{_attr(quote(href))}">{_text(text)}</a>'
 
 
-def _block(block: Block) -> str:
+def _block(block: Block, level: int) -> str:
+    """`block` inside a heading of `level` (1: the page's title)."""
     if isinstance(block, Section):
         ident = f' id="{_attr(block.anchor)}"' if block.anchor else ""
         tone = f" tone-{_attr(block.tone)}" if block.tone else ""
-        inner = "\n".join(_block(b) for b in block.blocks)
+        inner = "\n".join(_block(b, block.level) for b in block.blocks)
         return (f'<section class="l{block.level}{tone}"{ident}>\n'
                 f"<h{block.level}>{_inline(block.title)}</h{block.level}>\n{inner}\n</section>")
     if isinstance(block, Para):
         return f"<p>{_inline(block.text)}</p>"
     if isinstance(block, Prose):
-        return _prose(block.text)
+        return _prose(block.text, level)
     if isinstance(block, Quote):
         lines = block.text.splitlines() or [""]
         return f"<blockquote><p>{'<br>'.join(_text(line) for line in lines)}</p></blockquote>"
@@ -182,11 +197,42 @@ def _block(block: Block) -> str:
     raise TypeError(f"no HTML for {type(block).__name__}")
 
 
-def _prose(text: str) -> str:
-    """The runbook's Markdown, escaped: paragraphs and `code` kept, other markup shown as is."""
-    paragraphs = [p.strip() for p in re.split(r"\n\s*\n", text) if p.strip()]
-    return "\n".join("<p>" + _PROSE_CODE.sub(r"<code>\1</code>", escape(p)) + "</p>"
-                     for p in paragraphs)
+def _prose(text: str, level: int) -> str:
+    """The runbook's Markdown as HTML, its headings below the enclosing heading `level`."""
+    md = _markdown()
+    tokens = md.parse(_PROSE_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text))
+    for token in tokens:
+        if token.type in ("heading_open", "heading_close"):
+            token.tag = f"h{min(6, level + int(token.tag[1:]))}"
+    return md.renderer.render(tokens, md.options, {}).rstrip("\n")
+
+
+class _ProseMarkdown(MarkdownIt):
+    """markdown-it-py with links limited to schemes that navigate and nothing else."""
+
+    def validateLink(self, url: str) -> bool:
+        scheme = _SCHEME.match(url)
+        if scheme:
+            return scheme.group(1).lower() in _LINK_SCHEMES
+        # A path would resolve against the report's file:// address, "//host/x" to a file
+        # server; an in-page anchor ("see #findings") is the one safe relative link.
+        return url.startswith("#")
+
+
+class _ProseRenderer(RendererHTML):
+    def image(self, tokens: Sequence[Token], idx: int, options: OptionsDict, env: Any) -> str:
+        """A link to the image, not the image: the page fetches nothing and works offline."""
+        token = tokens[idx]
+        src = str(token.attrGet("src") or "")
+        text = self.renderInlineAsText(token.children or [], options, env) or src
+        return f'<a href="{escape(src, quote=True)}">{escape(text)}</a>'
+
+
+@cache
+def _markdown() -> MarkdownIt:
+    md = _ProseMarkdown("commonmark", {"html": False, "xhtmlOut": False},
+                        renderer_cls=_ProseRenderer)
+    return md.enable(["table", "strikethrough"])
 
 
 def _pre(text: str) -> str:
