@@ -26,6 +26,9 @@ WIDTH, HEIGHT = 1200, 2000
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
+DESCRIPTION = ("Where *victim* waits; see [the docs](https://docs.kernel.org/).\n\n"
+               "# Not a title\n\n<img src=x onerror=\"document.title='pwned'\">")
+
 pytestmark = pytest.mark.chromium
 
 
@@ -91,6 +94,7 @@ def page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """report.html of a run whose one step has a stack aggregation, so the graph is on screen."""
     result: dict[str, Any] = json.loads((RESULTS / "runq_fired.json").read_text())
     result["steps"] = [s for s in result["steps"] if s["id"] == "offcpu"]
+    result["runbook"]["description"] = DESCRIPTION
     out = tmp_path_factory.mktemp("report")
     return write_outputs(out, result, {"offcpu": "int x;\n"}, {}, {"html"})["html"]
 
@@ -119,3 +123,11 @@ def test_chromium_loads_the_page_with_the_svg_inline(page: Path, tmp_path: Path)
     assert "<svg" in dom and "</svg>" in dom, done.stderr[-2000:]
     assert "fusion_worker_main" in dom and "Where the delayed task waits" in dom
     assert dom.count("<svg") == 1
+
+
+def test_chromium_shows_the_runbook_markdown_inert(page: Path, tmp_path: Path) -> None:
+    dom = chromium("--dump-dom", page.as_uri(), user_dir=tmp_path).stdout
+    assert "Where <em>victim</em> waits" in dom
+    assert '<a href="https://docs.kernel.org/">the docs</a>' in dom
+    assert "<h2>Not a title</h2>" in dom and dom.count("<h1") == 1
+    assert "&lt;img src=x onerror=" in dom and "<img" not in dom and "pwned</title>" not in dom

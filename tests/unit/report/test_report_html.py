@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import re
 import xml.etree.ElementTree as ET
+from collections import Counter
 from html.parser import HTMLParser
 from typing import Any
 
@@ -230,3 +231,110 @@ def test_control_characters_are_shown_not_acted_on(clean: str) -> None:
 def test_output_is_deterministic() -> None:
     result = load("disk_failed")
     assert render_html(result) == render_html(json.loads(json.dumps(result)))
+
+
+MARKDOWN = """Find **who** held the CPU and where *victim* waits; see `runq.slow`.
+
+- first ~~guess~~ check
+- then read [the docs](https://docs.kernel.org/scheduler/ "sched") or <oncall@example.com>
+
+| symptom | action |
+|---|--:|
+| p99 high | page `#sched` |
+"""
+
+INJECTIONS = [
+    "<script>alert(1)</script>",
+    "<img src=x onerror=alert(2)>",
+    "a <span onclick=alert(3)>inline</span> b",
+    "<div>\n<iframe src=javascript:alert(4)></iframe>\n</div>",
+    "[click](javascript:alert(5)) [two](JaVaScRiPt:alert(6)) [three](java&#x73;cript:alert(7))",
+    "[ref][r]\n\n[r]: javascript:alert(8)",
+    "<javascript:alert(9)> [d](data:text/html,<script>alert(10)</script>) [v](vbscript:x)",
+    "[f](file:///etc/passwd) [p](//fileserver/share) [rel](../secret)",
+    "[q](http://a\"onmouseover=alert(11))",
+    "&lt;script&gt;alert(12)&lt;/script&gt; &#60;script&#62;alert(13)&#60;/script&#62;",
+    "</p></section></main></body><script>alert(14)</script>",
+    '<meta http-equiv="Content-Security-Policy" content="default-src *">',
+    "![x](http://tracker.example/pixel.png) ![](data:image/png;base64,AAAA)",
+]
+
+
+def with_prose(description: str, why: str = "") -> str:
+    result = load("runq_fired")
+    result["runbook"]["description"] = description
+    if why:
+        result["steps"][0]["why"] = why
+    return render_html(result)
+
+
+def prose_of(html: str) -> str:
+    """The description: what lies between the page's navigation and its run table."""
+    return html[html.index("</nav>") + 7: html.index('<table class="meta">')]
+
+
+def test_runbook_markdown_is_rendered() -> None:
+    html = with_prose(MARKDOWN, why="Stacks of `comm` weighted by *time* off-CPU.")
+    description = prose_of(html)
+    assert Page(html).errors == []
+    assert ("<p>Find <strong>who</strong> held the CPU and where <em>victim</em> waits; see "
+            "<code>runq.slow</code>.</p>") in description
+    assert "<li>first <s>guess</s> check</li>" in description
+    assert '<a href="https://docs.kernel.org/scheduler/" title="sched">the docs</a>' \
+        in description
+    assert '<a href="mailto:oncall@example.com">oncall@example.com</a>' in description
+    assert '<th style="text-align:right">action</th>' in description
+    assert "<td>p99 high</td>" in description and "<code>#sched</code>" in description
+    assert "*" not in description
+    assert "<p>Stacks of <code>comm</code> weighted by <em>time</em> off-CPU.</p>" \
+        in element(html, "step-runq")
+
+
+def test_recorded_runbook_prose_renders_its_code(fired: str) -> None:
+    assert "Kernel and user stacks of <code>fusion_thread</code> at the moment it left the " \
+           "CPU,\nweighted by how long it stayed off." in element(fired, "step-offcpu")
+
+
+@pytest.mark.parametrize("text", INJECTIONS)
+def test_runbook_markdown_cannot_inject_markup(text: str) -> None:
+    html = with_prose(text, why=text)
+    page = Page(html)
+    assert page.errors == []
+    added = Counter(t for t, _ in page.tags) - Counter(t for t, _ in Page(with_prose("x")).tags)
+    assert set(added) <= {"p", "a"}, added  # the prose's paragraphs and its allowed links
+    assert not [a for _, attrs in page.tags for a in attrs if a.startswith("on") or a == "src"]
+    hrefs = [str(attrs["href"]) for t, attrs in page.tags if t == "a"]
+    assert all(re.match(r"(https?:|mailto:|#|[\w.-]+\.(c|svg|folded)$)", h) for h in hrefs), hrefs
+    assert all(set(attrs) <= {"href", "title"} for t, attrs in page.tags if t == "a")
+    csp = [a.get("content") for t, a in page.tags if a.get("http-equiv")]
+    assert csp == ["default-src 'none'; style-src 'unsafe-inline'; img-src data:"]
+    assert "<script" not in html and "<img" not in html
+
+
+def test_refused_links_stay_as_the_text_the_author_wrote() -> None:
+    description = prose_of(with_prose("[click](javascript:alert(1)) and [see](#findings)"))
+    assert description == '<p>[click](javascript:alert(1)) and <a href="#findings">see</a></p>\n'
+
+
+def test_images_become_links_so_the_page_loads_nothing() -> None:
+    description = prose_of(with_prose("![a *graph*](https://example.com/g.png) ![](https://e/x)"))
+    assert description == ('<p><a href="https://example.com/g.png">a graph</a> '
+                           '<a href="https://e/x">https://e/x</a></p>\n')
+
+
+def test_runbook_headings_sit_below_the_section_that_holds_them() -> None:
+    html = with_prose("# Overview\n\n## Detail\n\n###### Deep\n\nSetext\n===",
+                      why="# Why\n\ntext")
+    assert [t for t, _ in Page(html).tags].count("h1") == 1
+    assert "<h2>Overview</h2>\n<h3>Detail</h3>\n<h6>Deep</h6>\n<h2>Setext</h2>" in prose_of(html)
+    assert "<h3>Why</h3>\n<p>text</p>" in element(html, "step-runq")
+
+
+def test_runbook_control_characters_are_shown_not_acted_on() -> None:
+    assert prose_of(with_prose("bell\x07 esc\x1b[31m\r\nnext")) == \
+        "<p>bell\\x07 esc\\x1b[31m\nnext</p>\n"
+
+
+def test_runbook_markdown_output_is_deterministic() -> None:
+    assert with_prose(MARKDOWN + "\n# h\n" + "\n".join(INJECTIONS)) == \
+        with_prose(MARKDOWN + "\n# h\n" + "\n".join(INJECTIONS))
