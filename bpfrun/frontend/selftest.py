@@ -112,7 +112,7 @@ class Selftest:
     expect: Expect
     timeout: Timeout | None
     note: str | None  # e.g. what this machine cannot exercise; shown with the result
-    loc: Loc
+    loc: Loc  # of the `selftest:` key
 
     def param_values(self, pid: int) -> dict[str, Any]:
         """The params of the test run, for a workload whose pid is `pid`."""
@@ -136,7 +136,7 @@ def build_selftest(doc: Document) -> Selftest | None:
         expect=_expect(doc, data.get("expect") or {}, (*base, "expect")),
         timeout=Timeout(str(timeout), doc.loc((*base, "timeout"))) if timeout else None,
         note=data.get("note"),
-        loc=doc.loc(base))
+        loc=doc.key_loc(base))
 
 
 def _expect(doc: Document, data: dict[str, Any], base: KeyPath) -> Expect:
