@@ -1,4 +1,4 @@
-"""Where bpfrun finds its shipped runbooks and schema, installed or from a source checkout."""
+"""Where bpfrun finds its shipped runbooks and schemas, installed or from a source checkout."""
 
 from __future__ import annotations
 
@@ -20,3 +20,8 @@ def runbooks_dir() -> Path:
 
 def schema_path() -> Path:
     return _data_dir("schema") / "runbook.schema.json"
+
+
+def result_schema_path() -> Path:
+    """schema/result.schema.json: the shape of result.json (bpfrun.result.validate_result)."""
+    return _data_dir("schema") / "result.schema.json"

@@ -1,0 +1,63 @@
+"""The result of a run: a typed model (`RunResult` and its parts) and result.json's schema.
+
+The runtime produces a `RunResult`; reporters, self-tests and the commands that compare runs
+read it. `RunResult.to_json()` is result.json; `RunResult.from_json()` reads one back after
+`validate_result` (schema/result.schema.json plus the checks across fields) accepted it.
+"""
+
+from __future__ import annotations
+
+from bpfrun.result.model import (
+    RESULT_VERSION,
+    Finding,
+    Host,
+    LostCounts,
+    RunbookInfo,
+    RunResult,
+    RunStatus,
+    StepResult,
+    StepStatus,
+    ThresholdResult,
+    as_run_result,
+)
+from bpfrun.result.validate import ResultFormatError, json_path, result_schema, validate_result
+from bpfrun.result.values import (
+    AggregationResult,
+    AggregationRow,
+    Bucket,
+    EventsResult,
+    HistValue,
+    JsonValue,
+    Number,
+    RowValue,
+    SeriesPoint,
+    StatsValue,
+)
+
+__all__ = [
+    "RESULT_VERSION",
+    "AggregationResult",
+    "AggregationRow",
+    "Bucket",
+    "EventsResult",
+    "Finding",
+    "HistValue",
+    "Host",
+    "JsonValue",
+    "LostCounts",
+    "Number",
+    "ResultFormatError",
+    "RowValue",
+    "RunResult",
+    "RunStatus",
+    "RunbookInfo",
+    "SeriesPoint",
+    "StatsValue",
+    "StepResult",
+    "StepStatus",
+    "ThresholdResult",
+    "as_run_result",
+    "json_path",
+    "result_schema",
+    "validate_result",
+]
