@@ -204,15 +204,15 @@ def run(runbook: str, param: ParamOpt = None,
             result = inv.run()
         finally:
             progress.close()  # take the live line down even on Ctrl-C or a bug
-        folder = out or default_report_dir(rb.name, datetime.fromisoformat(result["started"]))
+        folder = out or default_report_dir(rb.name, datetime.fromisoformat(result.started))
         written = write_outputs(folder, result, inv.programs, {}, chosen, latest=out is None)
         if as_json:
             sys.stdout.write(render_json(result))
         else:
             print(written.get("md") or written.get("html") or written["json"])
-        if result["error"] and not quiet:
-            err(f"bpfrun: {result['error']}")
-        return int(result["exit_code"])
+        if result.error and not quiet:
+            err(f"bpfrun: {result.error}")
+        return result.exit_code
     guarded(body)
 
 

@@ -1,8 +1,9 @@
-"""Reporters: one result document (runbook-language.md §11) in, files for readers out.
+"""Reporters: the result of a run (`bpfrun.result.RunResult`) in, files for readers out.
 
 `document` decides what a report says, once; `markdown` and `html` render it; `writers`
 writes a run's folder (`REPORTERS` maps a format's name to its file and renderer);
-`reportdir` says where that folder goes by default; `flamegraph` draws stack aggregations.
+`reportdir` says where that folder goes by default; `flamegraph` draws stack aggregations;
+`numbers` writes measured values for a reader.
 """
 
 from __future__ import annotations

@@ -1,16 +1,16 @@
-"""What a report says: one result document (runbook-language.md §11) → a tree of blocks.
+"""What a report says: the result of a run (`bpfrun.result.RunResult`) → a tree of blocks.
 
 The reader is an on-call engineer, so findings come first, then each step: why it ran or why
 not, what it attached, what it measured, what it lost, and the C it ran. Every decision about
 content (order, wording, number formats, how many rows) is made here, once, for report.md and
 report.html alike; `blocks` explains why the strings here are plain text. The output depends
-on the document only: the same result gives the same blocks.
+on the result only: the same result gives the same blocks.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import PurePath
 from typing import Any
@@ -36,14 +36,22 @@ from bpfrun.report.blocks import (
     inline,
     joined,
 )
-from bpfrun.report.flamegraph import (
-    DURATION_UNITS,
-    SIZE_UNITS,
-    format_amount,
-    is_stack_aggregation,
-    stack_files,
-    stack_summary,
-    stacks_for,
+from bpfrun.report.flamegraph import is_stack_aggregation, stack_files, stack_summary, stacks_for
+from bpfrun.report.numbers import fmt_num, fmt_seconds, fmt_value
+from bpfrun.result import (
+    AggregationResult,
+    AggregationRow,
+    EventsResult,
+    Finding,
+    HistValue,
+    LostCounts,
+    RowValue,
+    RunResult,
+    SeriesPoint,
+    StatsValue,
+    StepResult,
+    ThresholdResult,
+    as_run_result,
 )
 
 DEFAULT_TOP = 20
@@ -68,37 +76,6 @@ LOST_HINTS: dict[str, tuple[str, Inline]] = {
         "an aggregation map was full: raise its size limit or narrow it with ", Code("where:"))),
 }
 NO_DATA = Para(("no data",))
-
-
-def fmt_num(value: Any) -> str:
-    if value is None:
-        return "—"
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        if value.is_integer() and abs(value) < 1e15:
-            return str(int(value))
-        return f"{value:.3f}".rstrip("0").rstrip(".")
-    return str(value)
-
-
-def fmt_value(value: Any, unit: str | None) -> str:
-    """A measured value for a reader: durations and sizes humanized, with their unit."""
-    if value is None:
-        return "—"
-    if not isinstance(value, int | float) or isinstance(value, bool) or not unit:
-        return fmt_num(value)
-    if unit in DURATION_UNITS or unit in SIZE_UNITS:
-        return format_amount(value, unit)
-    return f"{fmt_num(value)} {unit}"
-
-
-def fmt_seconds(seconds: Any) -> str:
-    if not isinstance(seconds, int | float):
-        return "—"
-    if seconds >= 120:
-        return f"{int(seconds // 60)}m {seconds % 60:.0f}s"
-    return f"{seconds:.1f}s" if seconds >= 1 else f"{seconds * 1000:.0f}ms"
 
 
 def _duration(started: Any, finished: Any) -> str:
@@ -137,289 +114,257 @@ def anchor(*parts: object) -> str:
     return "-".join(re.sub(r"[^A-Za-z0-9_.-]+", "_", str(p)) for p in parts)
 
 
-def program_file(step: Mapping[str, Any]) -> str:
+def program_file(step_id: str, program: str | None = None) -> str:
     """Where a step's generated C is written, next to the report."""
-    return PurePath(str(step.get("program") or f"{step.get('id')}.c")).name
+    return PurePath(program or f"{step_id}.c").name
 
 
-def build_document(result: Mapping[str, Any], programs: Mapping[str, str] | None = None,
+def build_document(result: RunResult | Mapping[str, Any],
+                   programs: Mapping[str, str] | None = None,
                    folded: Mapping[str, Mapping[str, int]] | None = None) -> Document:
-    """The report of `result`. `programs`: step id → generated C (only those are shown);
-    `folded`: as for `stacks_for` (flame graphs of stacks not in it come from the result)."""
-    runbook = result.get("runbook") or {}
-    title = str(runbook.get("title") or runbook.get("name") or "bpfrun report")
+    """The report of `result` (a result.json document is read into a RunResult first).
+    `programs`: step id → generated C (only those are shown); `folded`: as for `stacks_for`
+    (flame graphs of stacks not in it come from the result)."""
+    run = as_run_result(result)
+    title = run.runbook.title or run.runbook.name or "bpfrun report"
     blocks: list[Block] = []
-    if runbook.get("description"):
-        blocks.append(Prose(str(runbook["description"]).strip()))
-    blocks.append(_header(result))
-    blocks.append(_findings(result))
-    for step in result.get("steps") or []:
-        program = (programs or {}).get(str(step.get("id")))
-        blocks.append(_step(step, program, folded or {}))
-    return Document(title, tuple(blocks), str(result.get("status") or ""))
+    if run.runbook.description:
+        blocks.append(Prose(run.runbook.description.strip()))
+    blocks.append(_header(run))
+    blocks.append(_findings(run))
+    for step in run.steps:
+        blocks.append(_step(step, (programs or {}).get(step.id), folded or {}))
+    return Document(title, tuple(blocks), run.status)
 
 
-def _header(result: Mapping[str, Any]) -> Table:
-    runbook = result.get("runbook") or {}
-    host = result.get("host") or {}
-    params = [inline(Code(str(k)), " = ", _capture(v))
-              for k, v in (result.get("params") or {}).items()]
-    status = str(result.get("status", "—"))
+def _header(run: RunResult) -> Table:
+    params = [inline(Code(k), " = ", _capture(v)) for k, v in run.params.items()]
     rows = [
-        ("Runbook", inline(f"{runbook.get('name', '—')} ({runbook.get('path', '—')})")),
-        ("Host", inline(str(host.get("hostname", "—")))),
-        ("Kernel", inline(str(host.get("kernel", "—")))),
-        ("Started", inline(str(result.get("started") or "—"))),
-        ("Finished", inline(str(result.get("finished") or "—"))),
-        ("Duration", inline(_duration(result.get("started"), result.get("finished")))),
+        ("Runbook", inline(f"{run.runbook.name} ({run.runbook.path})")),
+        ("Host", inline(run.host.hostname)),
+        ("Kernel", inline(run.host.kernel)),
+        ("Started", inline(run.started or "—")),
+        ("Finished", inline(run.finished or "—")),
+        ("Duration", inline(_duration(run.started, run.finished))),
         ("Params", joined(params) if params else ("none",)),
-        ("bpfrun", inline(str(result.get("bpfrun_version") or "—"))),
-        ("Status", inline(Badge(status, status),
-                          f" (exit code {result.get('exit_code', '—')})")),
+        ("bpfrun", inline(run.bpfrun_version or "—")),
+        ("Status", inline(Badge(run.status, run.status), f" (exit code {run.exit_code})")),
     ]
     return Table(((), ()), tuple(((k,), v) for k, v in rows), (False, False))
 
 
-def _findings(result: Mapping[str, Any]) -> Section:
+def _findings(run: RunResult) -> Section:
     out: list[Block] = []
-    error = result.get("error")
-    if error:
-        what = "failed" if result.get("status") == "failed" else "interrupted"
-        out += [Para((Strong(f"Run {what}:"),)), Quote(str(error))]
-    findings = sorted(result.get("findings") or [],
-                      key=lambda f: SEVERITY_ORDER.get(str(f.get("severity")), len(SEVERITY_ORDER)))
+    if run.error:
+        what = "failed" if run.status == "failed" else "interrupted"
+        out += [Para((Strong(f"Run {what}:"),)), Quote(run.error)]
+    findings = sorted(run.findings,
+                      key=lambda f: SEVERITY_ORDER.get(f.severity, len(SEVERITY_ORDER)))
     if findings:
         out.append(BulletList(tuple(_finding(f) for f in findings)))
     else:
         out.append(Para(("No threshold fired.",)))
-    steps = result.get("steps") or []
-    no_data = [Code(f"{s.get('id')}.{t}") for s in steps
-               for t, th in (s.get("thresholds") or {}).items() if th.get("fired") is None]
+    no_data = [Code(_dotted(s.id, t)) for s in run.steps
+               for t, th in s.thresholds.items() if th.fired is None]
     if no_data:
         out.append(Para(inline("No data to decide: ", *joined([(c,) for c in no_data]), ".")))
-    fired_steps = {f.get("step") for f in findings}
-    captures = [inline(Code(_dotted(s.get("id"), name)), " = ", _capture(value))
-                for s in steps if s.get("id") in fired_steps
-                for name, value in (s.get("captures") or {}).items()]
+    fired_steps = {f.step for f in findings}
+    captures = [inline(Code(_dotted(s.id, name)), " = ", _capture(value))
+                for s in run.steps if s.id in fired_steps
+                for name, value in s.captures.items()]
     if captures:
         out += [Para(("Captured where thresholds fired:",)), BulletList(tuple(captures))]
-    return Section(2, ("Findings",), tuple(out), "findings", str(result.get("status") or ""))
+    return Section(2, ("Findings",), tuple(out), "findings", run.status)
 
 
-def _finding(finding: Mapping[str, Any]) -> Inline:
-    severity = str(finding.get("severity", ""))
-    where = Code(_dotted(finding.get("step"), finding.get("threshold")))
-    return inline(Badge(severity.upper(), severity), " ", where, ": ",
-                  str(finding.get("message") or ""))
+def _finding(finding: Finding) -> Inline:
+    where = Code(_dotted(finding.step, finding.threshold))
+    return inline(Badge(finding.severity.upper(), finding.severity), " ", where, ": ",
+                  finding.message)
 
 
-def _step(step: Mapping[str, Any], program: str | None,
+def _step(step: StepResult, program: str | None,
           folded: Mapping[str, Mapping[str, int]]) -> Section:
-    step_id = str(step.get("id"))
-    title = inline("Step ", step_id, *((": ", str(step["title"])) if step.get("title") else ()))
+    title = inline("Step ", step.id, *((": ", step.title) if step.title else ()))
     out: list[Block] = []
-    if step.get("why"):
-        out.append(Prose(str(step["why"]).strip()))
-    status = str(step.get("status", "—"))
-    if status == "ran":
-        compile_s = step.get("compile_seconds")
-        extra = f" (compiled in {fmt_seconds(compile_s)})" if compile_s is not None else ""
-        ran = f" ran for {fmt_seconds(step.get('seconds'))}{extra}."
+    if step.why:
+        out.append(Prose(step.why.strip()))
+    if step.status == "ran":
+        ran = f" ran for {fmt_seconds(step.seconds)} " \
+              f"(compiled in {fmt_seconds(step.compile_seconds)})."
         out.append(Para((Strong("Status:"), ran)))
     else:
-        out.append(Para((Strong("Status:"), f" {status}.")))
-        if step.get("reason"):
-            out.append(Quote(str(step["reason"])))
+        out.append(Para((Strong("Status:"), f" {step.status}.")))
+        if step.reason:
+            out.append(Quote(step.reason))
     out += _probes(step)
-    for agg_id, agg in (step.get("aggregations") or {}).items():
-        out.append(_aggregation(step, str(agg_id), agg, folded))
-    for events in step.get("events") or []:
-        out.append(_events(events))
-    if (step.get("series") or {}).get("points"):
-        out.append(_series(step["series"]["points"]))
-    if step.get("thresholds"):
-        out.append(_thresholds(step["thresholds"]))
-    if step.get("captures"):
+    for agg_id, agg in step.aggregations.items():
+        out.append(_aggregation(step, agg_id, agg, folded))
+    out += [_events(events) for events in step.events]
+    if step.series:
+        out.append(_series(step.series))
+    if step.thresholds:
+        out.append(_thresholds(step.thresholds))
+    if step.captures:
         out.append(Section(3, ("Captures",), (BulletList(tuple(
-            inline(Code(str(name)), " = ", _capture(v))
-            for name, v in step["captures"].items())),)))
-    if step.get("notes"):
-        out += [Para((Strong("Notes:"),)), BulletList(tuple((str(n),) for n in step["notes"]))]
-    out += _lost(step.get("lost") or {})
+            inline(Code(name), " = ", _capture(v)) for name, v in step.captures.items())),)))
+    if step.notes:
+        out += [Para((Strong("Notes:"),)), BulletList(tuple((n,) for n in step.notes))]
+    out += _lost(step.lost)
     if program is not None:
-        out.append(Program(program_file(step), program))
-    return Section(2, title, tuple(out), anchor("step", step_id), status)
+        out.append(Program(program_file(step.id, step.program), program))
+    return Section(2, title, tuple(out), anchor("step", step.id), step.status)
 
 
-def _probes(step: Mapping[str, Any]) -> list[Block]:
+def _probes(step: StepResult) -> list[Block]:
     out: list[Block] = []
-    if step.get("probes"):
+    if step.probes:
         out.append(Para(inline(Strong("Probes:"), " ",
-                               *joined([(Code(str(p)),) for p in step["probes"]]))))
-    if step.get("fallbacks"):
+                               *joined([(Code(p),) for p in step.probes]))))
+    if step.fallbacks:
         out += [Para((Strong("Fallbacks used:"),)), BulletList(tuple(
-            inline(Code(str(req)), " is not available here; used ", Code(str(used)))
-            for req, used in step["fallbacks"].items()))]
-    if step.get("predicates"):
+            inline(Code(req), " is not available here; used ", Code(used))
+            for req, used in step.fallbacks.items()))]
+    if step.predicates:
         out += [Para((Strong("Predicates:"),)), BulletList(tuple(
-            inline(Code(str(probe)), ": ", Code(str(where)))
-            for probe, where in step["predicates"].items()))]
+            inline(Code(probe), ": ", Code(where)) for probe, where in step.predicates.items()))]
     return out
 
 
-def _aggregation(step: Mapping[str, Any], agg_id: str, agg: Mapping[str, Any],
+def _aggregation(step: StepResult, agg_id: str, agg: AggregationResult,
                  folded: Mapping[str, Mapping[str, int]]) -> Section:
-    step_id = str(step.get("id"))
-    kind = str(agg.get("kind", "?"))
-    keys = [str(k) for k in agg.get("keys") or []]
-    unit = agg.get("unit")
-    title: list[Any] = [agg_id, ": ", KIND_NAMES.get(kind, kind)]
-    if keys:
-        title += [" by ", *joined([(Code(k),) for k in keys])]
-    if unit:
-        title.append(f", in {unit}")
-    rows = list(agg.get("rows") or [])
+    title: list[Any] = [agg_id, ": ", KIND_NAMES.get(agg.kind, agg.kind)]
+    if agg.keys:
+        title += [" by ", *joined([(Code(k),) for k in agg.keys])]
+    if agg.unit:
+        title.append(f", in {agg.unit}")
     out: list[Block]
     if is_stack_aggregation(agg):
         out = _stacks(step, agg_id, agg, folded)
-    elif not rows:
+    elif not agg.rows:
         out = [NO_DATA]
-    elif kind in ("hist", "lhist"):
-        out = _hist_rows(agg, rows)
-    elif not keys and kind != "stats":
-        out = [Para((f"{kind}: {fmt_value(rows[0].get('value'), unit)}",))]
+    elif agg.kind in ("hist", "lhist"):
+        out = _hist_rows(agg)
+    elif not agg.keys and agg.kind != "stats":
+        out = [Para((f"{agg.kind}: {fmt_value(agg.rows[0].value, agg.unit)}",))]
     else:
-        out = _table(agg, rows)
-    return Section(3, inline(*title), tuple(out), anchor(step_id, agg_id))
+        out = _table(agg)
+    return Section(3, inline(*title), tuple(out), anchor(step.id, agg_id))
 
 
-def _limit(agg: Mapping[str, Any]) -> int:
-    top = agg.get("top")
-    return top if isinstance(top, int) and top > 0 else DEFAULT_TOP
+def _limit(agg: AggregationResult) -> int:
+    return agg.top if agg.top is not None and agg.top > 0 else DEFAULT_TOP
 
 
-def _more(agg: Mapping[str, Any], shown: int) -> list[Block]:
-    hidden = max(int(agg.get("total_rows") or 0), len(agg.get("rows") or [])) - shown
+def _more(agg: AggregationResult, shown: int) -> list[Block]:
+    hidden = max(agg.total_rows, len(agg.rows)) - shown
     return [Para((f"… and {_plural(hidden, 'more row')}",))] if hidden > 0 else []
 
 
-def _hist_rows(agg: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> list[Block]:
-    keys = [str(k) for k in agg.get("keys") or []]
+def _hist_rows(agg: AggregationResult) -> list[Block]:
     out: list[Block] = []
-    for row in rows[: _limit(agg)]:
-        key = row.get("key") or {}
-        if keys:
-            out.append(Para(inline(*joined([(Code(k), " = ", _key_text(key.get(k)))
-                                             for k in keys]), ":")))
-        out.append(histogram(row.get("value") or {}, agg.get("unit")))
-    return out + _more(agg, min(len(rows), _limit(agg)))
+    for row in agg.rows[: _limit(agg)]:
+        if agg.keys:
+            out.append(Para(inline(*joined([(Code(k), " = ", _key_text(row.key.get(k)))
+                                             for k in agg.keys]), ":")))
+        out.append(histogram(row.value, agg.unit))
+    return out + _more(agg, min(len(agg.rows), _limit(agg)))
 
 
-def histogram(value: Mapping[str, Any], unit: str | None) -> Histogram | Para:
+def histogram(value: RowValue, unit: str | None) -> Histogram | Para:
     """Bars for the non-empty buckets, then the summary; percentiles as bucket upper bounds."""
-    buckets = [b for b in value.get("buckets") or [] if b.get("count")]
-    if not value.get("count") or not buckets:
+    buckets = [b for b in value.buckets if b.count] if isinstance(value, HistValue) else []
+    if not isinstance(value, HistValue) or not value.count or not buckets:
         return NO_DATA
     suffix = f" {unit}" if unit else ""
-    bars = tuple(Bar(f"[{fmt_num(b.get('low'))}, {fmt_num(b.get('high'))}){suffix}",
-                     int(b["count"])) for b in buckets)
-    summary = f"count {fmt_num(value.get('count'))}, " + ", ".join(
-        f"{name} {fmt_value(value.get(name), unit)}" for name in ("min", "avg", "max"))
-    pcts = ", ".join(f"{p} ≤ {fmt_value(value.get(p), unit)}" for p in ("p50", "p90", "p99"))
+    bars = tuple(Bar(f"[{fmt_num(b.low)}, {fmt_num(b.high)}){suffix}", b.count)
+                 for b in buckets)
+    summary = f"count {fmt_num(value.count)}, " + ", ".join(
+        f"{name} {fmt_value(value.stat(name), unit)}" for name in ("min", "avg", "max"))
+    pcts = ", ".join(f"{p} ≤ {fmt_value(value.stat(p), unit)}" for p in ("p50", "p90", "p99"))
     return Histogram(bars, (summary,), (pcts,))
 
 
-def _table(agg: Mapping[str, Any], rows: list[Mapping[str, Any]]) -> list[Block]:
-    keys = [str(k) for k in agg.get("keys") or []]
-    kind = str(agg.get("kind"))
-    unit = agg.get("unit")
-    columns = list(STATS_FIELDS) if kind == "stats" else [kind]
+def _table(agg: AggregationResult) -> list[Block]:
+    columns = list(STATS_FIELDS) if agg.kind == "stats" else [agg.kind]
     body = []
-    for row in rows[: _limit(agg)]:
-        key = row.get("key") or {}
-        value = row.get("value")
-        if kind == "stats":
-            stats = value if isinstance(value, Mapping) else {}
-            cells = [fmt_num(stats.get("count"))] + [fmt_value(stats.get(f), unit)
-                                                     for f in STATS_FIELDS[1:]]
-        else:
-            cells = [fmt_num(value) if kind == "count" else fmt_value(value, unit)]
-        body.append(tuple((c,) for c in [_key_text(key.get(k)) for k in keys] + cells))
-    head = tuple((Code(k),) for k in keys) + tuple((c,) for c in columns)
-    table = Table(head, tuple(body), (False,) * len(keys) + (True,) * len(columns))
-    return [table, *_more(agg, min(len(rows), _limit(agg)))]
+    for row in agg.rows[: _limit(agg)]:
+        body.append(tuple((c,) for c in [_key_text(row.key.get(k)) for k in agg.keys]
+                          + _cells(agg, row)))
+    head = tuple((Code(k),) for k in agg.keys) + tuple((c,) for c in columns)
+    table = Table(head, tuple(body), (False,) * len(agg.keys) + (True,) * len(columns))
+    return [table, *_more(agg, min(len(agg.rows), _limit(agg)))]
 
 
-def _stacks(step: Mapping[str, Any], agg_id: str, agg: Mapping[str, Any],
+def _cells(agg: AggregationResult, row: AggregationRow) -> list[str]:
+    value = row.value
+    if isinstance(value, StatsValue):
+        return [fmt_num(value.count)] + [fmt_value(value.stat(f), agg.unit)
+                                         for f in STATS_FIELDS[1:]]
+    return [fmt_num(value) if agg.kind == "count" else fmt_value(value, agg.unit)]
+
+
+def _stacks(step: StepResult, agg_id: str, agg: AggregationResult,
             folded: Mapping[str, Mapping[str, int]]) -> list[Block]:
-    step_id = str(step.get("id"))
-    folded_name, svg_name = stack_files(step_id, agg_id, agg)
-    graph = FlameGraph(svg_name, folded_name, f"{step.get('title') or step_id}: {agg_id}",
-                       svg_unit(agg), stacks_for(folded, step_id, agg_id, agg),
-                       anchor(step_id, agg_id, "flamegraph"))
-    rows = list(agg.get("rows") or [])
-    if not rows:
+    folded_name, svg_name = stack_files(step.id, agg_id, agg)
+    graph = FlameGraph(svg_name, folded_name, f"{step.title or step.id}: {agg_id}",
+                       svg_unit(agg), stacks_for(folded, step.id, agg_id, agg),
+                       anchor(step.id, agg_id, "flamegraph"))
+    if not agg.rows:
         return [NO_DATA, graph]
-    shown = Para((f"Top {min(len(rows), STACKS_SHOWN)} stacks, innermost frame first:",))
+    shown = Para((f"Top {min(len(agg.rows), STACKS_SHOWN)} stacks, innermost frame first:",))
     summary = Preformatted(stack_summary(agg, STACKS_SHOWN, FRAMES_SHOWN))
-    return [graph, shown, summary, *_more(agg, min(len(rows), STACKS_SHOWN))]
+    return [graph, shown, summary, *_more(agg, min(len(agg.rows), STACKS_SHOWN))]
 
 
-def svg_unit(agg: Mapping[str, Any]) -> str:
-    if agg.get("unit"):
-        return str(agg["unit"])
-    return "samples" if agg.get("kind") == "count" else ""
+def svg_unit(agg: AggregationResult) -> str:
+    if agg.unit:
+        return agg.unit
+    return "samples" if agg.kind == "count" else ""
 
 
-def _events(events: Mapping[str, Any]) -> Section:
-    fields = [str(f) for f in events.get("fields") or []]
-    rows = list(events.get("rows") or [])
+def _events(events: EventsResult) -> Section:
     out: list[Block] = []
-    if rows:
-        out.append(Table(tuple((Code(f),) for f in fields),
-                         tuple(tuple((_key_text(r.get(f)),) for f in fields)
-                               for r in rows[:EVENT_ROWS]),
-                         (False,) * len(fields)))
-        if len(rows) > EVENT_ROWS:
-            hidden = _plural(len(rows) - EVENT_ROWS, "more row")
+    if events.rows:
+        out.append(Table(tuple((Code(f),) for f in events.fields),
+                         tuple(tuple((_key_text(r.get(f)),) for f in events.fields)
+                               for r in events.rows[:EVENT_ROWS]),
+                         (False,) * len(events.fields)))
+        if len(events.rows) > EVENT_ROWS:
+            hidden = _plural(len(events.rows) - EVENT_ROWS, "more row")
             out.append(Para((f"{hidden} not shown (they are in result.json).",)))
     else:
         out.append(NO_DATA)
-    counts = [f"{_plural(n, 'event')} {what}"
-              for what, n in (("dropped past the limit", events.get("dropped")),
-                              ("lost", events.get("lost"))) if isinstance(n, int) and n > 0]
-    if counts:
-        out.append(Para((", ".join(counts) + ".",)))
-    return Section(3, ("Events from ", Code(str(events.get("probe", "?")))), tuple(out))
+    if events.dropped > 0:
+        out.append(Para((f"{_plural(events.dropped, 'event')} dropped past the limit.",)))
+    return Section(3, ("Events from ", Code(events.probe)), tuple(out))
 
 
-def _series(points: list[Mapping[str, Any]]) -> Section:
+def _series(points: Sequence[SeriesPoint]) -> Section:
     """What each aggregation gained in each interval (interval probes)."""
-    names = [k for k in points[0] if k != "t"]
-    head = (("at",), *((str(n),) for n in names))
-    rows = tuple(((f"{fmt_num(p['t'])}s",), *((fmt_num(p.get(n)),) for n in names))
+    names = list(points[0].added)
+    head = (("at",), *((n,) for n in names))
+    rows = tuple(((f"{fmt_num(p.t)}s",), *((fmt_num(p.added.get(n)),) for n in names))
                  for p in points)
     return Section(3, ("Over time",), (Table(head, rows, (False,) + (True,) * len(names)),))
 
 
-def _thresholds(thresholds: Mapping[str, Mapping[str, Any]]) -> Section:
+def _thresholds(thresholds: Mapping[str, ThresholdResult]) -> Section:
     rows = []
     for tid, th in thresholds.items():
-        fired = th.get("fired")
-        result = (Badge("fired", "fired"),) if fired else (
-            ("no data" if fired is None else "not fired"),)
-        rows.append(((str(tid),), result, (str(th.get("severity") or "—"),),
-                     (Code(str(th.get("when") or "—")),), (str(th.get("message") or ""),)))
+        result = (Badge("fired", "fired"),) if th.fired else (
+            ("no data" if th.fired is None else "not fired"),)
+        rows.append(((tid,), result, (th.severity or "—",), (Code(th.when or "—"),),
+                     (th.message,)))
     head = tuple((h,) for h in ("threshold", "result", "severity", "condition", "message"))
     return Section(3, ("Thresholds",), (Table(head, tuple(rows), (False,) * 5),))
 
 
-def _lost(lost: Mapping[str, Any]) -> list[Block]:
-    counts = [(str(what), n) for what, n in lost.items() if isinstance(n, int) and n > 0]
+def _lost(lost: LostCounts) -> list[Block]:
+    counts = [(what, n) for what, n in lost.to_json().items() if n > 0]
     if not counts:
         return []
-    text = ", ".join(f"{n} {LOST_HINTS[w][0] if w in LOST_HINTS else w}" for w, n in counts)
+    text = ", ".join(f"{n} {LOST_HINTS[w][0]}" for w, n in counts)
     out: list[Block] = [Para((Strong("Lost:"), f" {text}."))]
-    hints = [inline(f"{LOST_HINTS[w][0]}: ", *LOST_HINTS[w][1]) for w, _ in counts
-             if w in LOST_HINTS]
-    return out + ([BulletList(tuple(hints))] if hints else [])
+    hints = [inline(f"{LOST_HINTS[w][0]}: ", *LOST_HINTS[w][1]) for w, _ in counts]
+    return out + [BulletList(tuple(hints))]

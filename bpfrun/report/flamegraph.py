@@ -20,7 +20,8 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from bpfrun.report.blocks import visible
-from bpfrun.units import HIST_UNITS, format_duration, format_size
+from bpfrun.report.numbers import format_amount
+from bpfrun.result import AggregationResult, RowValue, StatsValue
 
 STACK_KEYS = frozenset({"kstack", "ustack", "begin.kstack", "begin.ustack"})
 KERNEL_STACK_KEYS = frozenset({"kstack", "begin.kstack"})
@@ -34,9 +35,6 @@ BOTTOM = 10
 FONT_SIZE = 12
 CHAR_W = FONT_SIZE * 0.59  # Verdana's average advance, as flamegraph.pl assumes
 MIN_WIDTH = 0.1  # px; narrower frames are invisible and only bloat the file
-
-DURATION_UNITS = frozenset({"ns", "us", "ms", "s"})
-SIZE_UNITS = frozenset({"bytes", "KiB", "MiB"})
 
 # Characters XML 1.0 forbids even when escaped; symbol names from arbitrary binaries may hold them.
 _XML_INVALID = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
@@ -61,19 +59,19 @@ def fold(rows: Iterable[tuple[Sequence[str], int]]) -> dict[str, int]:
     return dict(sorted(out.items()))
 
 
-def is_stack_aggregation(agg: Mapping[str, Any]) -> bool:
-    return "folded" in agg or any(k in STACK_KEYS for k in agg.get("keys") or [])
+def is_stack_aggregation(agg: AggregationResult) -> bool:
+    return agg.folded is not None or any(k in STACK_KEYS for k in agg.keys)
 
 
-def stack_files(step_id: str, agg_id: str, agg: Mapping[str, Any]) -> tuple[str, str]:
+def stack_files(step_id: str, agg_id: str, agg: AggregationResult) -> tuple[str, str]:
     """(folded, svg) file names of a stack aggregation, as named in the result or by default."""
-    folded = PurePath(str(agg.get("folded") or f"{step_id}-{agg_id}.folded")).name
-    svg = PurePath(str(agg.get("svg") or f"{step_id}-{agg_id}.svg")).name
+    folded = PurePath(agg.folded or f"{step_id}-{agg_id}.folded").name
+    svg = PurePath(agg.svg or f"{step_id}-{agg_id}.svg").name
     return folded, svg
 
 
 def stacks_for(folded: Mapping[str, Mapping[str, int]], step_id: str, agg_id: str,
-               agg: Mapping[str, Any]) -> dict[str, int]:
+               agg: AggregationResult) -> dict[str, int]:
     """The folded stacks of one aggregation: from `folded` (keyed "<step>.<agg>" or by the
     folded file's name; the runner's copy holds every stack) or else folded from the rows the
     result kept, so a flame graph is never silently absent."""
@@ -83,28 +81,26 @@ def stacks_for(folded: Mapping[str, Mapping[str, int]], step_id: str, agg_id: st
     return fold_aggregation(agg)
 
 
-def row_weight(value: Any) -> float:
+def row_weight(value: RowValue) -> float:
     """What a row weighs in a flame graph: its number, or the sum (else count) of its stats."""
-    if isinstance(value, Mapping):  # stats/hist keyed by stack: total time beats hit count
-        value = value.get("sum") if value.get("sum") is not None else value.get("count")
+    if isinstance(value, StatsValue):  # stats/hist keyed by stack: total time beats hit count
+        value = value.sum if value.sum is not None else value.count
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else 0.0
 
 
-def aggregation_stacks(agg: Mapping[str, Any]) -> list[tuple[list[str], float]]:
+def aggregation_stacks(agg: AggregationResult) -> list[tuple[list[str], float]]:
     """The rows of a stack aggregation as (frames innermost first, weight).
 
     Kernel frames come innermost (they run on top of the user code that entered the kernel),
     then user frames, then the other keys (comm, pid) as the roots, as BCC's profile.py does.
     """
-    keys = list(agg.get("keys") or [])
     out = []
-    for row in agg.get("rows") or []:
-        key = row.get("key") or {}
+    for row in agg.rows:
         kernel: list[str] = []
         user: list[str] = []
         roots: list[str] = []
-        for expr in keys:
-            value = key.get(expr)
+        for expr in agg.keys:
+            value = row.key.get(expr)
             if expr in KERNEL_STACK_KEYS:
                 kernel += [f if str(f).endswith(KERNEL_SUFFIX) else f"{f}{KERNEL_SUFFIX}"
                            for f in value or []]
@@ -112,31 +108,32 @@ def aggregation_stacks(agg: Mapping[str, Any]) -> list[tuple[list[str], float]]:
                 user += [str(f) for f in value or []]
             else:
                 roots.append(str(value))
-        out.append((kernel + user + roots[::-1], row_weight(row.get("value"))))
+        out.append((kernel + user + roots[::-1], row_weight(row.value)))
     return out
 
 
-def fold_aggregation(agg: Mapping[str, Any]) -> dict[str, int]:
-    """Folded stacks of one aggregation of a result (only the rows the result kept)."""
+def fold_aggregation(agg: AggregationResult | Mapping[str, Any]) -> dict[str, int]:
+    """Folded stacks of one aggregation of a result (only the rows the result kept); an
+    aggregation of a result.json document is read first."""
+    if not isinstance(agg, AggregationResult):
+        agg = AggregationResult.from_json(agg)
     return fold((frames, int(round(w))) for frames, w in aggregation_stacks(agg))
 
 
-def stack_summary(agg: Mapping[str, Any], stacks: int = 5, frames: int = 8) -> str:
+def stack_summary(agg: AggregationResult, stacks: int = 5, frames: int = 8) -> str:
     """Plain text of the heaviest stacks, innermost frame first, each cut to `frames` frames.
 
     Shares are given only when the result kept every row, since otherwise the total is unknown.
     """
-    rows = list(agg.get("rows") or [])
-    keys = [str(k) for k in agg.get("keys") or []]
-    weights = [row_weight(r.get("value")) for r in rows]
-    total = sum(weights) if int(agg.get("total_rows") or len(rows)) <= len(rows) else 0
+    rows = agg.rows
+    weights = [row_weight(r.value) for r in rows]
+    total = sum(weights) if agg.total_rows <= len(rows) else 0
     blocks = []
     for i, row in enumerate(rows[:stacks]):
-        key = row.get("key") or {}
         share = f" ({100 * weights[i] / total:.1f}%)" if total else ""
-        lines = [f"#{i + 1}  {format_amount(weights[i], str(agg.get('unit') or ''))}{share}"]
-        for k in keys:
-            value = key.get(k)
+        lines = [f"#{i + 1}  {format_amount(weights[i], agg.unit or '')}{share}"]
+        for k in agg.keys:
+            value = row.key.get(k)
             if k not in STACK_KEYS or not isinstance(value, list):
                 lines.append(f"  {k}: {visible(value)}")
                 continue
@@ -151,17 +148,6 @@ def stack_summary(agg: Mapping[str, Any], stacks: int = 5, frames: int = 8) -> s
 
 def folded_text(folded: Mapping[str, int]) -> str:
     return "".join(f"{stack} {count}\n" for stack, count in sorted(folded.items()))
-
-
-def format_amount(value: float, unit: str) -> str:
-    """A value in `unit` for a reader: durations and sizes humanized, counts grouped."""
-    if unit in DURATION_UNITS:
-        ns = value * HIST_UNITS[unit]
-        return f"{round(ns / 1e9)}s" if abs(ns) >= 1e11 else format_duration(ns)
-    if unit in SIZE_UNITS:
-        return format_size(value * HIST_UNITS[unit])
-    number = f"{value:,}" if float(value).is_integer() else f"{value:,.2f}"
-    return f"{number.removesuffix('.0')} {unit}".rstrip()
 
 
 @dataclass

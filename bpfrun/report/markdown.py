@@ -35,6 +35,7 @@ from bpfrun.report.blocks import (
     visible,
 )
 from bpfrun.report.document import build_document
+from bpfrun.result import RunResult
 
 BAR_WIDTH = 40
 
@@ -77,8 +78,10 @@ def fenced(body: str, info: str = "") -> str:
     return f"{fence}{info}\n{body}\n{fence}"
 
 
-def render_markdown(result: Mapping[str, Any], programs: Mapping[str, str] | None = None) -> str:
-    """report.md of a result document; `programs` maps step id → generated C to include."""
+def render_markdown(result: RunResult | Mapping[str, Any],
+                    programs: Mapping[str, str] | None = None) -> str:
+    """report.md of a run's result (or of a result.json document); `programs` maps step id →
+    generated C to include."""
     return markdown_text(build_document(result, programs))
 
 

@@ -28,6 +28,7 @@ from bpfrun.report.flamegraph import folded_text, render_svg
 from bpfrun.report.html import html_text
 from bpfrun.report.markdown import markdown_text
 from bpfrun.report.reportdir import link_latest
+from bpfrun.result import RunResult, as_run_result
 
 
 def write_atomic(path: str | PathLike[str], data: str | bytes) -> None:
@@ -67,16 +68,16 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def render_json(result: Mapping[str, Any]) -> str:
+def render_json(result: RunResult) -> str:
     """result.json's text: the documented key order kept (no sort_keys), UTF-8 as is."""
-    return json.dumps(result, indent=2, ensure_ascii=False) + "\n"
+    return json.dumps(result.to_json(), indent=2, ensure_ascii=False) + "\n"
 
 
 @dataclass(frozen=True)
 class RunReport:
-    """What every reporter reads: the result document and the report built from it."""
+    """What every reporter reads: the result of the run and the report built from it."""
 
-    result: Mapping[str, Any]
+    result: RunResult
     document: Document
 
 
@@ -114,7 +115,7 @@ def parse_formats(text: str | Iterable[str]) -> frozenset[str]:
 
 def write_outputs(
     out_dir: str | PathLike[str],
-    result: Mapping[str, Any],
+    result: RunResult | Mapping[str, Any],
     programs: Mapping[str, str],
     folded: Mapping[str, Mapping[str, int]],
     formats: Iterable[str] = DEFAULT_FORMATS,
@@ -123,6 +124,7 @@ def write_outputs(
 ) -> dict[str, Path]:
     """Write the output of a run into `out_dir`; returns format → path of the file written.
 
+    `result` is the run's RunResult (or a result.json document, read and checked first).
     `programs` maps step id → generated C. `folded` maps "<step>.<agg>" (or the folded file's
     name) → folded stacks; a stack aggregation missing from it is folded from the rows the
     result kept, so a flame graph is never silently absent. `latest=True` (for the default
@@ -130,16 +132,17 @@ def write_outputs(
     """
     chosen = parse_formats(formats)
     out = Path(out_dir)
-    report = RunReport(result, build_document(result, programs, folded))
+    run = as_run_result(result)
+    report = RunReport(run, build_document(run, programs, folded))
     written: dict[str, Path] = {}
     try:
         out.mkdir(parents=True, exist_ok=True)
         for graph in flame_graphs(report.document.blocks):
             write_atomic(out / graph.folded, folded_text(graph.stacks))
             write_atomic(out / graph.svg, render_svg(graph.stacks, graph.title, graph.unit))
-        by_id = {str(s.get("id")): s for s in result.get("steps") or []}
         for step_id, text in programs.items():
-            write_atomic(out / program_file(by_id.get(step_id, {"id": step_id})), text)
+            step = run.step(step_id)
+            write_atomic(out / program_file(step_id, step.program if step else None), text)
         for name, reporter in REPORTERS.items():
             if name in chosen:
                 written[name] = reporter.write(out, report)
@@ -153,7 +156,7 @@ def write_outputs(
 
 def write_report_dir(
     out_dir: str | PathLike[str],
-    result: Mapping[str, Any],
+    result: RunResult | Mapping[str, Any],
     programs: Mapping[str, str],
     folded: Mapping[str, Mapping[str, int]],
 ) -> Path:

@@ -1,4 +1,4 @@
-"""Results: raw map contents → typed aggregation views (for expressions) and result.json parts.
+"""Results: raw map contents → typed views (for expressions) and the result model's parts.
 
 Histogram percentiles come from log2 (or linear) buckets, so they are bucket upper bounds and
 are presented as such ("≤"). Typed values (Duration, Size) keep thresholds honest whatever
@@ -13,6 +13,15 @@ from typing import Any
 from bpfrun.compile.program import AggPlan
 from bpfrun.expr.evaluate import Fields
 from bpfrun.frontend.model import HIST_STATS
+from bpfrun.result import (
+    AggregationResult,
+    AggregationRow,
+    Bucket,
+    EventsResult,
+    HistValue,
+    RowValue,
+    StatsValue,
+)
 from bpfrun.runtime.runner import RawAgg, RawEvents
 from bpfrun.units import Duration, Size
 
@@ -173,23 +182,26 @@ def to_unit(plan: AggPlan, value: Any) -> Any:
     return value
 
 
-def agg_json(view: AggView) -> dict[str, Any]:
+def agg_result(view: AggView) -> AggregationResult:
+    """An aggregation as result.json holds it: the first `top` rows, numbers in its unit."""
     plan = view.plan
     shown = view.rows[: plan.top] if plan.top else view.rows
-    rows = []
-    for r in shown:
-        if isinstance(r.value, dict):
-            v = {k: to_unit(plan, x) for k, x in r.value.items() if k != "buckets"}
-            if "buckets" in r.value:
-                v["buckets"] = [{"low": _bucket_edge(plan, lo), "high": _bucket_edge(plan, hi),
-                                 "count": c} for lo, hi, c in r.value["buckets"]]
-        else:
-            v = to_unit(plan, r.value)
-        rows.append({"key": dict(r.key), "value": v})
-    out: dict[str, Any] = {"kind": plan.kind, "keys": [k.expr for k in plan.keys],
-                           "unit": plan.unit, "top": plan.top, "total_rows": len(view.rows),
-                           "rows": rows}
-    return out
+    return AggregationResult(plan.kind, tuple(k.expr for k in plan.keys), plan.unit, plan.top,
+                             len(view.rows),
+                             tuple(AggregationRow(dict(r.key), _row_value(plan, r.value))
+                                   for r in shown))
+
+
+def _row_value(plan: AggPlan, value: Any) -> RowValue:
+    if not isinstance(value, dict):
+        number: RowValue = to_unit(plan, value)
+        return number
+    stats = {k: to_unit(plan, x) for k, x in value.items() if k != "buckets"}
+    if "buckets" not in value:
+        return StatsValue(**stats)
+    return HistValue(**stats, buckets=tuple(
+        Bucket(_bucket_edge(plan, lo), _bucket_edge(plan, hi), c)
+        for lo, hi, c in value["buckets"]))
 
 
 def _bucket_edge(plan: AggPlan, edge: float | None) -> float | None:
@@ -199,12 +211,11 @@ def _bucket_edge(plan: AggPlan, edge: float | None) -> float | None:
     return int(scaled) if float(scaled).is_integer() else round(scaled, 3)
 
 
-def events_json(raw: RawEvents) -> dict[str, Any]:
+def events_result(raw: RawEvents) -> EventsResult:
     kept = len(raw.rows)
-    return {"probe": raw.plan.probe, "id": raw.plan.id,
-            "fields": [f.expr for f in raw.plan.fields], "rows": raw.rows,
-            "dropped": max(0, raw.seen - kept) if raw.plan.limit else 0,
-            "seen": raw.seen}
+    return EventsResult(raw.plan.probe, raw.plan.id, tuple(f.expr for f in raw.plan.fields),
+                        tuple(dict(r) for r in raw.rows),
+                        max(0, raw.seen - kept) if raw.plan.limit else 0, raw.seen)
 
 
 class EventsView(Fields):

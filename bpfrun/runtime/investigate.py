@@ -2,7 +2,7 @@
 
 A step whose `when` is false, or that needs a null value, is skipped with a reason a reader
 understands. A failing step ends the run but keeps everything collected so far; Ctrl-C and
-SIGTERM stop the current step and skip the rest. The outcome is one result document.
+SIGTERM stop the current step and skip the rest. The outcome is one `RunResult`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import contextlib
 import platform
 import socket
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -29,10 +29,22 @@ from bpfrun.errors import (
 from bpfrun.expr.evaluate import EvalError, Evaluator, render_template
 from bpfrun.expr.nodes import Attr, Name, dotted
 from bpfrun.expr.parser import walk
-from bpfrun.frontend.model import Runbook, Step
+from bpfrun.frontend.model import Runbook, Step, Threshold
 from bpfrun.frontend.params import display as param_display
 from bpfrun.kernel.tracefs import Kernel
-from bpfrun.runtime.collect import AggView, EventsView, agg_json, build_view, events_json
+from bpfrun.result import (
+    AggregationResult,
+    Finding,
+    Host,
+    LostCounts,
+    RunbookInfo,
+    RunResult,
+    RunStatus,
+    SeriesPoint,
+    StepResult,
+    ThresholdResult,
+)
+from bpfrun.runtime.collect import AggView, EventsView, agg_result, build_view, events_result
 from bpfrun.runtime.progress import Progress
 from bpfrun.runtime.runner import RawStep, StepRunner
 from bpfrun.units import Duration, Size, parse_duration
@@ -65,44 +77,35 @@ class Investigation:
     step_values: dict[str, dict[str, Any]] = field(default_factory=dict)
     outcome: BpfrunError | None = None
 
-    def run(self) -> dict[str, Any]:
-        result: dict[str, Any] = {
-            "runbook": {"name": self.runbook.name, "path": self.runbook.path,
-                        "title": self.runbook.title, "description": self.runbook.description},
-            "host": {"hostname": socket.gethostname(), "kernel": platform.release()},
-            "bpfrun_version": __version__,
-            "started": _now(), "finished": None,
-            "params": {k: param_display(v) for k, v in self.params.items()},
-            "status": "clean", "exit_code": EXIT_CLEAN, "findings": [], "steps": [],
-            "error": None, "interrupted": False,
-        }
+    def run(self) -> RunResult:
+        started = _now()
+        steps: list[StepResult] = []
         for step in self.runbook.steps:
             if self.outcome is not None or self.stop.is_set():
                 reason = "interrupted" if self.stop.is_set() else "an earlier step failed"
                 self.progress.step_done(step.id, "skipped", 0.0, reason)
-                result["steps"].append(_skipped(step, reason))
+                steps.append(_skipped(step, reason))
                 continue
-            entry = self.run_step(step)
-            result["steps"].append(entry)
-            for tid, t in entry.get("thresholds", {}).items():
-                if t["fired"]:
-                    result["findings"].append({"step": step.id, "threshold": tid,
-                                               "severity": t["severity"],
-                                               "message": t["message"]})
-        self.finish(result)
-        return result
+            steps.append(self.run_step(step))
+        return self.finish(started, steps)
 
-    def finish(self, result: dict[str, Any]) -> None:
-        result["finished"] = _now()
-        result["interrupted"] = self.stop.is_set()
+    def finish(self, started: str, steps: list[StepResult]) -> RunResult:
+        findings = tuple(Finding(s.id, tid, t.severity, t.message)
+                         for s in steps for tid, t in s.thresholds.items() if t.fired)
+        status: RunStatus = "clean"
+        exit_code, error = EXIT_CLEAN, None
         if self.outcome is not None:
-            result["status"] = "failed"
-            result["exit_code"] = self.outcome.exit_code
-            result["error"] = self.outcome.message
-        elif result["findings"]:
-            result["status"], result["exit_code"] = "fired", EXIT_FIRED
-        if self.stop.is_set() and result["error"] is None:
-            result["error"] = "interrupted (Ctrl-C or SIGTERM): results cover the time until then"
+            status, exit_code, error = "failed", self.outcome.exit_code, self.outcome.message
+        elif findings:
+            status, exit_code = "fired", EXIT_FIRED
+        if self.stop.is_set() and error is None:
+            error = "interrupted (Ctrl-C or SIGTERM): results cover the time until then"
+        rb = self.runbook
+        return RunResult(
+            RunbookInfo(rb.name, rb.path, rb.title, rb.description),
+            Host(socket.gethostname(), platform.release()), __version__, started, _now(),
+            {k: param_display(v) for k, v in self.params.items()}, status, exit_code,
+            findings, tuple(steps), error, self.stop.is_set())
 
     def names(self) -> dict[str, Any]:
         return names_for(self.params, self.step_values)
@@ -133,14 +136,13 @@ class Investigation:
             reasons.append("no data for " + ", ".join(sorted(set(ev.null_seen))))
         return "; ".join(dict.fromkeys(reasons))
 
-    def run_step(self, step: Step) -> dict[str, Any]:
+    def run_step(self, step: Step) -> StepResult:
         reason = self.skip_reason(step)
         if reason:
             self.progress.step_done(step.id, "skipped", 0.0, reason)
             self.step_values[step.id] = {}
             return _skipped(step, reason)
-        entry = _skipped(step, None)
-        entry["status"] = "ran"
+        entry = replace(_skipped(step, None), status="ran")
         try:
             compiled = compile_step(self.runbook, step, self.params, self.step_values,
                                     self.kernel)
@@ -153,11 +155,11 @@ class Investigation:
             return self.failed(step, entry, e)
         self.programs[step.id] = compiled.c_text
         prog = compiled.program
-        entry["program"] = f"{step.id}.c"
-        entry["probes"] = [a.probe for a in prog.attaches]
-        entry["fallbacks"] = {a.requested: a.probe for a in prog.attaches
-                              if a.requested != a.probe}
-        entry["predicates"] = dict(prog.predicates)
+        entry = replace(entry, program=f"{step.id}.c",
+                        probes=tuple(a.probe for a in prog.attaches),
+                        fallbacks={a.requested: a.probe for a in prog.attaches
+                                   if a.requested != a.probe},
+                        predicates=dict(prog.predicates))
         try:
             seconds = self.seconds(step)
             self.progress.step_started(step.id, step.title)
@@ -169,33 +171,26 @@ class Investigation:
         except Exception as e:  # BCC errors are untyped; never lose the report over one
             return self.failed(step, entry, StepError(f"{type(e).__name__}: {e}"))
         self.progress.step_done(step.id, "interrupted" if raw.interrupted else "ran", raw.seconds)
-        self.collect(step, entry, raw)
-        return entry
+        return self.collect(step, entry, raw)
 
-    def failed(self, step: Step, entry: dict[str, Any], e: BpfrunError) -> dict[str, Any]:
+    def failed(self, step: Step, entry: StepResult, e: BpfrunError) -> StepResult:
         self.outcome = e if isinstance(e, MachineError) else _as_step_failure(e)
         self.progress.step_done(step.id, "failed", 0.0, e.message)
-        entry["status"] = "failed"
-        entry["reason"] = e.message + (f" (hint: {e.hint})" if e.hint else "")
         self.step_values[step.id] = {}
-        return entry
+        return replace(entry, status="failed",
+                       reason=e.message + (f" (hint: {e.hint})" if e.hint else ""))
 
-    def collect(self, step: Step, entry: dict[str, Any], raw: RawStep) -> None:
-        entry["seconds"] = round(raw.seconds, 3)
-        entry["compile_seconds"] = round(raw.compile_seconds, 3)
+    def collect(self, step: Step, entry: StepResult, raw: RawStep) -> StepResult:
+        """What the step found, and the values later steps and expressions read from it."""
         views: dict[str, Any] = {}
+        aggregations: dict[str, AggregationResult] = {}
         for agg in raw.aggs:
             view = build_view(agg)
             views[agg.plan.id] = view
-            entry["aggregations"][agg.plan.id] = agg_json(view)
+            aggregations[agg.plan.id] = agg_result(view)
         for ev in raw.events:
             views[ev.plan.id] = EventsView(ev)
-            entry["events"].append(events_json(ev))
-        if raw.series:
-            entry["series"] = _deltas(raw.series)
-        entry["lost"] = {"events": raw.lost.get("events", 0), "stacks": raw.lost.get("stacks", 0),
-                         "unpaired": raw.lost.get("unpaired", 0),
-                         "map_full": raw.lost.get("map_full", 0) + raw.lost.get("pending_full", 0)}
+        notes: list[str] = []
         local = {**self.names(), "elapsed": Duration(round(raw.seconds * 1e9)), **views}
         captures: dict[str, Any] = {}
         for name, expr in step.captures:
@@ -203,56 +198,66 @@ class Investigation:
                 captures[name] = Evaluator(local).eval(expr.node)
             except EvalError as e:
                 captures[name] = None
-                entry.setdefault("notes", []).append(f"capture {name}: {e}")
+                notes.append(f"capture {name}: {e}")
         local.update(captures)
         values: dict[str, Any] = dict(captures)
-        for t in step.thresholds:
-            evaluator = Evaluator(local)
-            try:
-                fired: bool | None = evaluator.truth(t.when.node)
-            except EvalError as e:
-                fired = None
-                entry.setdefault("notes", []).append(f"threshold {t.id}: {e}")
-            if not fired and evaluator.null_seen:
-                fired = None  # no data, which is not the same as fine
-            try:
-                message = render_template(t.message.parts, local) if t.message else t.when.text
-            except EvalError as e:
-                message = f"{t.when.text} (message failed: {e})"
-            entry["thresholds"][t.id] = {"fired": fired, "severity": t.severity,
-                                         "message": message, "when": t.when.text}
-            values[t.id] = bool(fired)
-            values[f"__why.{t.id}"] = ("no data" if fired is None else message)
+        thresholds = {t.id: _judge(t, local, values, notes) for t in step.thresholds}
         for agg_id, view in views.items():
             if isinstance(view, AggView) and not view.plan.keys:
                 for stat in AGG_STATS:
                     with contextlib.suppress(KeyError):
                         values[f"{agg_id}.{stat}"] = view.field(stat)
             values[agg_id] = view
-        entry["captures"] = {k: jsonable(v) for k, v in captures.items()}
         self.step_values[step.id] = values
+        return replace(
+            entry, seconds=round(raw.seconds, 3), compile_seconds=round(raw.compile_seconds, 3),
+            aggregations=aggregations, events=tuple(events_result(ev) for ev in raw.events),
+            thresholds=thresholds, captures={k: jsonable(v) for k, v in captures.items()},
+            lost=_lost(raw.lost), series=_deltas(raw.series), notes=tuple(notes))
 
 
-def _deltas(series: list[dict[str, Any]]) -> dict[str, Any]:
+def _judge(t: Threshold, local: dict[str, Any], values: dict[str, Any],
+           notes: list[str]) -> ThresholdResult:
+    """Whether a threshold fired (None: no data, which is not the same as fine); records the
+    outcome in `values` for later steps' `when`."""
+    evaluator = Evaluator(local)
+    try:
+        fired: bool | None = evaluator.truth(t.when.node)
+    except EvalError as e:
+        fired = None
+        notes.append(f"threshold {t.id}: {e}")
+    if not fired and evaluator.null_seen:
+        fired = None
+    try:
+        message = render_template(t.message.parts, local) if t.message else t.when.text
+    except EvalError as e:
+        message = f"{t.when.text} (message failed: {e})"
+    values[t.id] = bool(fired)
+    values[f"__why.{t.id}"] = ("no data" if fired is None else message)
+    return ThresholdResult(fired, t.severity, message, t.when.text)
+
+
+def _lost(lost: dict[str, int]) -> LostCounts:
+    return LostCounts(lost.get("events", 0), lost.get("stacks", 0), lost.get("unpaired", 0),
+                      lost.get("map_full", 0) + lost.get("pending_full", 0))
+
+
+def _deltas(series: list[dict[str, Any]]) -> tuple[SeriesPoint, ...]:
     """Running totals at each tick → what each interval added (events per interval)."""
-    points: list[dict[str, Any]] = []
+    points: list[SeriesPoint] = []
     last: dict[str, int] = {}
     for snap in series:
-        point = {"t": snap["t"]}
+        added: dict[str, int] = {}
         for k, v in snap.items():
             if k != "t":
-                point[k] = v - last.get(k, 0)
+                added[k] = v - last.get(k, 0)
                 last[k] = v
-        points.append(point)
-    return {"points": points}
+        points.append(SeriesPoint(snap["t"], added))
+    return tuple(points)
 
 
-def _skipped(step: Step, reason: str | None) -> dict[str, Any]:
-    return {"id": step.id, "title": step.title, "why": step.why,
-            "status": "skipped", "reason": reason, "seconds": 0.0, "compile_seconds": 0.0,
-            "program": None, "probes": [], "fallbacks": {}, "predicates": {},
-            "aggregations": {}, "events": [], "thresholds": {}, "captures": {},
-            "lost": {"events": 0, "stacks": 0, "unpaired": 0, "map_full": 0}}
+def _skipped(step: Step, reason: str | None) -> StepResult:
+    return StepResult(step.id, step.title, step.why, "skipped", reason)
 
 
 def _as_step_failure(e: BpfrunError) -> BpfrunError:

@@ -18,9 +18,15 @@ from bpfrun.report.flamegraph import (
     stack_files,
 )
 from bpfrun.report.writers import write_folded
+from bpfrun.result import AggregationResult, AggregationRow, RunResult, StatsValue
 
 SVG = "{http://www.w3.org/2000/svg}"
 RESULTS = FIXTURES / "results"
+
+
+def aggregation(kind: str = "sum", keys: tuple[str, ...] = ("kstack",),
+                rows: tuple[AggregationRow, ...] = (), **files: str) -> AggregationResult:
+    return AggregationResult(kind, keys, None, None, len(rows), rows, **files)
 
 
 @dataclass
@@ -159,8 +165,8 @@ def test_empty_input_still_gives_a_valid_graph_saying_no_data() -> None:
 
 
 def test_fold_aggregation_puts_user_under_kernel_and_other_keys_at_the_root() -> None:
-    result = json.loads((RESULTS / "disk_failed.json").read_text())
-    agg = result["steps"][1]["aggregations"]["samples"]
+    result = RunResult.from_json(json.loads((RESULTS / "disk_failed.json").read_text()))
+    agg = result.steps[1].aggregations["samples"]
     folded = fold_aggregation(agg)
     assert folded["swapper/0;cpu_startup_entry_[k];do_idle_[k];default_idle_[k];"
                   "pv_native_safe_halt_[k]"] == 3910
@@ -171,15 +177,17 @@ def test_fold_aggregation_puts_user_under_kernel_and_other_keys_at_the_root() ->
 
 
 def test_fold_aggregation_marks_kernel_frames_and_weights_stats_by_sum() -> None:
-    agg = {"kind": "stats", "keys": ["kstack"], "rows": [
-        {"key": {"kstack": ["schedule", "do_nanosleep"]},
-         "value": {"count": 3, "sum": 1500, "min": 1, "max": 1000, "avg": 500}}]}
+    agg = aggregation("stats", ("kstack",), rows=(AggregationRow(
+        {"kstack": ["schedule", "do_nanosleep"]}, StatsValue(3, 1500, 1, 1000, 500)),))
     assert fold_aggregation(agg) == {"do_nanosleep_[k];schedule_[k]": 1500}
+    # An aggregation of a result.json document is read first.
+    assert fold_aggregation(agg.to_json()) == fold_aggregation(agg)
 
 
 def test_stack_files_come_from_the_result_or_default_and_never_leave_the_dir() -> None:
-    assert stack_files("offcpu", "stacks", {"folded": "x.folded", "svg": "x.svg"}) == \
+    assert stack_files("offcpu", "stacks", aggregation(folded="x.folded", svg="x.svg")) == \
         ("x.folded", "x.svg")
-    assert stack_files("offcpu", "stacks", {}) == ("offcpu-stacks.folded", "offcpu-stacks.svg")
-    assert stack_files("s", "a", {"folded": "../../etc/cron.d/x", "svg": "/tmp/y.svg"}) == \
-        ("x", "y.svg")
+    assert stack_files("offcpu", "stacks", aggregation()) == \
+        ("offcpu-stacks.folded", "offcpu-stacks.svg")
+    assert stack_files("s", "a", aggregation(folded="../../etc/cron.d/x", svg="/tmp/y.svg")) \
+        == ("x", "y.svg")

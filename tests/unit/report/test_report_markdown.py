@@ -1,4 +1,5 @@
-"""report.md from recorded result documents, and the output directory's writers (no BPF)."""
+"""report.md from recorded results (read with RunResult.from_json), and the output directory's
+writers (no BPF)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 import os
 import re
 import xml.etree.ElementTree as ET
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +18,19 @@ from helpers.paths import FIXTURES
 from bpfrun.errors import UsageError
 from bpfrun.report.markdown import fenced, md_code, md_escape, render_markdown
 from bpfrun.report.writers import write_atomic, write_report_dir
+from bpfrun.result import Host, RunbookInfo, RunResult, SeriesPoint, StepResult
 
 RESULTS = FIXTURES / "results"
 
 
-def load(name: str) -> dict[str, Any]:
-    return json.loads((RESULTS / f"{name}.json").read_text())
+def doc(name: str) -> dict[str, Any]:
+    """A recorded result.json document, to change before it is read."""
+    data: dict[str, Any] = json.loads((RESULTS / f"{name}.json").read_text())
+    return data
+
+
+def load(name: str) -> RunResult:
+    return RunResult.from_json(doc(name))
 
 
 def section(md: str, heading: str) -> str:
@@ -81,8 +90,7 @@ def test_findings_are_ordered_by_severity_and_a_failed_run_says_so(failed: str) 
 
 
 def test_interrupted_run_is_not_called_failed() -> None:
-    result = load("runq_fired")
-    result["error"] = "interrupted (SIGINT) during step offcpu"
+    result = replace(load("runq_fired"), error="interrupted (SIGINT) during step offcpu")
     md = render_markdown(result)
     assert "**Run interrupted:**" in section(md, "## Findings")
 
@@ -145,12 +153,12 @@ def test_tables_are_truncated_to_top_with_a_count_of_the_rest(clean: str) -> Non
 
 
 def test_tables_without_top_stop_at_twenty_rows() -> None:
-    result = load("files_clean")
+    result = doc("files_clean")
     agg = result["steps"][0]["aggregations"]["calls"]
     agg["top"] = None
     agg["rows"] = [{"key": {"comm": f"task{i:02d}"}, "value": 100 - i} for i in range(30)]
     agg["total_rows"] = 30
-    calls = section(render_markdown(result), "### calls: count by `comm`")
+    calls = section(render_markdown(RunResult.from_json(result)), "### calls: count by `comm`")
     assert "| task19 | 81 |" in calls and "task20" not in calls
     assert "… and 10 more rows" in calls
 
@@ -233,10 +241,10 @@ def test_kernel_strings_are_escaped_everywhere(clean: str) -> None:
 
 
 def test_hostile_names_in_stacks_and_generated_c_stay_inside_their_blocks() -> None:
-    result = load("runq_fired")
+    result = doc("runq_fired")
     rows = result["steps"][1]["aggregations"]["stacks"]["rows"]
     rows[0]["key"]["begin.ustack"][0] = "```\n# pwned <img src=x>"
-    md = render_markdown(result, {"offcpu": 'char *s = "```";\n'})
+    md = render_markdown(RunResult.from_json(result), {"offcpu": 'char *s = "```";\n'})
     stacks = section(md, "### stacks: sum by `begin.kstack`, `begin.ustack`, in ns")
     assert "\n# pwned" not in md and "````\n#1" in stacks
     assert "````c\n" in md
@@ -250,7 +258,8 @@ def test_output_is_deterministic_and_leaves_the_input_alone() -> None:
 
 
 def test_write_report_dir_writes_every_file_atomically(tmp_path: Path) -> None:
-    result = load("runq_fired")
+    document = doc("runq_fired")
+    result = RunResult.from_json(document)
     folded = {"offcpu.stacks": {"clone3;start_thread;main;__schedule_[k]": 42}}
     programs = {"runq": "/* runq */\n", "offcpu": "/* offcpu */\n"}
     report = write_report_dir(tmp_path / "out", result, programs, folded)
@@ -261,7 +270,7 @@ def test_write_report_dir_writes_every_file_atomically(tmp_path: Path) -> None:
         "result.json", "runq.c"]
     assert report.read_text() == render_markdown(result, programs)
     written = json.loads((out / "result.json").read_text())
-    assert written == result and list(written) == list(result)  # documented order kept
+    assert written == document and list(written) == list(document)  # documented order kept
     assert (out / "result.json").read_text().startswith('{\n  "runbook": {\n')
     assert (out / "offcpu-stacks.folded").read_text() == \
         "clone3;start_thread;main;__schedule_[k] 42\n"
@@ -302,9 +311,10 @@ def test_write_atomic_replaces_and_cleans_up_after_a_failure(
 
 
 def test_quoted_reasons_cannot_start_headings_or_lists() -> None:
-    result = load("files_clean")
+    result = doc("files_clean")
     result["steps"][2]["reason"] = "# not a heading\n1. not a list\n- nor this <b>"
-    step = section(render_markdown(result), "## Step fsync\\_stacks: Where fsync is called from")
+    step = section(render_markdown(RunResult.from_json(result)),
+                   "## Step fsync\\_stacks: Where fsync is called from")
     assert "> \\# not a heading  \n> 1\\. not a list  \n> \\- nor this &lt;b&gt;" in step
 
 
@@ -319,21 +329,20 @@ def test_flame_graph_link_comes_before_the_stack_listing(fired: str) -> None:
 
 
 def test_step_notes_are_listed() -> None:
-    result = load("runq_fired")
+    result = doc("runq_fired")
     result["steps"][0]["notes"] = ["capture culprit: no row <matched>"]
-    runq = section(render_markdown(result), "## Step runq: Run-queue latency")
+    runq = section(render_markdown(RunResult.from_json(result)), "## Step runq: Run-queue latency")
     assert "**Notes:**\n\n- capture culprit: no row &lt;matched&gt;" in runq
 
 
 def test_interval_series_is_a_table_over_time() -> None:
     from bpfrun.report.markdown import render_markdown
 
-    result = {"runbook": {"name": "t", "path": "t.yaml", "title": "T"}, "host": {},
-              "params": {}, "status": "clean", "exit_code": 0, "findings": [],
-              "steps": [{"id": "s", "title": "S", "status": "ran", "seconds": 3.0,
-                         "aggregations": {}, "events": [], "thresholds": {}, "captures": {},
-                         "series": {"points": [{"t": 1.0, "calls": 10}, {"t": 2.0, "calls": 7}]},
-                         "lost": {}}]}
+    result = RunResult(
+        RunbookInfo("t", "t.yaml", "T", ""), Host("h", "6.1"), "0.1.0", "2026-11-25T10:00:00Z",
+        "2026-11-25T10:00:03Z", {}, "clean", 0,
+        steps=(StepResult("s", "S", None, "ran", seconds=3.0, series=(
+            SeriesPoint(1.0, {"calls": 10}), SeriesPoint(2.0, {"calls": 7}))),))
     text = render_markdown(result)
     assert "### Over time" in text
     assert "| 1s | 10 |" in text and "| 2s | 7 |" in text

@@ -15,6 +15,7 @@ from bpfrun.compile.lower import Program
 from bpfrun.frontend.params import resolve_params
 from bpfrun.frontend.runbooks import load_runbook
 from bpfrun.kernel.tracefs import FakeKernel
+from bpfrun.result import RunResult, validate_result
 from bpfrun.runtime import investigate
 from bpfrun.runtime.investigate import Investigation
 from bpfrun.runtime.runner import RawAgg, RawStep
@@ -53,9 +54,14 @@ def hist(slots: dict[int, int], lo: int, hi: int) -> dict[str, Any]:
 
 
 def run(path: Path, **params: str) -> tuple[dict[str, Any], Investigation]:
+    """The run's result.json document, checked against its schema."""
     rb = load_runbook(path)
     inv = Investigation(rb, resolve_params(rb, params), FakeKernel(FIXTURES))
-    return inv.run(), inv
+    result = inv.run()
+    doc = result.to_json()
+    assert validate_result(doc) == []
+    assert RunResult.from_json(doc) == result
+    return doc, inv
 
 
 def test_slow_runq_fires_captures_and_binds_the_victim_into_offcpu(fake_runner: Any) -> None:
@@ -133,7 +139,8 @@ def test_interrupt_before_a_step_skips_the_rest(fake_runner: Any) -> None:
     rb = load_runbook(RUNQ)
     inv = Investigation(rb, resolve_params(rb, {}), FakeKernel(FIXTURES))
     inv.stop.set()
-    result = inv.run()
+    result = inv.run().to_json()
+    assert validate_result(result) == []
     assert [s["reason"] for s in result["steps"]] == ["interrupted", "interrupted"]
     assert result["interrupted"] is True and result["error"].startswith("interrupted")
 

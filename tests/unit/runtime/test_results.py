@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from bpfrun.compile.lower import AggPlan, KeyField
-from bpfrun.runtime.collect import AggView, Row, agg_json, build_view, hist_value, stats_value
+from bpfrun.runtime.collect import AggView, Row, agg_result, build_view, hist_value, stats_value
 from bpfrun.runtime.runner import RawAgg
 from bpfrun.units import Duration, Size
 
@@ -78,9 +78,9 @@ def test_stats_value_is_typed() -> None:
     assert stats_value(p, stats(0, 0, 0, 0))["avg"] is None
 
 
-def test_agg_json_in_the_display_unit() -> None:
+def test_agg_result_in_the_display_unit() -> None:
     view = build_view(RawAgg(HIST_US, [({}, {"slots": SLOTS, "stats": STATS})]))
-    out = agg_json(view)
+    out = agg_result(view).to_json()
     assert (out["kind"], out["unit"], out["keys"], out["total_rows"]) == ("hist", "us", [], 1)
     value = out["rows"][0]["value"]
     assert value == {"count": 10, "sum": 800, "min": 0.5, "max": 700, "avg": 80,
@@ -90,16 +90,16 @@ def test_agg_json_in_the_display_unit() -> None:
                                  {"low": 512, "high": 1024, "count": 1}]}
 
 
-def test_agg_json_of_lhist_keeps_open_edges() -> None:
+def test_agg_result_of_lhist_keeps_open_edges() -> None:
     p = plan("lhist", "duration", "ms", 10**6, lhist=(0, 10 * 10**6, 10**6))
     view = build_view(RawAgg(p, [({}, {"slots": {0: 1, 11: 1}, "stats": stats(2, 0, 0, 0)})]))
-    buckets = agg_json(view)["rows"][0]["value"]["buckets"]
+    buckets = agg_result(view).to_json()["rows"][0]["value"]["buckets"]
     assert buckets == [{"low": None, "high": 0, "count": 1}, {"low": 10, "high": None, "count": 1}]
 
 
 def test_sum_of_durations_in_its_unit() -> None:
     p = plan("sum", "duration", "ms", 10**6, keys=[COMM])
-    out = agg_json(build_view(RawAgg(p, [({"comm": "a"}, 2_500_000)])))
+    out = agg_result(build_view(RawAgg(p, [({"comm": "a"}, 2_500_000)]))).to_json()
     assert out["rows"] == [{"key": {"comm": "a"}, "value": 2.5}]
 
 
@@ -115,7 +115,7 @@ def test_rows_sorted_largest_first_ties_by_key() -> None:
 
 def test_top_truncates_the_json_but_counts_every_row() -> None:
     view = build_view(RawAgg(plan("count", keys=[COMM], top=2), count_rows()))
-    out = agg_json(view)
+    out = agg_result(view).to_json()
     assert out["top"] == 2 and out["total_rows"] == 4
     assert [r["key"]["comm"] for r in out["rows"]] == ["b", "c"]
     assert view.field("total") == 30 and len(view.field("top")) == 4
