@@ -7,8 +7,18 @@ from typing import Any
 import pytest
 
 from bpfrun.compile.lower import AggPlan, KeyField
-from bpfrun.runtime.collect import AggView, Row, agg_result, build_view, hist_value, stats_value
-from bpfrun.runtime.runner import RawAgg
+from bpfrun.compile.program import EventPlan
+from bpfrun.result import AggregationRow, Bucket, EventsResult, HistValue, StatsValue
+from bpfrun.runtime.collect import (
+    AggView,
+    Row,
+    agg_result,
+    build_view,
+    events_result,
+    hist_value,
+    stats_value,
+)
+from bpfrun.runtime.runner import RawAgg, RawEvents
 from bpfrun.units import Duration, Size
 
 US = 1000
@@ -164,3 +174,22 @@ def test_total_of_a_single_stat_aggregation() -> None:
 def test_count_of_an_unkeyed_count() -> None:
     view = build_view(RawAgg(plan("count"), [({}, 5)]))
     assert view.field("count") == 5
+
+
+def test_agg_result_is_typed() -> None:
+    view = build_view(RawAgg(HIST_US, [({}, {"slots": SLOTS, "stats": STATS})]))
+    value = agg_result(view).rows[0].value
+    assert isinstance(value, HistValue)
+    assert (value.p99, value.min, value.buckets[0]) == (700, 0.5, Bucket(0, 2, 5))
+    st = plan("stats", "size", "KiB", 1024, keys=[COMM])
+    row = agg_result(build_view(RawAgg(st, [({"comm": "a"}, stats(2, 3072, 1024, 2048))]))).rows[0]
+    assert row == AggregationRow({"comm": "a"}, StatsValue(2, 3, 1, 2, 1.5))
+
+
+def test_events_result_keeps_the_rows_and_counts_those_past_the_limit() -> None:
+    probe = "tracepoint:syscalls:sys_enter_openat"
+    rows = [{"comm": "a"}, {"comm": "b"}]
+    out = events_result(RawEvents(EventPlan(0, probe, "opens", [COMM], 2), rows, 5))
+    assert out == EventsResult(probe, "opens", ("comm",), tuple(rows), 3, 5)
+    unlimited = events_result(RawEvents(EventPlan(0, probe, "opens", [COMM], None), rows, 5))
+    assert unlimited.dropped == 0 and unlimited.seen == 5
