@@ -1,8 +1,10 @@
 """Build and run the C workload programs in tests/workloads (the loads real-BPF tests trace).
 
 `build(name)` compiles tests/workloads/<name>.c into tests/workloads/build/<name> when the
-binary is missing or stale. `Workload` runs one in its own process group and guarantees that
-no process of that group outlives it.
+binary is missing or stale; `build(name, opt="O2", frame_pointers=False)` builds a variant
+(tests/workloads/build/<name>-O2-nofp) for tests about optimised code and stack walking.
+`Workload` runs one in its own process group and guarantees that no process of that group
+outlives it.
 
 Start protocol (see workload.h): a workload installs its SIGUSR1 handler only once it and its
 threads are fully set up, so "SIGUSR1 is caught" in /proc/PID/status means "ready". The
@@ -12,6 +14,7 @@ constructor waits for that, hence thread names can be checked and SIGUSR1 sent r
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shlex
 import signal
@@ -43,10 +46,16 @@ WORKLOADS = (
     "blockio",
     "tcp_retrans",
     "stacks",
+    "memleak_main",
+    "prodcons",
+    "oncpu",
 )
 # -O0 -fno-builtin: at -O1 GCC deletes mallocs whose memory does not escape; frame pointers
 # make user stacks walkable by BPF.
 CFLAGS = SELFTEST_CFLAGS  # one set of flags for tests and `bpfrun test`
+OPT_LEVELS = ("O0", "O1", "O2", "O3", "Os")
+# (opt, frame_pointers) of the four builds the symbolizer and stack tests compare.
+VARIANTS = (("O0", True), ("O0", False), ("O2", True), ("O2", False))
 _SIGUSR1_BIT = 1 << (signal.SIGUSR1 - 1)
 _POLL = 0.01
 
@@ -62,20 +71,63 @@ class BuildError(WorkloadError):
     """Compiling a workload failed; the message holds the gcc command and its output."""
 
 
-def build(name: str) -> Path:
+def build(name: str, *, opt: str = "O0", frame_pointers: bool = True) -> Path:
     """Compiles tests/workloads/<name>.c if needed and returns the binary's path.
 
-    Safe to call from several tests or processes at once: compilation is serialised by a
-    file lock and the binary appears atomically.
+    The default build is `CFLAGS` (-O0 with frame pointers, as `bpfrun test` builds it);
+    another `opt` level ("O2", ...) or frame_pointers=False gives a variant binary named
+    <name>-<opt>[-nofp], always with -g. Safe to call from several tests or processes at
+    once: compilation is serialised by a file lock and the binary appears atomically.
     """
     source = WORKLOAD_DIR / f"{name}.c"
     if not source.is_file():
         known = ", ".join(sorted(p.stem for p in WORKLOAD_DIR.glob("*.c")))
         raise BuildError(f"no workload named {name!r}: {source} does not exist (known: {known})")
-    try:  # the same build as `bpfrun test` uses for runbook self-tests
-        return build_workload(source)
-    except UsageError as exc:
-        raise BuildError(exc.message) from None
+    if opt not in OPT_LEVELS:
+        raise BuildError(f"unknown optimisation level {opt!r} (known: {', '.join(OPT_LEVELS)})")
+    if opt == "O0" and frame_pointers:
+        try:  # the same build as `bpfrun test` uses for runbook self-tests
+            return build_workload(source)
+        except UsageError as exc:
+            raise BuildError(exc.message) from None
+    suffix = f"-{opt}" + ("" if frame_pointers else "-nofp")
+    flags = variant_cflags(opt, frame_pointers)
+    return _build_variant(source, BUILD_DIR / f"{name}{suffix}", flags)
+
+
+def variant_cflags(opt: str, frame_pointers: bool) -> tuple[str, ...]:
+    """CFLAGS with the optimisation level and the frame-pointer choice swapped in."""
+    swap = {"-O0": f"-{opt}"}
+    if not frame_pointers:
+        swap["-fno-omit-frame-pointer"] = "-fomit-frame-pointer"
+    return tuple(swap.get(flag, flag) for flag in CFLAGS)
+
+
+def _build_variant(source: Path, binary: Path, flags: tuple[str, ...]) -> Path:
+    """Like bpfrun's build_workload, with other flags; shares its lock file."""
+    binary.parent.mkdir(parents=True, exist_ok=True)
+    ignore = binary.parent / ".gitignore"  # generated: keep it out of git
+    if not ignore.exists():
+        ignore.write_text("*\n")
+    with open(binary.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        inputs = [source, *source.parent.glob("*.h")]
+        if binary.exists() and all(
+            binary.stat().st_mtime_ns >= p.stat().st_mtime_ns for p in inputs
+        ):
+            return binary
+        tmp = binary.with_name(f".{binary.name}.{os.getpid()}.tmp")
+        cmd = [os.environ.get("CC", "gcc"), *flags, "-o", str(tmp), str(source)]
+        try:
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        except FileNotFoundError:
+            raise BuildError(f"cannot compile {source}: {cmd[0]} not found") from None
+        if proc.returncode != 0:
+            tmp.unlink(missing_ok=True)
+            raise BuildError(f"compiling {source} failed (exit {proc.returncode}):\n"
+                             f"$ {shlex.join(cmd)}\n{proc.stderr}{proc.stdout}".rstrip())
+        os.replace(tmp, binary)
+    return binary
 
 
 def build_all() -> dict[str, Path]:
@@ -109,7 +161,8 @@ class Workload:
     """One running workload process, in its own process group.
 
     `Workload(name, *args, wait_signal=False)` builds and starts it and returns once it is
-    ready. Use it as a context manager: leaving the block kills the group whatever happened.
+    ready (`opt=` and `frame_pointers=` pick a variant build, as for `build`). Use it as a
+    context manager: leaving the block kills the group whatever happened.
     """
 
     def __init__(
@@ -118,9 +171,11 @@ class Workload:
         *args: Arg,
         wait_signal: bool = False,
         ready_timeout: float = 10.0,
+        opt: str = "O0",
+        frame_pointers: bool = True,
     ) -> None:
         self.name = name
-        self.binary = build(name)
+        self.binary = build(name, opt=opt, frame_pointers=frame_pointers)
         self.argv = [str(self.binary), *(str(a) for a in args)]
         if wait_signal:
             self.argv.append("--wait-signal")
@@ -282,9 +337,10 @@ def _read_all(f: IO[bytes]) -> str:
     return f.read().decode(errors="replace")
 
 
-def run(name: str, *args: Arg, timeout: float = 30.0) -> dict[str, str]:
+def run(name: str, *args: Arg, timeout: float = 30.0, opt: str = "O0",
+        frame_pointers: bool = True) -> dict[str, str]:
     """Runs a workload to its natural end (pass --seconds or a count) and returns its totals."""
-    with Workload(name, *args) as workload:
+    with Workload(name, *args, opt=opt, frame_pointers=frame_pointers) as workload:
         return workload.wait(timeout)
 
 
