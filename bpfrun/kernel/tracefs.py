@@ -18,10 +18,12 @@ from pathlib import Path
 from typing import Protocol
 
 from bpfrun.kernel.elf import ElfError, elf_function_symbols, resolve_library
+from bpfrun.kernel.features import DEFAULT_FEATURES, Features, host_features
 
 __all__ = [
     "ElfError",
     "FakeKernel",
+    "Features",
     "Field",
     "Kernel",
     "LiveKernel",
@@ -163,6 +165,10 @@ class Kernel(Protocol):
         """Sorted names a raw tracepoint can attach to, matching a glob."""
         ...
 
+    def features(self) -> Features:
+        """What the kernel offers that changes the generated C (ring buffer, ...)."""
+        ...
+
 
 class _TracefsKernel:
     """Reads a directory laid out like tracefs; the shared core of the live and fake kernels."""
@@ -253,6 +259,10 @@ class _TracefsKernel:
     def raw_tracepoint_exists(self, event: str) -> bool:
         return bool(_NAME_RE.match(event)) and event in self.raw_tracepoints(event)
 
+    def features(self) -> Features:
+        # Read at each call, not once: the environment's overrides may change in between.
+        return host_features()
+
 
 class LiveKernel(_TracefsKernel):
     """The running kernel, through tracefs (and /proc/kallsyms for raw tracepoints)."""
@@ -311,7 +321,8 @@ class LiveKernel(_TracefsKernel):
 
 
 class FakeKernel(_TracefsKernel):
-    """A kernel made of recorded format files (tracefs/events/<cat>/<event>/format)."""
+    """A kernel made of recorded format files (tracefs/events/<cat>/<event>/format), with
+    the features it is given (never the host's: the C it gets is the same everywhere)."""
 
     def __init__(
         self,
@@ -319,8 +330,10 @@ class FakeKernel(_TracefsKernel):
         kprobes: bool = False,
         functions: Iterable[str] = (),
         raw_tracepoints: Iterable[str] | None = None,
+        features: Features = DEFAULT_FEATURES,
     ) -> None:
         super().__init__(root)
+        self._features = features
         self._kprobes = kprobes
         self._functions = sorted(set(functions))
         self._raw = sorted(set(raw_tracepoints)) if raw_tracepoints is not None else None
@@ -336,6 +349,9 @@ class FakeKernel(_TracefsKernel):
     def kprobes_available(self) -> bool:
         return self._kprobes
 
+    def features(self) -> Features:
+        return self._features
+
     def kprobe_functions(self, pattern: str = "*") -> list[str]:
         if not self._kprobes:
             return []
@@ -348,7 +364,8 @@ class FakeKernel(_TracefsKernel):
 
 
 class UnreadableKernel(_TracefsKernel):
-    """Stands in when tracefs cannot be read: every kernel check is skipped, not failed."""
+    """Stands in when tracefs cannot be read: every kernel check is skipped, not failed; the
+    features are still the host's (`compile` without root shows the C this machine runs)."""
 
     def __init__(self) -> None:
         super().__init__(None)
