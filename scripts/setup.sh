@@ -133,6 +133,31 @@ setup_headers_debian() {
     say "      read through these headers would have the wrong layout (README: Troubleshooting)."
 }
 
+# llvm-symbolizer (>= 14, for its JSON output) gives stacks file:line and inlined frames
+# (bpfrun/kernel/symbolize.py). Optional: without it frames are named from symbol tables only.
+has_symbolizer() {
+    local c major
+    for c in llvm-symbolizer llvm-symbolizer-{14..20}; do
+        command -v "$c" >/dev/null 2>&1 || continue
+        major="$("$c" --version 2>/dev/null | sed -n 's/.*LLVM version \([0-9]*\).*/\1/p' | head -n1)"
+        [[ -n "$major" && "$major" -ge 14 ]] && return 0
+    done
+    return 1
+}
+
+# The tools of the LLVM that BCC already links (libllvmNN), so only they are added; else the
+# distribution's default `llvm`. Prints nothing when neither exists.
+symbolizer_package() {
+    local major
+    major="$(dpkg-query -W -f='${Depends}' libbpfcc 2>/dev/null \
+        | grep -o 'libllvm[0-9]*' | head -n1 | tr -dc '0-9' || true)"
+    if [[ -n "$major" && "$major" -ge 14 ]] && deb_available "llvm-$major"; then
+        echo "llvm-$major"
+    elif deb_available llvm; then
+        echo llvm
+    fi
+}
+
 setup_debian() {
     local pkg missing=()
     # systemtap-sdt-dev: <sys/sdt.h>, for the USDT test workload.
@@ -149,6 +174,14 @@ setup_debian() {
     for pkg in "${pkgs[@]}"; do
         deb_installed "$pkg" || missing+=("$pkg")
     done
+    if ! has_symbolizer; then
+        pkg="$(symbolizer_package)"
+        if [[ -n "$pkg" ]]; then
+            missing+=("$pkg")
+        else
+            say "NOTE: no llvm package found: stacks will name functions without file:line"
+        fi
+    fi
     if [[ "${#missing[@]}" -gt 0 ]]; then
         apt_install "${missing[@]}"
     fi
