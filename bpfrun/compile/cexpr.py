@@ -16,18 +16,15 @@ from typing import Any
 from bpfrun.compile.cfuncs import call
 from bpfrun.compile.cstr import c_comment, c_string_literal
 from bpfrun.compile.cvalue import (
-    ARITH_OPS,
     BUILTIN_NAMES,
     CMP_OPS,
     COMM_LEN,
     ENTRY_VAR,
     INT_BUILTINS,
-    NOTCONST,
     S64_MIN,
     STACK_NAMES,
     STR_MAX,
     U64_MAX,
-    USDT_READARG,
     USER_MODE_SAMPLES,
     CompileError,
     CVal,
@@ -61,19 +58,11 @@ from bpfrun.expr.nodes import (
     dotted,
     unparse,
 )
-from bpfrun.kernel.tracefs import Field
 from bpfrun.units import Duration, Size
 
 # What other modules import from here, wherever it is defined.
-__all__ = [
-    "ARITH_OPS", "BUILTIN_NAMES", "CMP_OPS", "COMM_LEN", "ENTRY_VAR", "NOTCONST", "S64_MIN",
-    "STACK_NAMES", "STR_MAX", "U64_MAX", "USDT_READARG", "CVal", "CompileError", "ExprCompiler",
-    "NullInput", "ProbeCtx", "Scope", "Unbound", "a_type", "const_c", "const_type",
-]
-
-
-def _field_c_int(f: Field) -> str:
-    return f"args->{f.name}"
+__all__ = ["ENTRY_VAR", "CVal", "CompileError", "ExprCompiler", "NullInput", "ProbeCtx", "Scope",
+           "Unbound", "a_type", "const_c", "const_type"]
 
 
 class ExprCompiler:
@@ -83,6 +72,13 @@ class ExprCompiler:
         self.scope = scope
         self.pre: list[str] = []
         self.buffers: dict[str, str] = {}  # CVal.memo → buffer already filled by `pre`
+        self.readied: set[str] = set()  # CVal.ready statements already in `pre`
+
+    def take_pre(self) -> list[str]:
+        """The statements gathered so far, which the caller places; `pre` starts afresh."""
+        pre, self.pre = self.pre, []
+        self.readied.clear()
+        return pre
 
     # -- entry points -------------------------------------------------------------------
     def value(self, node: Node) -> CVal:
@@ -99,7 +95,8 @@ class ExprCompiler:
     def string_buffer(self, v: CVal) -> str:
         """A char-array lvalue holding v (reading it into a local buffer when needed)."""
         if v.direct:
-            if v.ready and v.ready not in self.pre:
+            if v.ready and v.ready not in self.readied:
+                self.readied.add(v.ready)
                 self.pre.append(v.ready)
             return v.direct
         if v.memo is not None and v.memo in self.buffers:
@@ -140,20 +137,15 @@ class ExprCompiler:
     def visit_Name(self, node: Name) -> CVal:
         n = node.name
         if n in INT_BUILTINS:
-            t = "int"
-            return CVal(t, code=INT_BUILTINS[n])
+            code, cache = INT_BUILTINS[n]
+            if cache is not None:
+                self.scope.uses.cached(cache)
+            return CVal("int", code=code)
         if n == "comm":
-            return CVal("str", size=COMM_LEN, direct="bpfrun_comm", ready="BPFRUN_READ_COMM();",
-                        local=True)
+            ready = self.scope.uses.cached("comm") + ";"
+            return CVal("str", size=COMM_LEN, direct="bpfrun_comm", ready=ready, local=True)
         if n in STACK_NAMES:
-            flags = "BPF_F_USER_STACK" if n == "ustack" else "0"
-            get = f"bpfrun_stack_id(ctx, {flags})"
-            if n == "kstack" and self.scope.probe.kind in USER_MODE_SAMPLES:
-                # A sample taken in user mode has no kernel stack: not walking one saves
-                # ~0.15 us per sample (measured paired with profile-bpfcc: bench/RESULTS.md).
-                get = f"BPFRUN_IN_USER_MODE(ctx) ? {STACK_NONE} /* none */ : {get}"
-            return CVal("stack", code="user" if n == "ustack" else "kernel",
-                        fill=lambda d, s: [f"{d} = {get};"])
+            return self._stack(n)
         if n == "duration":
             if self.scope.duration is None:
                 raise CompileError("`duration` exists only on the end side of a span", node)
@@ -174,14 +166,28 @@ class ExprCompiler:
         raise CompileError(f"unknown name '{n}'", node,
                            "names: " + ", ".join(BUILTIN_NAMES) + ", args.<field>, params.<p>")
 
+    def _stack(self, name: str) -> CVal:
+        flags = "BPF_F_USER_STACK" if name == "ustack" else "0"
+        get = f"bpfrun_stack_id(ctx, {flags})"
+        if (name == "kstack" and self.scope.probe.kind in USER_MODE_SAMPLES
+                and self.scope.user_mode_check):
+            # A sample taken in user mode has no kernel stack: not walking one saves
+            # ~0.15 us per sample (measured paired with profile-bpfcc: bench/RESULTS.md).
+            self.scope.uses.user_mode_check = True
+            get = f"BPFRUN_IN_USER_MODE(ctx) ? {STACK_NONE} /* none */ : {get}"
+        return CVal("stack", code="user" if name == "ustack" else "kernel",
+                    fill=lambda d, s: [f"{d} = {get};"])
+
     def _argn(self, node: Node, i: int) -> CVal:
         kind = self.scope.probe.kind
         if kind == "rawtracepoint":
             return CVal("int", code=f"ctx->args[{i}]")
         if kind == "usdt" and i <= 11:
-            # USDT arguments live wherever the compiler put them: BCC generates the reader.
+            # USDT arguments live wherever the compiler put them: BCC generates a reader per
+            # attached function (and rewrites bpf_usdt_readarg() only inside that function).
             var = self.scope.fresh("usdt_arg")
-            self.pre += [f"u64 {var} = 0;", f"{USDT_READARG}({i + 1}, {var});"]
+            reader = f"_bpf_readarg_{self.scope.function()}_{i + 1}"
+            self.pre += [f"u64 {var} = 0;", f"{reader}(ctx, &{var}, sizeof({var}));"]
             return CVal("int", code=var)
         if kind in ("kprobe", "uprobe", "kretprobe", "uretprobe") and i <= 5:
             return CVal("int", code=f"PT_REGS_PARM{i + 1}(ctx)")
@@ -217,6 +223,7 @@ class ExprCompiler:
                                    node, "at an entry probe, write argN")
             if not (rest.startswith("arg") and rest[3:].isdigit() and int(rest[3:]) <= 5):
                 raise CompileError(f"entry.{rest}: write entry.arg0 … entry.arg5", node)
+            self.scope.uses.entry_args = True
             return CVal("int", code=f"{ENTRY_VAR}.a{rest[3:]}")
         if head == "begin":
             if self.scope.begin_ref is None:
@@ -253,7 +260,7 @@ class ExprCompiler:
             raise CompileError(f"tracepoint:{fmt.category}:{fmt.event} has no field '{name}'",
                                node, self.fields_hint(name))
         if f.kind == "int":
-            return CVal("int", code=_field_c_int(f), signed=f.signed)
+            return CVal("int", code=f"args->{f.name}", signed=f.signed)
         if f.kind in ("ptr", "strptr"):
             return CVal("ptr", code=f"args->{f.name}")
         if f.kind == "chararray":
@@ -356,6 +363,7 @@ class ExprCompiler:
             return CVal("bool", code=f"{neg}{self.str_eq(var, lit)}")
         a, b = self.string_buffer(left), self.string_buffer(right)
         n = min(left.size, right.size)
+        self.scope.uses.string_compare = True
         return CVal("bool", code=f"{neg}bpfrun_streq({a}, {b}, {n})")
 
     def str_eq(self, var: CVal, literal: str, prefix_only: bool = False) -> str:

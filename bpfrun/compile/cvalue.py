@@ -8,7 +8,6 @@ what compares with what, what arithmetic gives, how constants fold.
 
 from __future__ import annotations
 
-import platform
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,47 +20,53 @@ from bpfrun.units import Duration, Size
 STR_MAX = 128  # bytes read by str() of a pointer: bounded, verifier-friendly
 COMM_LEN = 16
 NOTCONST = object()
-# BCC generates a USDT argument reader per attached function and rewrites
-# bpf_usdt_readarg() only inside that function; lower.py names the reader directly.
-USDT_READARG = "BPFRUN_USDT_READARG"
 ENTRY_VAR = "bpfrun_entry"  # a return probe's copy of its function's entry arguments
 
 # Types: int bool str duration size ptr stack any ("any" = a value bound only at run time).
 ARITH_OPS = {"*", "/", "%", "+", "-", "<<", ">>", "&", "^", "|"}
 CMP_OPS = {"<", "<=", ">", ">=", "==", "!="}
 STACK_NAMES = ("kstack", "ustack")
-# Probes whose samples can interrupt user mode, where there is no kernel stack to walk. Only
-# where the template knows the register layout to tell (x86-64: CPL in pt_regs' cs).
-USER_MODE_SAMPLES = ("profile", "software") if platform.machine() == "x86_64" else ()
-INT_BUILTINS = {
-    "pid": "(BPFRUN_PID_TGID() >> 32)",
-    "tid": "((u32)BPFRUN_PID_TGID())",
-    "uid": "((u32)BPFRUN_UID_GID())",
-    "gid": "(BPFRUN_UID_GID() >> 32)",
-    "cpu": "bpf_get_smp_processor_id()",
-    "nsecs": "bpf_ktime_get_ns()",
-    "cgroup": "bpf_get_current_cgroup_id()",
-}
-# Values of the current task that one event reads at most once, however many predicates and
-# keys use them (bench/: this took the syscalls step's exit program from 118 to 96 ns). A
-# handler whose body uses the macro declares the locals; the first use calls the helper, and
-# clang folds the flag away where uses follow each other. {use: (locals, #define)}
-EVENT_CACHES = {
-    "BPFRUN_PID_TGID()": (
-        "u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;",
+# Probes whose samples can interrupt user mode, where there is no kernel stack to walk.
+USER_MODE_SAMPLES = ("profile", "software")
+
+
+@dataclass(frozen=True)
+class EventCache:
+    """A value of the current task that one event reads at most once, however many
+    predicates and keys use it (bench/: this took the syscalls step's exit program from 118
+    to 96 ns). A handler that uses it declares the locals; the first use calls the helper,
+    and clang folds the flag away where uses follow each other."""
+
+    use: str  # what code writes to read the value
+    locals: str  # declared by each handler that reads it
+    define: str  # the macro, once per program
+
+
+EVENT_CACHES = {  # in the order handlers declare them and the program defines them
+    "pid_tgid": EventCache(
+        "BPFRUN_PID_TGID()", "u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;",
         "#define BPFRUN_PID_TGID() (bpfrun_have_pid_tgid ? bpfrun_pid_tgid : "
         "(bpfrun_have_pid_tgid = 1, bpfrun_pid_tgid = bpf_get_current_pid_tgid()))"),
-    "BPFRUN_UID_GID()": (
-        "u64 bpfrun_uid_gid = 0; int bpfrun_have_uid_gid = 0;",
+    "uid_gid": EventCache(
+        "BPFRUN_UID_GID()", "u64 bpfrun_uid_gid = 0; int bpfrun_have_uid_gid = 0;",
         "#define BPFRUN_UID_GID() (bpfrun_have_uid_gid ? bpfrun_uid_gid : "
         "(bpfrun_have_uid_gid = 1, bpfrun_uid_gid = bpf_get_current_uid_gid()))"),
-    "BPFRUN_READ_COMM()": (
-        "char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;",
+    "comm": EventCache(
+        "BPFRUN_READ_COMM()", "char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;",
         "#define BPFRUN_READ_COMM() do { if (!bpfrun_have_comm) { "
         "bpf_get_current_comm(&bpfrun_comm, sizeof(bpfrun_comm)); bpfrun_have_comm = 1; } "
         "} while (0)"),
 }
-PID_TGID = "BPFRUN_PID_TGID()"  # for lowering code that needs the current pid_tgid
+# name → (C, the event cache it reads or None)
+INT_BUILTINS: dict[str, tuple[str, str | None]] = {
+    "pid": ("(BPFRUN_PID_TGID() >> 32)", "pid_tgid"),
+    "tid": ("((u32)BPFRUN_PID_TGID())", "pid_tgid"),
+    "uid": ("((u32)BPFRUN_UID_GID())", "uid_gid"),
+    "gid": ("(BPFRUN_UID_GID() >> 32)", "uid_gid"),
+    "cpu": ("bpf_get_smp_processor_id()", None),
+    "nsecs": ("bpf_ktime_get_ns()", None),
+    "cgroup": ("bpf_get_current_cgroup_id()", None),
+}
 BUILTIN_NAMES = (*INT_BUILTINS, "comm", "kstack", "ustack", "ppid")
 _TYPE_NAMES = {"int": "number", "str": "string", "ptr": "pointer", "any": "value"}
 S64_MIN, U64_MAX = -(1 << 63), (1 << 64) - 1
@@ -103,6 +108,7 @@ class CVal:
     decode: str | None = None  # int shown by name in user space ("syscall")
     memo: str | None = None  # str: reads that give the same bytes share one buffer
     signed: bool = False  # int: shown as a signed 64-bit number (args.ret = -2, not 2**64-2)
+    copied: bool = False  # stack: an id taken earlier (at a span's begin), not here
 
     @property
     def is_const(self) -> bool:
@@ -110,12 +116,35 @@ class CVal:
 
 
 @dataclass
+class Uses:
+    """What the code of one handler needs around it, recorded as that code is produced."""
+
+    caches: set[str] = field(default_factory=set)  # EVENT_CACHES read
+    string_compare: bool = False  # bpfrun_streq()
+    user_mode_check: bool = False  # BPFRUN_IN_USER_MODE()
+    entry_args: bool = False  # entry.argN: the stash of entry arguments is read first
+
+    def cached(self, name: str) -> str:
+        """The C that reads event cache `name`, noting that the handler reads it."""
+        self.caches.add(name)
+        return EVENT_CACHES[name].use
+
+
+@dataclass
 class Scope:
+    """Where one handler's expressions are compiled: its probe, constants, and what the
+    kernel and the probe function it runs in offer."""
+
     probe: ProbeCtx
     consts: dict[str, Any]  # {"params": {...}, "steps": {id: {name: value}}}
     duration: str | None = None  # C name of the span duration (end side only)
     begin_ref: Callable[[Node], CVal] | None = None  # resolves begin.<x> on the end side
     fresh: Callable[[str], str] = field(default=lambda p: p)
+    # The name of the probe function the handler runs in (USDT argument readers are per
+    # function), asked for only when needed: asking reserves the name.
+    function: Callable[[], str] = field(default=lambda: "")
+    user_mode_check: bool = True  # samples can tell user mode (Features.user_mode_check)
+    uses: Uses = field(default_factory=Uses)
 
 
 def const_type(value: Any) -> str:

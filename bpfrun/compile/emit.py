@@ -1,7 +1,8 @@
 """Emit: a lowered Program → BCC C text through one Jinja2 template.
 
-The template only lays out pieces that lower.py built and escaped; StrictUndefined turns a
-missing piece into an error instead of silently empty C. Same input, byte-identical output.
+The template only lays out pieces that lowering built and escaped; StrictUndefined turns a
+missing piece into an error instead of silently empty C. Which helpers the program needs is
+read from what the handlers recorded, never from their C. Same input, byte-identical output.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import jinja2
 from bpfrun import __version__
 from bpfrun.compile.cstr import c_comment
 from bpfrun.compile.cvalue import EVENT_CACHES
-from bpfrun.compile.lower import Program
+from bpfrun.compile.program import Program
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("bpfrun.compile", "templates"),
@@ -19,9 +20,10 @@ _ENV = jinja2.Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
-    autoescape=False,  # C, not HTML: every value placed here was escaped by lower.py
+    autoescape=False,  # C, not HTML: every value placed here was escaped by lowering
 )
 RINGBUF_PAGES = 256  # 1 MiB: room for bursts between polls
+STREQ_BYTES = 128  # bytes bpfrun_streq() compares at most (an unrolled loop)
 
 
 def render(prog: Program, runbook: str, source: str) -> str:
@@ -34,11 +36,10 @@ def render(prog: Program, runbook: str, source: str) -> str:
         maps=prog.maps,
         handlers=prog.handlers,
         functions=prog.functions,
-        caches=[define for use, (_, define) in EVENT_CACHES.items()
-                if any(use in line for h in prog.handlers for line in h.body)],
-        streq=128 if any("bpfrun_streq(" in line for h in prog.handlers for line in h.body)
-        else 0,
-        user_mode=any("BPFRUN_IN_USER_MODE(" in line for h in prog.handlers for line in h.body),
+        caches=[cache.define for name, cache in EVENT_CACHES.items()
+                if any(name in h.caches for h in prog.handlers)],
+        streq=STREQ_BYTES if any(h.string_compare for h in prog.handlers) else 0,
+        user_mode=any(h.user_mode_check for h in prog.handlers),
         stop_after=bool(prog.stop_after),
         stacks=prog.stack_storage if prog.uses_stacks else 0,
         user_stacks=prog.user_stacks,

@@ -1,5 +1,12 @@
-"""Compile a loaded runbook's steps: bind params and earlier steps' values, lower, emit; and
-check a whole runbook against a kernel ahead of a run (`validate`, `compile`, `run`)."""
+"""Compile a loaded runbook's steps: bind params and earlier steps' values, resolve the probes
+against the kernel, lower, emit; and check a whole runbook against a kernel ahead of a run
+(`validate`, `compile`, `run`).
+
+The passes of one step, in order: resolution (every probe and fallback looked up at once;
+problems collected with their places), lowering (given the resolved probes and the kernel's
+features, collecting every type error), emit. A probe missing here is decided on last, so a
+runbook's own errors are always reported first.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +16,8 @@ from typing import Any
 from bpfrun.compile import emit
 from bpfrun.compile.cexpr import NullInput, Unbound
 from bpfrun.compile.lower import Program, lower_step
-from bpfrun.errors import Diagnostic, MachineError, ValidationError
+from bpfrun.compile.resolution import StepProbes, resolve_step, unusable
+from bpfrun.errors import Diagnostic, ValidationError
 from bpfrun.expr.evaluate import EvalError, render_template
 from bpfrun.frontend.model import HIST_STATS, Runbook, Step, Template
 from bpfrun.kernel.tracefs import Kernel
@@ -42,16 +50,33 @@ class Compiled:
 def compile_step(runbook: Runbook, step: Step, params: dict[str, Any],
                  step_values: dict[str, dict[str, Any]], kernel: Kernel,
                  require_probes: bool = True) -> Compiled:
-    """Lower and emit one step with params and earlier steps' values bound as constants.
+    """Resolve, lower and emit one step with params and earlier steps' values bound as
+    constants.
 
     Raises ValidationError, MachineError (no usable probe here, when `require_probes`) or
     NullInput.
     """
+    compiled, probes = _compile(runbook, step, params, step_values, kernel)
+    if require_probes and probes.missing:
+        raise unusable(probes.missing)
+    return compiled
+
+
+def _compile(runbook: Runbook, step: Step, params: dict[str, Any],
+             step_values: dict[str, dict[str, Any]],
+             kernel: Kernel) -> tuple[Compiled, StepProbes]:
+    """The step's C whether or not its probes exist here (a missing one is lowered as first
+    written), and its resolved probes."""
     names = names_for(params, step_values)
     consts = {"params": params, "steps": step_values}
-    program = lower_step(step, consts, kernel, lambda t: substitute(t, names, runbook),
-                         {runbook.path: runbook.source}, require_probes)
-    return Compiled(program, emit.render(program, runbook.name, runbook.path))
+
+    def bind(t: Template) -> str:
+        return substitute(t, names, runbook)
+
+    probes = resolve_step(step, kernel, bind)
+    program = lower_step(step, probes, consts, kernel.features(), bind,
+                         {runbook.path: runbook.source})
+    return Compiled(program, emit.render(program, runbook.name, runbook.path)), probes
 
 
 def placeholder_values(runbook: Runbook, upto: Step) -> dict[str, dict[str, Any]]:
@@ -68,29 +93,30 @@ def placeholder_values(runbook: Runbook, upto: Step) -> dict[str, dict[str, Any]
 
 def check_against_kernel(runbook: Runbook, params: dict[str, Any],
                          kernel: Kernel, strict: bool = False) -> list[str]:
-    """Lower every step against this kernel: type errors raise; returns notes on what could
-    not be checked (kernel unreadable, probes missing here). With `strict` (before a run), a
-    step with no usable probe raises MachineError."""
+    """Compile every step against this kernel: the runbook's errors of all steps raise
+    together (ValidationError); returns notes on what could not be checked (kernel
+    unreadable, probes missing here). With `strict` (before a run), probes missing here
+    raise MachineError, naming every one of the runbook."""
     notes: list[str] = []
     problems: list[Diagnostic] = []
+    missing: list[Diagnostic] = []
     if not kernel.readable():
         notes.append("tracefs is not readable (run as root, or mount tracefs): tracepoint "
                      "fields, types and probe existence were not checked")
     for step in runbook.steps:
         try:
-            compiled = compile_step(runbook, step, params,
-                                    placeholder_values(runbook, step), kernel,
-                                    require_probes=strict)
-            notes += [f"step {step.id}: {n}" for n in compiled.program.unchecked
-                      if kernel.readable()]
+            compiled, probes = _compile(runbook, step, params,
+                                        placeholder_values(runbook, step), kernel)
         except ValidationError as e:
             problems += e.diagnostics
-        except MachineError as e:
-            if strict:
-                raise
-            notes.append(f"step {step.id}: {e.message}")
+            continue
         except NullInput:
-            pass
+            continue
+        missing += probes.missing
+        if kernel.readable():
+            notes += [f"step {step.id}: {n}" for n in compiled.program.unchecked]
     if problems:
         raise ValidationError(diagnostics=problems, sources={runbook.path: runbook.source})
+    if strict and missing:
+        raise unusable(missing)
     return notes

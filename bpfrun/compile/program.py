@@ -1,14 +1,13 @@
 """The lowered form of one step: maps, structs, handlers, attach plan, and how to read it.
 
-lower.py builds a Program from the model; emit.py lays it out as C; runner.py attaches it and
-decodes the maps with the layouts recorded here (key fields, units, histogram bounds).
+The lower package builds a Program from the model; emit.py lays it out as C; runner.py
+attaches it and decodes the maps with the layouts recorded here (key fields, units, histogram
+bounds). What the code needs around it (helpers, caches, buffers) is recorded here as data
+when the code is produced, so emit never searches the C.
 """
 
 from __future__ import annotations
 
-import os
-import platform
-import re
 from dataclasses import dataclass, field
 
 DEFAULT_MAP_SIZE = 10240
@@ -101,6 +100,9 @@ class Handler:
     ctx_type: str
     comment: str
     body: list[str]
+    caches: list[str] = field(default_factory=list)  # EVENT_CACHES the body reads
+    string_compare: bool = False  # calls bpfrun_streq()
+    user_mode_check: bool = False  # calls BPFRUN_IN_USER_MODE()
 
 
 @dataclass
@@ -120,17 +122,9 @@ class Program:
     user_stacks: bool = False
     stack_storage: int = STACK_STORAGE  # entries of the stacks map (grows with `size:`)
     event_buffer: str = "ringbuf"  # or "perf" where the kernel has no BPF ring buffer
+    span_storage: str | None = None  # "task" (task-local storage) or "hash": span begins
     stop_after: int | None = None
     interval: float | None = None  # seconds between snapshots of the aggregations
     predicates: dict[str, str] = field(default_factory=dict)
     unchecked: list[str] = field(default_factory=list)  # kernel checks skipped (unreadable)
 
-
-def event_buffer() -> str:
-    """The BPF ring buffer needs Linux 5.8; older kernels get the perf buffer.
-    BPFRUN_EVENT_BUFFER=perf|ringbuf overrides (tests exercise both here)."""
-    forced = os.environ.get("BPFRUN_EVENT_BUFFER")
-    if forced in ("perf", "ringbuf"):
-        return forced
-    m = re.match(r"(\d+)\.(\d+)", platform.release())
-    return "ringbuf" if m and (int(m.group(1)), int(m.group(2))) >= (5, 8) else "perf"

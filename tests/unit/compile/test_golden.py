@@ -29,7 +29,8 @@ REPO = REPO
 TRACEFS = REPO / "tests" / "fixtures" / "tracefs"
 GOLDEN = REPO / "tests" / "golden"
 RUNBOOKS = REPO / "tests" / "runbooks"
-# kprobes as on a kernel that has them, for runbooks whose first choice is a kprobe.
+# kprobes as on a kernel that has them, for runbooks whose first choice is a kprobe. The
+# fake kernel's features (ring buffer, task storage, x86-64) are fixed, whatever this host has.
 KERNEL = FakeKernel(TRACEFS, kprobes=True, functions=["vfs_read", "vfs_write",
                                                       "finish_task_switch"])
 
@@ -43,8 +44,6 @@ CASES = {  # golden name → (runbook, params)
 @pytest.fixture(autouse=True)
 def _at_repo_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(REPO)  # runbook paths in the C are the relative ones given here
-    monkeypatch.setenv("BPFRUN_EVENT_BUFFER", "ringbuf")  # else it depends on the kernel
-    monkeypatch.setenv("BPFRUN_SPAN_STORAGE", "task")
 
 
 def normalize(c_text: str) -> str:

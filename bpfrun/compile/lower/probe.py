@@ -1,0 +1,56 @@
+"""Probes and predicates: a probe's handler runs its `where` first (before any map lookup),
+then its aggregations and events; an `interval` probe is a user-space tick instead."""
+
+from __future__ import annotations
+
+from bpfrun.compile.cexpr import CompileError, ExprCompiler, Scope
+from bpfrun.compile.lower.aggregation import lower_aggregation
+from bpfrun.compile.lower.context import StepContext
+from bpfrun.compile.lower.events import lower_events
+from bpfrun.compile.lower.handlers import add_handler, function_for
+from bpfrun.frontend.model import Expr, Probe
+from bpfrun.kernel.resolve import Resolved
+
+
+def lower_probe(ctx: StepContext, probe: Probe, res: Resolved) -> None:
+    if res.ref.kind == "interval":
+        lower_interval(ctx, probe, res)
+        return
+    scope = ctx.scope(res)
+    guard = predicate(ctx, probe.where, scope, res.ref.canonical)
+    fn = function_for(ctx, res)
+    if guard is None:
+        return  # the predicate folded to false: the probe can never contribute
+    body = list(guard)
+    if ctx.prog.stop_after:
+        body.append("bpfrun_hit();")
+    for agg in probe.aggregate:
+        body += lower_aggregation(ctx, agg, scope)
+    if probe.emit:
+        body += lower_events(ctx, probe, res, scope)
+    add_handler(ctx, fn, res, f"{res.ref.canonical} (runbook {probe.loc})", body, scope.uses)
+
+
+def lower_interval(ctx: StepContext, probe: Probe, res: Resolved) -> None:
+    """A user-space tick: the runner snapshots this step's aggregations each period."""
+    if probe.where or probe.aggregate or probe.emit:
+        ctx.error("an interval probe runs in user space: it takes no where, aggregate or "
+                  "emit (it records the step's aggregations over time)", probe.loc)
+    unit, n = res.ref.parts
+    ctx.prog.interval = int(n) * (1.0 if unit == "s" else 0.001)
+
+
+def predicate(ctx: StepContext, expr: Expr | None, scope: Scope, what: str) -> list[str] | None:
+    """Statements that return early unless `expr` holds; None when it can never hold."""
+    if expr is None:
+        return []
+    comp = ExprCompiler(scope)
+    try:
+        v = comp.predicate(expr.node)
+    except CompileError as e:
+        ctx.compile_error(e, expr)
+        return []
+    ctx.prog.predicates[what] = expr.text
+    if v.is_const:
+        return [] if v.const else None
+    return [*comp.take_pre(), f"if (!{v.code}) return 0;"]
