@@ -21,7 +21,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 from bpfrun.compile.pipeline import check_against_kernel
 from bpfrun.errors import EXIT_INVALID, EXIT_MACHINE, UsageError
@@ -31,6 +31,7 @@ from bpfrun.frontend.runbooks import find_runbook, load_runbook
 from bpfrun.frontend.selftest import Selftest
 from bpfrun.kernel.tracefs import default_kernel
 from bpfrun.report.writers import write_report_dir
+from bpfrun.result import RunResult
 from bpfrun.runtime.doctor import require_runnable
 from bpfrun.runtime.expectations import compare
 from bpfrun.runtime.investigate import Investigation
@@ -194,7 +195,7 @@ class _Run:
     """What running the steps against a started workload gave."""
 
     mismatches: list[str]
-    result: dict[str, Any] | None = None  # None: the steps never ran
+    result: RunResult | None = None  # None: the steps never ran
     programs: dict[str, str] = field(default_factory=dict)  # step id → its C
 
 

@@ -24,6 +24,7 @@ from helpers.paths import REPO
 from helpers.runbooks import expect_of
 from helpers.workloads import WORKLOADS, Workload, run
 
+from bpfrun.result import RunResult
 from bpfrun.runtime.selftest import compare
 
 REPO = REPO
@@ -149,7 +150,7 @@ def run_selftest_by_hand(name: str, tmp_path: Path) -> tuple[dict[str, Any], Pat
         assert w.returncode is None, f"the workload died: {w.stderr}"
     assert proc.returncode in (0, 1), proc.stderr
     result: dict[str, Any] = json.loads((tmp_path / "result.json").read_text())
-    mismatches = compare(expect_of(selftest.get("expect") or {}), result)
+    mismatches = compare(expect_of(selftest.get("expect") or {}), RunResult.from_json(result))
     assert not mismatches, "\n".join(mismatches)
     return result, tmp_path
 

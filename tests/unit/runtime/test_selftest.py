@@ -13,6 +13,17 @@ from helpers.runbooks import expect_of, selftest_of, write_runbook
 
 from bpfrun.errors import UsageError, ValidationError
 from bpfrun.frontend.runbooks import load_runbook
+from bpfrun.result import (
+    AggregationResult,
+    AggregationRow,
+    EventsResult,
+    Host,
+    RunbookInfo,
+    RunResult,
+    StepResult,
+    StepStatus,
+    ThresholdResult,
+)
 from bpfrun.runtime.selftest import (
     SelftestResult,
     build_workload,
@@ -30,30 +41,38 @@ WORKLOAD_H = '#include <stdio.h>\n#define GREETING "hello"\n'
 WORKLOAD_C = '#include "workload.h"\nint main(void) { puts(GREETING); return 0; }\n'
 
 
-def step(sid: str, status: str = "ran", reason: str | None = None, **parts: Any
-         ) -> dict[str, Any]:
-    return {"id": sid, "status": status, "reason": reason, "thresholds": {}, "captures": {},
-            "aggregations": {}, "events": [], **parts}
+def step(sid: str, status: StepStatus = "ran", reason: str | None = None, **parts: Any
+         ) -> StepResult:
+    return StepResult(sid, sid, None, status, reason, **parts)
 
 
-def threshold(fired: bool | None, message: str) -> dict[str, Any]:
-    return {"fired": fired, "severity": "warning", "message": message, "when": "x"}
+def threshold(fired: bool | None, message: str) -> ThresholdResult:
+    return ThresholdResult(fired, "warning", message, "x")
+
+
+def count_by(keys: tuple[str, ...], *rows: tuple[dict[str, Any], int]) -> AggregationResult:
+    return AggregationResult("count", keys, None, None, len(rows),
+                             tuple(AggregationRow(key, value) for key, value in rows))
+
+
+def run_result(*steps: StepResult) -> RunResult:
+    return RunResult(RunbookInfo("t", "t.yaml", "T", ""), Host("h", "6.1.0"), "0.1",
+                     "2025-01-01T00:00:00Z", "2025-01-01T00:00:05Z", {}, "clean", 0,
+                     steps=steps)
 
 
 SKIP_REASON = "steps.runq.quiet is false; steps.runq.quiet did not fire: 1 wakeups"
-RESULT: dict[str, Any] = {"steps": [
+RESULT = run_result(
     step("runq",
          thresholds={"slow": threshold(True, "p99 run-queue latency is 8.19ms (limit 1ms)"),
                      "quiet": threshold(False, "1 wakeups"),
                      "empty": threshold(None, "no samples")},
          captures={"culprit": "hog_thread", "n": 5, "p99": "8.19ms", "gone": None},
-         aggregations={"slow_by": {"kind": "count", "keys": ["comm"],
-                                   "rows": [{"key": {"comm": "a"}, "value": 3},
-                                            {"key": {"comm": "b"}, "value": 1}]},
-                       "none": {"kind": "count", "keys": [], "rows": []}},
-         events=[{"probe": "tracepoint:a:b", "id": "execs", "rows": [{"x": 1}]}]),
+         aggregations={"slow_by": count_by(("comm",), ({"comm": "a"}, 3), ({"comm": "b"}, 1)),
+                       "none": count_by(())},
+         events=(EventsResult("tracepoint:a:b", "execs", ("x",), ({"x": 1},), 0, 1),)),
     step("offcpu", "skipped", SKIP_REASON),
-]}
+)
 
 
 # --- compare ----------------------------------------------------------------------------------
@@ -79,7 +98,7 @@ def test_compare_threshold_mismatches_say_why() -> None:
 
 
 def test_compare_fired_in_a_skipped_step_gives_the_skip_reason() -> None:
-    result = {"steps": [step("offcpu", "skipped", "steps.runq.slow is false")]}
+    result = run_result(step("offcpu", "skipped", "steps.runq.slow is false"))
     assert compare(expect_of({"fired": ["offcpu.deep"]}), result) == [
         "offcpu.deep: expected fired, but step offcpu was skipped (steps.runq.slow is false)"]
 
@@ -110,8 +129,8 @@ def test_compare_step_status_and_rows() -> None:
 
 
 def test_compare_an_unexpected_failed_step_is_a_mismatch() -> None:
-    result = {"steps": [step("a", "failed", "attach failed: no such tracepoint"),
-                        step("b", "skipped", "an earlier step failed")]}
+    result = run_result(step("a", "failed", "attach failed: no such tracepoint"),
+                        step("b", "skipped", "an earlier step failed"))
     assert compare(expect_of({}), result) == ["steps a: failed unexpectedly "
                                               "(attach failed: no such tracepoint)"]
     assert compare(expect_of({"steps": {"a": "failed"}}), result) == []
