@@ -34,6 +34,7 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -105,6 +106,7 @@ class Symbolizer:
         self.backend = LlvmSymbolizer.find() if backend == "auto" else backend
         self.modules = ModuleFinder(debug_roots)
         self.stats = SymbolizeStats()
+        self.workers = max(1, min(4, os.cpu_count() or 1))  # symbolizer processes at once
         self._cache: dict[tuple[str, str], dict[int, Location]] = {}
 
     def describe(self) -> str:
@@ -146,8 +148,7 @@ class Symbolizer:
             module, _, lookup = plan
             if lookup not in self._cache.setdefault(module.key, {}):
                 pending.setdefault(module.key, (module, set()))[1].add(lookup)
-        for key, (module, lookups) in pending.items():
-            self._cache[key].update(self._lookup(module, sorted(lookups)))
+        self._lookup_all(list(pending.values()))
         return {request: [plan] if isinstance(plan, Frame)
                 else _frames(request[0], plan[0], plan[1], self._cache[plan[0].key][plan[2]])
                 for request, plan in planned.items()}
@@ -168,9 +169,22 @@ class Symbolizer:
             return Frame(address, module.name, reason=Reason.NO_SYMBOL, path=module.path)
         return module, vaddr, vaddr - 1 if is_return and vaddr > 0 else vaddr
 
+    def _lookup_all(self, jobs: list[tuple[Module, set[int]]]) -> None:
+        """Runs the modules' batches side by side: each is its own process, and a big
+        debug file (libc's) would otherwise hold up all the others."""
+        batches = [(module, sorted(lookups)) for module, lookups in jobs]
+        workers = min(len(batches), self.workers)
+        if workers <= 1:
+            found = [self._lookup(module, vaddrs) for module, vaddrs in batches]
+        else:
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                found = list(pool.map(lambda batch: self._lookup(*batch), batches))
+        for (module, vaddrs), locations in zip(batches, found, strict=True):
+            self._cache[module.key].update(locations)
+            self.stats.looked_up += len(vaddrs)
+            self.stats.batches += 1
+
     def _lookup(self, module: Module, vaddrs: list[int]) -> dict[int, Location]:
-        self.stats.looked_up += len(vaddrs)
-        self.stats.batches += 1
         if self.backend is not None:
             try:
                 with _readable(module) as obj:

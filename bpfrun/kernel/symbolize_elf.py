@@ -181,11 +181,13 @@ def _functions(data: bytes | mmap.mmap, sec: tuple[int, ...], sections: list[tup
     if link >= len(sections):
         return []
     strtab = data[sections[link][4] : sections[link][4] + sections[link][5]]
+    if (entsize or _SYM64) != _SYM64:
+        return []
+    table = data[offset : offset + size - size % _SYM64]
     found = []
-    for pos in range(offset, offset + size - _SYM64 + 1, entsize or _SYM64):
-        st_name, st_info, _other, st_shndx, value, sym_size = struct.unpack_from(
-            end + "IBBHQQ", data, pos
-        )
+    for st_name, st_info, _other, st_shndx, value, sym_size in struct.iter_unpack(
+        end + "IBBHQQ", table
+    ):
         if st_shndx == 0 or (st_info & 0xF) not in (_STT_FUNC, _STT_GNU_IFUNC):
             continue
         name = _cstring(strtab, st_name).split("@", 1)[0]
