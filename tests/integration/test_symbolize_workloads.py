@@ -58,9 +58,11 @@ def function_start(binary: Path, name: str) -> int:
     return next(f.start for f in read_elf_info(str(binary)).functions if f.name == name)
 
 
-def runtime_address(maps: ProcessMaps, binary: Path, vaddr: int) -> int:
-    """Where the process mapped the ELF address vaddr of binary."""
-    seg = next(s for s in read_elf_info(str(binary)).segments
+def runtime_address(maps: ProcessMaps, binary: Path, vaddr: int,
+                    readable: Path | None = None) -> int:
+    """Where the process mapped the ELF address vaddr of binary (read at `readable` when the
+    process's path is not one this test can open)."""
+    seg = next(s for s in read_elf_info(str(readable or binary)).segments
                if s.vaddr <= vaddr < s.vaddr + s.filesz)
     offset = vaddr - seg.vaddr + seg.offset
     mapping = next(m for m in maps.mappings
@@ -293,3 +295,26 @@ def test_a_binary_replaced_after_the_process_ended_is_not_trusted(tmp_path: Path
     os.replace(replacement, binary)  # same path and bytes, another inode: an upgrade
     [frame] = lookup(maps, address)
     assert frame.reason is Reason.DELETED
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root and unshare(1) to make a mount namespace")
+def test_a_binary_only_another_mount_namespace_sees(tmp_path: Path) -> None:
+    """As in a container: the binary lives on a tmpfs mounted in the process's own mount
+    namespace, so this host never sees it at that path."""
+    source = build("memleak_main", opt="O2")
+    [ret] = return_addresses(source, "main", "malloc")
+    folder = tmp_path / "container"
+    folder.mkdir()
+    script = (f"mount -t tmpfs none {folder} && cp {source} {folder}/app && "
+              f"exec {folder}/app --seconds 0 --rate 1")
+    with started(Path(shutil.which("unshare") or "unshare"), "--mount",
+                 "--propagation", "private", "sh", "-c", script) as proc:
+        maps = ProcessMaps.capture(proc.pid)
+        assert maps.foreign_mounts() and not (folder / "app").exists()
+        address = runtime_address(maps, folder / "app", ret,
+                                  readable=Path(f"/proc/{proc.pid}/root{folder}/app"))
+        assert lookup(maps, address)[-1].function == "main"  # seen through /proc/PID/...
+    [frame] = lookup(maps, address)
+    assert (frame.reason, frame.module) == (Reason.NOT_VISIBLE, "app")
+
