@@ -76,11 +76,12 @@ class ProcessMaps:
     mount_ns: str | None = None  # readlink /proc/PID/ns/mnt, e.g. "mnt:[4026531841]"
 
     @classmethod
-    def parse(cls, text: str, pid: int = 0, **kwargs: object) -> ProcessMaps:
+    def parse(cls, text: str, pid: int = 0, *, vdso: bytes | None = None,
+              start_time: int | None = None, mount_ns: str | None = None) -> ProcessMaps:
         """A snapshot from maps text alone (tests, or maps saved elsewhere)."""
         found = sorted((parse_maps_line(ln) for ln in text.splitlines() if ln.strip()),
                        key=lambda m: m.start)
-        return cls(pid, tuple(found), **kwargs)  # type: ignore[arg-type]
+        return cls(pid, tuple(found), vdso, start_time, mount_ns)
 
     @classmethod
     def capture(cls, pid: int) -> ProcessMaps:

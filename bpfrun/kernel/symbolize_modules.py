@@ -151,22 +151,23 @@ def _locate(maps: ProcessMaps, mapping: Mapping) -> str | Reason:
         candidates.append((f"/proc/{maps.pid}/root{mapping.path}", True))
     if not mapping.deleted:
         candidates.append((mapping.path, True))
-    denied = False
+    denied = replaced = False
     for path, check in candidates:
         try:
             st = os.stat(path)
-        except PermissionError:
+        except PermissionError:  # map_files without CAP_SYS_ADMIN, or a closed folder
             denied = True
             continue
         except OSError:
             continue
         if not check or st.st_ino == mapping.inode:
             return path
+        replaced = True
     if mapping.deleted:
         return Reason.DELETED
     if maps.foreign_mounts():
         return Reason.NOT_VISIBLE
-    return Reason.UNREADABLE if denied else Reason.DELETED
+    return Reason.UNREADABLE if denied and not replaced else Reason.DELETED
 
 
 def _unknown_reason(symbols: ElfInfo) -> Reason:

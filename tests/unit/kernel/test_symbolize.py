@@ -61,9 +61,9 @@ def vdso_clock_gettime(maps: ProcessMaps) -> int:
     return vdso.start + info.segments[0].offset + func.start - info.segments[0].vaddr
 
 
-def one_file_maps(path: str, inode: int, **kwargs: object) -> ProcessMaps:
+def one_file_maps(path: str, inode: int, mount_ns: str | None = None) -> ProcessMaps:
     return ProcessMaps.parse(f"7f0000000000-7f0000100000 r-xp 00000000 08:01 {inode} {path}\n",
-                             pid=4242, **kwargs)
+                             pid=4242, mount_ns=mount_ns)
 
 
 # --- format_frame ----------------------------------------------------------------------------
