@@ -200,6 +200,7 @@ class StepRunner:
         from bcc import PerfSWConfig, PerfType  # noqa: PLC0415 (import_bcc made it importable)
 
         self.verify()
+        self._open_buffers()
         for a in self.prog.attaches:
             try:
                 if a.kind == "tracepoint":
@@ -232,6 +233,10 @@ class StepRunner:
                 if a.kind in ("kprobe", "kretprobe"):
                     hint = "kprobes may be off on this kernel (bpfrun doctor); add a fallback"
                 raise MachineError(f"cannot attach {a.probe}: {e}", hint) from None
+
+    def _open_buffers(self) -> None:
+        """Before attaching: a perf buffer drops what is sent before it is opened, and the
+        first events (which `limit` counts) would be lost."""
         if self.prog.events and self.prog.event_buffer == "ringbuf":
             self.b["events"].open_ring_buffer(self._on_event)
         elif self.prog.events:

@@ -1,6 +1,10 @@
 """Runner internals: clang and verifier messages pointed back at the runbook line the C
 came from, and whose memory map symbolizes a user stack."""
 
+import sys
+
+import pytest
+
 from bpfrun.runtime.runner import _clang_errors
 
 C = """\
@@ -38,3 +42,45 @@ def test_a_gone_process_borrows_the_symbols_of_the_first_owner_of_its_stack() ->
     assert runner._sym_pid(7, gone) == 100
     assert runner._sym_pid(7, 200) == 200  # read in time: its own symbols
     assert runner._sym_pid(8, gone) == gone  # nobody else stored it: nothing better
+
+
+def test_event_buffers_are_opened_before_anything_attaches(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # A perf buffer drops records sent before it is opened: the first events of a step
+    # (which `limit` counts as kept) were lost when the probes attached first.
+    import types  # noqa: PLC0415
+
+    from bpfrun.compile.program import AttachPlan, EventPlan, Program  # noqa: PLC0415
+    from bpfrun.runtime.runner import StepRunner  # noqa: PLC0415
+
+    calls: list[str] = []
+
+    class Table:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def open_perf_buffer(self, *_a: object, **_k: object) -> None:
+            calls.append(f"open {self.name}")
+
+    class FakeBPF:
+        TRACEPOINT = KPROBE = RAW_TRACEPOINT = PERF_EVENT = 0
+
+        def __getitem__(self, name: str) -> Table:
+            return Table(name)
+
+        def load_func(self, *_a: object) -> None:
+            pass
+
+        def attach_tracepoint(self, tp: str, fn_name: str) -> None:
+            calls.append(f"attach {tp}")
+
+    prog = Program("s", event_buffer="perf", user_stacks=True)
+    prog.events.append(EventPlan(0, "tracepoint:a:b", "e", [], None))
+    prog.attaches.append(AttachPlan("tracepoint", ("a", "b"), "f", "tracepoint:a:b",
+                                    "tracepoint:a:b", []))
+    runner = StepRunner.__new__(StepRunner)  # no BCC: only the order is exercised
+    runner.prog, runner.b = prog, FakeBPF()
+    runner.bcc = types.SimpleNamespace(BPF=FakeBPF)
+    monkeypatch.setitem(sys.modules, "bcc", types.SimpleNamespace(PerfSWConfig=0, PerfType=0))
+    runner.attach()
+    assert calls == ["open events", "open bpfrun_owners", "attach a:b"]
