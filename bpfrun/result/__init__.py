@@ -1,8 +1,9 @@
 """The result of a run: a typed model (`RunResult` and its parts) and result.json's schema.
 
 The runtime produces a `RunResult`; reporters, self-tests and the commands that compare runs
-read it. `RunResult.to_json()` is result.json; `RunResult.from_json()` reads one back after
-`validate_result` (schema/result.schema.json plus the checks across fields) accepted it.
+read it. `RunResult.to_json()` is result.json; `RunResult.from_json()` reads one back once it
+has the schema's shape (schema/result.schema.json); `validate_result` also checks that its
+parts agree (rows and their keys, findings and thresholds, status and exit code).
 """
 
 from __future__ import annotations
@@ -20,7 +21,13 @@ from bpfrun.result.model import (
     ThresholdResult,
     as_run_result,
 )
-from bpfrun.result.validate import ResultFormatError, json_path, result_schema, validate_result
+from bpfrun.result.validate import (
+    ResultFormatError,
+    json_path,
+    result_schema,
+    shape_problems,
+    validate_result,
+)
 from bpfrun.result.values import (
     AggregationResult,
     AggregationRow,
@@ -59,5 +66,6 @@ __all__ = [
     "as_run_result",
     "json_path",
     "result_schema",
+    "shape_problems",
     "validate_result",
 ]

@@ -3,8 +3,8 @@
 The runtime builds a `RunResult`; reporters, self-tests and the commands that compare or merge
 runs read it. `to_json()` is result.json's document, keys in the documented order, with a
 top-level `"version"`; `RunResult.from_json()` reads such a document back (one without
-`version` is version 1), checking it against the schema first, so `from_json(to_json())` gives
-an equal result and `to_json(from_json(doc))` the same document, key order included.
+`version` is version 1) after checking its shape against the schema, so `from_json(to_json())`
+gives an equal result and `to_json(from_json(doc))` the same document, key order included.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeAlias, cast
 
-from bpfrun.result.validate import ResultFormatError, validate_result
+from bpfrun.result.validate import ResultFormatError, shape_problems
 from bpfrun.result.values import (
     AggregationResult,
     AggregationRow,
@@ -212,7 +212,7 @@ class RunResult:
             raise ResultFormatError(
                 f"result.json: version {version!r} is not one this bpfrun reads "
                 f"({RESULT_VERSION})", hint="read it with the bpfrun that wrote it")
-        problems = validate_result(doc)
+        problems = shape_problems(doc)  # validate_result also checks that the parts agree
         if problems:
             raise ResultFormatError.of(problems)
         return cls(

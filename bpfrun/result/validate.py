@@ -62,11 +62,16 @@ def json_path(parts: Iterable[str | int]) -> str:
 
 
 def validate_result(doc: Any) -> list[str]:
-    """Every way `doc` is not a result.json (schema/result.schema.json), one line each,
-    ordered by place; [] when it is one."""
+    """Every way `doc` is not a result.json (schema/result.schema.json, then the checks across
+    fields), one line each, ordered by place; [] when it is one."""
+    return shape_problems(doc) or _consistency(doc)
+
+
+def shape_problems(doc: Any) -> list[str]:
+    """Where `doc` does not have result.json's shape (the schema alone): what a reader needs
+    to read it, whether or not its parts agree with each other."""
     errors = sorted(_validator().iter_errors(doc), key=lambda e: _order(e.absolute_path))
-    problems = [f"{json_path(e.absolute_path)}: {_message(e)}" for e in errors]
-    return list(dict.fromkeys(problems)) or _consistency(doc)
+    return list(dict.fromkeys(f"{json_path(e.absolute_path)}: {_message(e)}" for e in errors))
 
 
 def _order(path: Iterable[str | int]) -> list[tuple[int, str]]:
