@@ -1,5 +1,5 @@
 """The typed result: result.json → RunResult → result.json gives the same document, key order
-included, for every recorded result and for one built in code (`every_part`, conftest.py)."""
+included, for every recorded result and for one built in code (every_part.py)."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from every_part import every_part
 from helpers.paths import FIXTURES
 
 from bpfrun.result import (
@@ -18,6 +19,7 @@ from bpfrun.result import (
     RunResult,
     StatsValue,
     as_run_result,
+    shape_problems,
     validate_result,
 )
 
@@ -40,8 +42,8 @@ def test_there_are_recorded_results() -> None:
     assert len(RECORDED) >= 3
 
 
-def test_a_result_built_in_code_round_trips_and_validates(every_part: RunResult) -> None:
-    result = every_part
+def test_a_result_built_in_code_round_trips_and_validates() -> None:
+    result = every_part()
     doc = result.to_json()
     assert validate_result(doc) == []
     assert RunResult.from_json(doc) == result
@@ -50,8 +52,8 @@ def test_a_result_built_in_code_round_trips_and_validates(every_part: RunResult)
 
 
 def test_the_document_keeps_the_documented_order_and_ends_with_its_version(
-        every_part: RunResult) -> None:
-    doc = every_part.to_json()
+        ) -> None:
+    doc = every_part().to_json()
     assert list(doc) == ["runbook", "host", "bpfrun_version", "started", "finished", "params",
                          "status", "exit_code", "findings", "steps", "error", "interrupted",
                          "version"]
@@ -70,20 +72,20 @@ def test_the_document_keeps_the_documented_order_and_ends_with_its_version(
     assert "series" not in skipped and "notes" not in skipped  # only when there are some
 
 
-def test_a_document_without_version_is_version_1(every_part: RunResult) -> None:
-    doc = every_part.to_json()
+def test_a_document_without_version_is_version_1() -> None:
+    doc = every_part().to_json()
     del doc["version"]
-    assert RunResult.from_json(doc) == every_part
+    assert RunResult.from_json(doc) == every_part()
 
 
-def test_another_version_is_refused(every_part: RunResult) -> None:
-    doc = {**every_part.to_json(), "version": 2}
+def test_another_version_is_refused() -> None:
+    doc = {**every_part().to_json(), "version": 2}
     with pytest.raises(ResultFormatError, match="version 2 is not one this bpfrun reads"):
         RunResult.from_json(doc)
 
 
-def test_a_malformed_document_is_refused_with_every_place_named(every_part: RunResult) -> None:
-    doc = every_part.to_json()
+def test_a_malformed_document_is_refused_with_every_place_named() -> None:
+    doc = every_part().to_json()
     doc["status"] = "done"
     del doc["steps"][1]["lost"]
     with pytest.raises(ResultFormatError) as e:
@@ -94,17 +96,17 @@ def test_a_malformed_document_is_refused_with_every_place_named(every_part: RunR
         RunResult.from_json([])  # type: ignore[arg-type]
 
 
-def test_the_model_shares_nothing_with_its_document(every_part: RunResult) -> None:
-    doc = every_part.to_json()
+def test_the_model_shares_nothing_with_its_document() -> None:
+    doc = every_part().to_json()
     result = RunResult.from_json(doc)
     doc["steps"][0]["aggregations"]["stacks"]["rows"][0]["key"]["kstack"].append("changed")
     out = result.to_json()
     out["steps"][0]["captures"]["many"].append(3)
-    assert result == every_part and result.to_json() == every_part.to_json()
+    assert result == every_part() and result.to_json() == every_part().to_json()
 
 
-def test_typed_values_name_their_statistics(every_part: RunResult) -> None:
-    step = every_part.steps[0]
+def test_typed_values_name_their_statistics() -> None:
+    step = every_part().steps[0]
     dist = step.aggregations["dist"].rows[0].value
     assert isinstance(dist, HistValue) and isinstance(dist, StatsValue)
     assert (dist.stat("count"), dist.stat("p99"), dist.buckets[0]) == (5, 20, Bucket(0, 2, 1))
@@ -113,10 +115,18 @@ def test_typed_values_name_their_statistics(every_part: RunResult) -> None:
     with pytest.raises(KeyError):
         stats.stat("p99")  # a stats row has no percentiles
     assert step.aggregations["calls"].rows[0].value == 10
-    assert every_part.step("u") is not None and every_part.step("nope") is None
+    assert every_part().step("u") is not None and every_part().step("nope") is None
 
 
-def test_as_run_result_reads_documents_and_passes_results_through(every_part: RunResult) -> None:
-    result = every_part
+def test_as_run_result_reads_documents_and_passes_results_through() -> None:
+    result = every_part()
     assert as_run_result(result) is result
     assert as_run_result(result.to_json()) == result
+
+
+def test_reading_needs_the_shape_only_and_validation_also_checks_the_parts_agree() -> None:
+    doc = every_part().to_json()
+    doc["steps"] = doc["steps"][1:]  # the finding's step is gone: a cut-down document
+    assert RunResult.from_json(doc).findings[0].step == "s"
+    assert shape_problems(doc) == []
+    assert validate_result(doc) == ["$.findings[0]: step 's' has no threshold 'busy' that fired"]

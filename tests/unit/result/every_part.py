@@ -1,8 +1,7 @@
-"""A result built in code with every part result.json can hold, for the model and schema tests."""
+"""A result built in code with every part result.json can hold, for the model and schema tests
+(a module, not a conftest.py: `import conftest` elsewhere must keep finding tests/conftest.py)."""
 
 from __future__ import annotations
-
-import pytest
 
 from bpfrun.result import (
     AggregationResult,
@@ -22,12 +21,7 @@ from bpfrun.result import (
 )
 
 
-@pytest.fixture
 def every_part() -> RunResult:
-    return built()
-
-
-def built() -> RunResult:
     """A run with every part result.json can hold: each aggregation kind, stacks with their
     files, events, a series, notes, a skipped and a failed step."""
     hist = HistValue(5, 40.5, 1, 20, 8.1, 4, 16, 20,
