@@ -24,7 +24,10 @@ from bpfrun.result.values import (
     Number,
     RowValue,
     SeriesPoint,
+    StackFrame,
     StatsValue,
+    SymbolCounts,
+    UnresolvedFrames,
     plain,
 )
 
@@ -92,6 +95,7 @@ class StepResult:
     lost: LostCounts = field(default_factory=LostCounts)
     series: tuple[SeriesPoint, ...] = ()  # interval probes; () when the step has none
     notes: tuple[str, ...] = ()  # captures and thresholds that could not be evaluated
+    symbols: SymbolCounts | None = None  # steps with user stacks only
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -109,6 +113,8 @@ class StepResult:
             out["series"] = {"points": [p.to_json() for p in self.series]}
         if self.notes:
             out["notes"] = list(self.notes)
+        if self.symbols is not None:
+            out["symbols"] = self.symbols.to_json()
         return out
 
     @classmethod
@@ -122,7 +128,8 @@ class StepResult:
             {k: ThresholdResult.from_json(t) for k, t in doc["thresholds"].items()},
             plain(doc["captures"]), LostCounts.from_json(doc["lost"]),
             tuple(SeriesPoint.from_json(p) for p in (doc.get("series") or {}).get("points", ())),
-            tuple(doc.get("notes") or ()))
+            tuple(doc.get("notes") or ()),
+            SymbolCounts.from_json(doc["symbols"]) if "symbols" in doc else None)
 
 
 @dataclass(frozen=True)
@@ -246,9 +253,12 @@ __all__ = [
     "RunStatus",
     "RunbookInfo",
     "SeriesPoint",
+    "StackFrame",
     "StatsValue",
     "StepResult",
     "StepStatus",
+    "SymbolCounts",
     "ThresholdResult",
+    "UnresolvedFrames",
     "as_run_result",
 ]

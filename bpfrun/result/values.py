@@ -100,6 +100,54 @@ class HistValue(StatsValue):
         return cls(**stats, buckets=tuple(Bucket.from_json(b) for b in doc["buckets"]))
 
 
+@dataclass(frozen=True)
+class StackFrame:
+    """One frame of a stack in full: `function+0xoff (file.c:LINE) [module]`. An inlined
+    frame (`inlined`) shares its address with the frame after it and has no offset; an
+    unresolved frame has no function and says why (`reason`, one of symbolize's sentences)."""
+
+    function: str | None
+    offset: int | None = None  # from the function's start
+    file: str | None = None
+    line: int | None = None
+    module: str = ""  # a binary's basename, "vdso", "kernel", "anon"; "" when none
+    inlined: bool = False
+    reason: str | None = None
+
+    def text(self, *, reason: bool = True) -> str:
+        """The full form; the reason follows an unresolved frame in parentheses."""
+        if self.function is None:
+            out = f"[unknown] [{self.module}]" if self.module else "[unknown]"
+            return f"{out} ({self.reason})" if reason and self.reason else out
+        out = self.function if self.offset is None else f"{self.function}+0x{self.offset:x}"
+        if self.file and self.line:
+            out += f" ({self.file.rsplit('/', 1)[-1]}:{self.line})"
+        out += f" [{self.module}]" if self.module else ""
+        return out + " (inlined)" if self.inlined else out
+
+    def to_json(self) -> dict[str, Any]:
+        return {"function": self.function, "offset": self.offset, "file": self.file,
+                "line": self.line, "module": self.module, "inlined": self.inlined,
+                "reason": self.reason}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> StackFrame:
+        return cls(doc["function"], doc["offset"], doc["file"], doc["line"], doc["module"],
+                   doc["inlined"], doc["reason"])
+
+
+class FramedStack(list[str]):
+    """A stack key's value as the runtime holds it: the frame names (what expressions,
+    folded files and flame graphs read; equal to a plain list of them) carrying each frame
+    in full (`frames`, same order and length)."""
+
+    frames: tuple[StackFrame, ...]
+
+    def __init__(self, names: list[str], frames: tuple[StackFrame, ...] = ()) -> None:
+        super().__init__(names)
+        self.frames = frames
+
+
 # count, sum, min, max, avg: a number (min/max/avg None without data); stats, hist: an object.
 RowValue: TypeAlias = Number | StatsValue | None
 
@@ -120,17 +168,25 @@ def value_from_json(kind: str, doc: Any) -> RowValue:
 @dataclass(frozen=True)
 class AggregationRow:
     """One row: the value of each `by:` expression (a stack key: frame names, innermost
-    first) and what was aggregated for it."""
+    first, as folded files and flame graphs use them) and what was aggregated for it.
+    `frames` (optional) gives a stack key's frames in full, one per name, for the report:
+    function, offset, file:line, module, inlined, and why a frame is unresolved."""
 
     key: Mapping[str, JsonValue]
     value: RowValue
+    frames: Mapping[str, tuple[StackFrame, ...]] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"key": plain(self.key), "value": value_json(self.value)}
+        out = {"key": plain(self.key), "value": value_json(self.value)}
+        if self.frames:
+            out["frames"] = {k: [f.to_json() for f in fs] for k, fs in self.frames.items()}
+        return out
 
     @classmethod
     def from_json(cls, kind: str, doc: Mapping[str, Any]) -> AggregationRow:
-        return cls(plain(doc["key"]), value_from_json(kind, doc["value"]))
+        frames = {k: tuple(StackFrame.from_json(f) for f in fs)
+                  for k, fs in (doc.get("frames") or {}).items()}
+        return cls(plain(doc["key"]), value_from_json(kind, doc["value"]), frames)
 
 
 @dataclass(frozen=True)
@@ -187,6 +243,42 @@ class EventsResult:
     def from_json(cls, doc: Mapping[str, Any]) -> EventsResult:
         return cls(doc["probe"], doc["id"], tuple(doc["fields"]),
                    tuple(plain(r) for r in doc["rows"]), doc["dropped"], doc["seen"])
+
+
+@dataclass(frozen=True)
+class UnresolvedFrames:
+    """User frames of one module left unresolved for one reason."""
+
+    reason: str
+    module: str  # the file's path when known, else the mapping's name ("anon", "vdso")
+    frames: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"reason": self.reason, "module": self.module, "frames": self.frames}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> UnresolvedFrames:
+        return cls(doc["reason"], doc["module"], doc["frames"])
+
+
+@dataclass(frozen=True)
+class SymbolCounts:
+    """How well a step's user stacks were named: their frames (each distinct stack of each
+    process counted once), how many stayed unresolved, and those by reason and module,
+    most first."""
+
+    user_frames: int
+    unresolved: int = 0
+    by_reason: tuple[UnresolvedFrames, ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"user_frames": self.user_frames, "unresolved": self.unresolved,
+                "by_reason": [u.to_json() for u in self.by_reason]}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> SymbolCounts:
+        return cls(doc["user_frames"], doc["unresolved"],
+                   tuple(UnresolvedFrames.from_json(u) for u in doc["by_reason"]))
 
 
 @dataclass(frozen=True)
