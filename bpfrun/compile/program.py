@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 DEFAULT_MAP_SIZE = 10240
 HIST_SLOTS = 64
+LIMIT_SLOT = 0xFFFFFF00  # keyed histograms: the slot of a key's first limit counter
 DEFAULT_MAX_PENDING = 10240
 STACK_STORAGE = 16384  # distinct stacks a step keeps, at least
 STACK_NONE, STACK_LOST = 0, 1  # stack ids that are not stacks (the template's bpfrun_stack_id)
@@ -64,6 +65,10 @@ class AggPlan:
     pending: bool = False
     value_field: str | None = None
     tgid_field: str | None = None
+    # hist/lhist: values L (base units) whose `x > L` count the kernel keeps beside the buckets
+    # (lower/limits.py), as slots limit_slot, limit_slot + 1, ... of the same map.
+    limits: tuple[int, ...] = ()
+    limit_slot: int = 0
 
 
 @dataclass

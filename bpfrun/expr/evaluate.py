@@ -29,6 +29,23 @@ class Fields:
         raise KeyError(name)
 
 
+# Percentile fields of histograms and the rank each stands for.
+PERCENTILE_RANKS = {"p50": 0.50, "p90": 0.90, "p99": 0.99}
+
+
+class Distribution(Fields):
+    """A histogram (or one of its rows) that may decide a percentile against a limit on an
+    exact count of the values above it, counted in the kernel (compile/lower/limits.py)."""
+
+    def over(self, limit: Any) -> int | None:
+        """How many values were above `limit`; None when that limit was not counted."""
+        return None
+
+    def compare_percentile(self, name: str, op: str, limit: Any) -> bool | None:
+        """`self.<name> <op> limit` decided exactly; None: undecided, compare the value."""
+        return None
+
+
 class _Partial(Fields):
     """`row.args` while looking for the key `args.next_comm`."""
 
@@ -137,7 +154,7 @@ class Evaluator:
         raise EvalError("only lists can be indexed, by an integer", node)
 
     def visit_Call(self, node: Call) -> Any:
-        arity = {"len": 1, "str": 1, "startswith": 2}
+        arity = {"len": 1, "str": 1, "startswith": 2, "over": 2, "percent": 2}
         if node.func in arity and len(node.args) != arity[node.func]:
             n = arity[node.func]
             raise EvalError(f"{node.func}() takes {n} argument{'s' if n > 1 else ''}", node)
@@ -153,12 +170,15 @@ class Evaluator:
             return None if args[0] is None else display(args[0])
         if node.func == "startswith":
             return None if None in args else str(args[0]).startswith(str(args[1]))
+        if node.func in ("over", "percent"):
+            return _over(node, args) if node.func == "over" else _percent(node, args)
         if node.func in ("min", "max") and args:
             vals = [a for a in args if a is not None]
             if len({_magnitude(v)[0] for v in vals}) > 1:
                 raise EvalError(f"{node.func}() of values of different kinds", node)
             return (min if node.func == "min" else max)(vals) if vals else None
-        raise EvalError(f"unknown function '{node.func}' (len, str, startswith, min, max)", node)
+        raise EvalError(f"unknown function '{node.func}' (len, str, startswith, min, max, "
+                        "over, percent)", node)
 
     def visit_Unary(self, node: Unary) -> Any:
         v = self.eval(node.operand)
@@ -177,6 +197,9 @@ class Evaluator:
             return self.truth(node.left) and self.truth(node.right)
         if node.op == "||":
             return self.truth(node.left) or self.truth(node.right)
+        exact = self._percentile_vs_limit(node) if node.op in _FLIP else None
+        if exact is not None:
+            return exact
         left, right = self.eval(node.left), self.eval(node.right)
         if node.op in ("==", "!=") and (left is None or right is None):
             return (left is right) == (node.op == "==")
@@ -196,6 +219,46 @@ class Evaluator:
         if lk not in ("number", "bool") or rk not in ("number", "bool"):
             raise EvalError(f"cannot use {node.op} on a {lk} and a {rk}", node)
         return _ARITH[node.op](lv, rv)
+
+    def _percentile_vs_limit(self, node: Binary) -> bool | None:
+        """`dist.p99 > X` decided on the exact count of values above X where it was counted."""
+        for pct, other, op in ((node.left, node.right, node.op),
+                               (node.right, node.left, _FLIP[node.op])):
+            if isinstance(pct, Attr) and pct.name in PERCENTILE_RANKS:
+                dist = self._visit(pct.obj)
+                if isinstance(dist, Distribution):
+                    limit = self.eval(other)
+                    return None if limit is None else dist.compare_percentile(pct.name, op,
+                                                                              limit)
+        return None
+
+
+_FLIP = {">": "<", "<": ">", ">=": "<=", "<=": ">="}
+
+
+def _over(node: Call, args: list[Any]) -> int | None:
+    """over(dist, limit): how many of a histogram's values were above `limit`."""
+    dist, limit = args
+    if dist is None or limit is None:
+        return None
+    if not isinstance(dist, Distribution):
+        raise EvalError("over() takes a histogram (or one of its rows) and a limit", node)
+    count = dist.over(limit)
+    if count is None:
+        raise EvalError("over(): this limit was not counted in the kernel (it must be known "
+                        "before the step runs: a param, a constant or an earlier step's value)",
+                        node)
+    return count
+
+
+def _percent(node: Call, args: list[Any]) -> float | None:
+    """percent(part, whole): part as a percentage of whole, two decimals; null of nothing."""
+    part, whole = (_magnitude(a)[1] if a is not None else None for a in args)
+    if part is None or not whole:
+        return None
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (part, whole)):
+        raise EvalError("percent() takes two numbers of the same kind", node)
+    return round(100 * part / whole, 2)
 
 
 def _unit_arith(node: Binary, lk: str, lv: Any, rk: str, rv: Any) -> Any:

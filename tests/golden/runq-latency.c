@@ -47,7 +47,7 @@ _Static_assert(__builtin_offsetof(struct bpfrun_tp_sched_sched_wakeup, comm) == 
 _Static_assert(__builtin_offsetof(struct bpfrun_tp_sched_sched_wakeup, pid) == 24, "pid");
 _Static_assert(__builtin_offsetof(struct bpfrun_tp_sched_sched_wakeup, prio) == 28, "prio");
 _Static_assert(__builtin_offsetof(struct bpfrun_tp_sched_sched_wakeup, target_cpu) == 32, "target_cpu");
-struct bpfrun_agg0_dist_hist { u64 slots[65]; struct bpfrun_stats st; };
+struct bpfrun_agg0_dist_hist { u64 slots[66]; struct bpfrun_stats st; };
 struct bpfrun_agg1_slow_by_key { char k0[16]; char k1[16]; };
 struct bpfrun_runq_span_val { u64 ts; };
 struct bpfrun_runq_span_key { u64 k0; };
@@ -75,6 +75,7 @@ static __always_inline int bpfrun_runq_probe1_h0(void *ctx) {
         struct bpfrun_agg0_dist_hist *h_agg0_dist = agg0_dist.lookup(&zero);
         if (!h_agg0_dist) break;
         if (slot < 65) h_agg0_dist->slots[slot] += 1;
+        if (x > 1000000ULL) h_agg0_dist->slots[65] += 1;
         bpfrun_stats_add(&h_agg0_dist->st, (s64)x);
     } while (0);
     /* aggregation slow_by: count (runbook tests/runbooks/valid/runq-latency.yaml:26:11) */

@@ -10,6 +10,7 @@ from __future__ import annotations
 from bpfrun.compile.cexpr import CompileError, ExprCompiler, Scope
 from bpfrun.compile.cstr import c_comment
 from bpfrun.compile.lower.context import StepContext
+from bpfrun.compile.lower.limits import hist_limits
 from bpfrun.compile.lower.stacks import grow_storage, user_stack_tgid
 from bpfrun.compile.lower.units import slot_code, unit_of
 from bpfrun.compile.lower.values import c_field, key_field
@@ -17,6 +18,7 @@ from bpfrun.compile.program import (
     DEFAULT_MAP_SIZE,
     HIST_SLOTS,
     INDEX_DOMAINS,
+    LIMIT_SLOT,
     SPILL_MAP_SIZE,
     AggPlan,
     KeyField,
@@ -42,8 +44,10 @@ def lower_aggregation(ctx: StepContext, agg: Aggregation, scope: Scope) -> list[
     unit, scale, lbounds = unit_of(ctx, agg, value_type)
     mname = agg_names(ctx, agg)[0]
     index = index_domain(agg, keys)
+    limits = hist_limits(ctx, agg) if agg.kind in ("hist", "lhist") else ()
     if agg.by:
-        update = hash_update(ctx, agg, keys, value_code, scale, lbounds, spill=bool(index))
+        update = hash_update(ctx, agg, keys, value_code, scale, lbounds, spill=bool(index),
+                             limits=limits)
         if index:  # small values in the array, the rest in the hash
             update = [*indexed_update(ctx, agg, keys[0], value_code, index), "} else {",
                       *("    " + line for line in update), "}"]
@@ -51,11 +55,12 @@ def lower_aggregation(ctx: StepContext, agg: Aggregation, scope: Scope) -> list[
     else:
         # Without keys a per-CPU array indexed by slot (or 0) needs no hashing, no
         # key struct and no insertion: the cheapest update BPF has.
-        body += array_update(ctx, agg, value_code, scale, lbounds)
+        body += array_update(ctx, agg, value_code, scale, lbounds, limits)
     stats_map = f"{mname}_stats" if agg.kind in ("hist", "lhist") and agg.by else None
     ctx.prog.aggs.append(AggPlan(agg.id, agg.kind, mname, stats_map, keys, value_type,
                                  unit, scale, agg.top, lbounds, array=not agg.by,
-                                 index_map=f"{mname}_idx" if index else None))
+                                 index_map=f"{mname}_idx" if index else None, limits=limits,
+                                 limit_slot=hist_slots(lbounds) if not agg.by else LIMIT_SLOT))
     return [f"/* {c_comment(f'aggregation {agg.id}: {agg.kind} (runbook {agg.loc})')} */",
             "do {", *("    " + line for line in body), "} while (0);"]
 
@@ -120,7 +125,8 @@ def agg_names(ctx: StepContext, agg: Aggregation) -> tuple[str, str]:
 
 
 def hash_update(ctx: StepContext, agg: Aggregation, keys: list[KeyField], value_code: str,
-                scale: int, lbounds: Bounds, spill: bool = False) -> list[str]:
+                scale: int, lbounds: Bounds, spill: bool = False,
+                limits: tuple[int, ...] = ()) -> list[str]:
     """The update of a per-CPU hash keyed by the struct `k`; `spill`: the hash only
     takes the values an indexed array has no room for, so it can be small."""
     mname, sname = agg_names(ctx, agg)
@@ -133,6 +139,10 @@ def hash_update(ctx: StepContext, agg: Aggregation, keys: list[KeyField], value_
         body.append(f"u64 x = {value_code};")
         body.append(f"k.slot = {slot_code(agg, scale, lbounds)};")
         body += counter_update(mname, "1", "k")
+        for i, limit in enumerate(limits):  # a lookup more only for the values over a limit
+            body += [f"if (x > {limit}ULL) {{", f"    k.slot = {LIMIT_SLOT + i}U;",
+                     *("    " + line for line in counter_update(mname, "1", "k", f"l{i}")),
+                     "}"]
         body.append("k.slot = 0xFFFFFFFF;  /* the per-key stats entry */")
         body += stats_update(f"{mname}_stats", "x", "k")
     elif agg.kind in ("count", "sum"):
@@ -175,16 +185,22 @@ def indexed_update(ctx: StepContext, agg: Aggregation, key: KeyField, value_code
             f"    if (v_{mname}) {update}"]
 
 
+def hist_slots(lbounds: Bounds) -> int:
+    """Slots of an unkeyed histogram's buckets; its limit counters come after them."""
+    return (lbounds[1] - lbounds[0]) // lbounds[2] + 2 if lbounds else HIST_SLOTS + 1
+
+
 def array_update(ctx: StepContext, agg: Aggregation, value_code: str, scale: int,
-                 lbounds: Bounds) -> list[str]:
+                 lbounds: Bounds, limits: tuple[int, ...] = ()) -> list[str]:
     """The update of an unkeyed aggregation's one-entry per-CPU array."""
     mname, _ = agg_names(ctx, agg)
     if agg.kind in ("hist", "lhist"):
         # Buckets and stats in one entry: a single lookup per event (measured in bench/:
         # one array entry beats a bucket array plus a stats array on the hot path).
-        slots = (lbounds[1] - lbounds[0]) // lbounds[2] + 2 if lbounds else HIST_SLOTS + 1
+        slots = hist_slots(lbounds)
         hname = f"bpfrun_{mname}_hist"
-        ctx.prog.structs.append(f"struct {hname} {{ u64 slots[{slots}]; "
+        # Limit counters are slots past the buckets: the same entry, no lookup more.
+        ctx.prog.structs.append(f"struct {hname} {{ u64 slots[{slots + len(limits)}]; "
                                 "struct bpfrun_stats st; };")
         ctx.prog.maps.append(f"BPF_PERCPU_ARRAY({mname}, struct {hname}, 1);")
         return [f"u64 x = {value_code};",
@@ -193,6 +209,8 @@ def array_update(ctx: StepContext, agg: Aggregation, value_code: str, scale: int
                 f"struct {hname} *h_{mname} = {mname}.lookup(&zero);",
                 f"if (!h_{mname}) break;",
                 f"if (slot < {slots}) h_{mname}->slots[slot] += 1;",
+                *(f"if (x > {limit}ULL) h_{mname}->slots[{slots + i}] += 1;"
+                  for i, limit in enumerate(limits)),
                 f"bpfrun_stats_add(&h_{mname}->st, (s64)x);"]
     counter = agg.kind in ("count", "sum")
     vtype = "u64" if counter else "struct bpfrun_stats"
@@ -204,10 +222,11 @@ def array_update(ctx: StepContext, agg: Aggregation, value_code: str, scale: int
     return [*body, f"if (v_{mname}) bpfrun_stats_add(v_{mname}, (s64)({value_code}));"]
 
 
-def counter_update(mname: str, amount: str, key: str) -> list[str]:
-    return [f"u64 z_{mname} = 0;",
-            f"u64 *v_{mname} = {mname}.lookup_or_try_init(&{key}, &z_{mname});",
-            f"if (v_{mname}) *v_{mname} += {amount}; else bpfrun_lost(LOST_MAP_FULL);"]
+def counter_update(mname: str, amount: str, key: str, suffix: str = "") -> list[str]:
+    z, v = f"z_{mname}{suffix}", f"v_{mname}{suffix}"
+    return [f"u64 {z} = 0;",
+            f"u64 *{v} = {mname}.lookup_or_try_init(&{key}, &{z});",
+            f"if ({v}) *{v} += {amount}; else bpfrun_lost(LOST_MAP_FULL);"]
 
 
 def stats_update(mname: str, x: str, key: str) -> list[str]:
