@@ -213,7 +213,8 @@ class Investigation:
             entry, seconds=round(raw.seconds, 3), compile_seconds=round(raw.compile_seconds, 3),
             aggregations=aggregations, events=tuple(events_result(ev) for ev in raw.events),
             thresholds=thresholds, captures={k: jsonable(v) for k, v in captures.items()},
-            lost=_lost(raw.lost), series=_deltas(raw.series), notes=tuple(notes))
+            lost=_lost(raw.lost), series=_deltas(raw.series), notes=tuple(notes),
+            symbols=raw.symbols)
 
 
 def _judge(t: Threshold, local: dict[str, Any], values: dict[str, Any],

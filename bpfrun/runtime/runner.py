@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
-import itertools
 import os
 import re
 import tempfile
@@ -23,7 +22,6 @@ from typing import Any
 from bpfrun.compile.program import (
     LOST_KINDS,
     STACK_LOST,
-    STACK_NONE,
     AggPlan,
     EventPlan,
     KeyField,
@@ -31,15 +29,14 @@ from bpfrun.compile.program import (
 )
 from bpfrun.errors import MachineError, StepError
 from bpfrun.kernel.resolve import SOFTWARE_EVENTS
+from bpfrun.result import SymbolCounts
 from bpfrun.runtime.bccload import import_bcc
+from bpfrun.runtime.stacks import StackNamer, StackRef
 
 PERF_PAGES = 64  # per CPU
 # How often the wait loop wakes; 20 ms where the program tells of new processes' stacks
 # without waking user space (their memory maps must be read before they exit).
 TICK, OWNER_TICK = 0.1, 0.02
-# Processes whose memory map is read as soon as they store a user stack (each BCC symbol
-# cache holds its module list; two fds for a process in another mount namespace).
-MAX_EARLY_SYMBOLS = 4096
 TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
               6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN",
               11: "CLOSING", 12: "NEW_SYN_RECV"}
@@ -75,6 +72,7 @@ class RawStep:
     compile_seconds: float = 0.0
     interrupted: bool = False
     series: list[dict[str, Any]] = field(default_factory=list)  # interval snapshots
+    symbols: SymbolCounts | None = None  # how well user stacks were named, when any
 
 
 def _clang_errors(c_text: str, log: str) -> str:
@@ -125,16 +123,14 @@ class StepRunner:
         self.b: Any = None
         self.events: dict[int, list[dict[str, Any]]] = {e.index: [] for e in prog.events}
         self.ev_types = {e.index: self._ctype(e) for e in prog.events}
-        self._stacks: dict[int, list[int] | None] = {}  # stack id -> frames (None: lost)
-        self._owners: dict[int, int] = {}  # user stack id -> the process that stored it first
-        self._early: set[int] = set()  # processes whose symbols were read while they lived
-        self._known: dict[int, bool] = {}  # process -> its memory map can be read
+        self.stacks: StackNamer | None = None  # once the program is loaded
         self._buffers = bool(prog.events) or prog.user_stacks  # ring/perf buffers to poll
 
     def run(self) -> RawStep:
         raw = RawStep()
         t0 = time.monotonic()
         self.load()
+        self.stacks = StackNamer(self.b)
         raw.compile_seconds = time.monotonic() - t0
         try:
             self.attach()
@@ -316,13 +312,8 @@ class StepRunner:
 
     def _on_owner(self, _ctx: Any, data: Any, _size: int) -> None:
         rec = ctypes.cast(data, ctypes.POINTER(_StackOwner)).contents
-        tgid = int(rec.tgid)
-        self._owners.setdefault(int(rec.id), tgid)
-        if tgid not in self._early and len(self._early) < MAX_EARLY_SYMBOLS:
-            # BCC reads /proc/PID/maps when it creates the process's symbol cache and loads
-            # symbol tables from the files later: this works after the process has exited.
-            self._early.add(tgid)
-            self.b.sym(0, tgid)
+        assert self.stacks is not None
+        self.stacks.on_owner(int(rec.id), int(rec.tgid))
 
     def read(self, raw: RawStep) -> None:
         if self._buffers:
@@ -342,6 +333,31 @@ class StepRunner:
             if ev.limit is not None:
                 rows = rows[: ev.limit]
             raw.events.append(RawEvents(ev, rows, seen))
+        self._name_stacks(raw)
+
+    def _name_stacks(self, raw: RawStep) -> None:
+        """Stack keys were read as StackRefs: name them all in one batch, then merge the
+        rows whose stacks got the same names (one stack stored by several processes)."""
+        refs = [v for agg in raw.aggs for key, _ in agg.rows for v in key.values()
+                if isinstance(v, StackRef)]
+        refs += [v for ev in raw.events for row in ev.rows for v in row.values()
+                 if isinstance(v, StackRef)]
+        if not refs:
+            return
+        assert self.stacks is not None
+        named = self.stacks.resolve(refs)
+        raw.symbols = self.stacks.counts
+        for agg in raw.aggs:
+            rows: dict[tuple[Any, ...], tuple[dict[str, Any], Any]] = {}
+            for key, value in agg.rows:
+                key = {k: named[v] if isinstance(v, StackRef) else v for k, v in key.items()}
+                ident = _freeze(key)
+                rows[ident] = (key, _merge_any(rows[ident][1], value)) if ident in rows \
+                    else (key, value)
+            agg.rows = list(rows.values())
+        for ev in raw.events:
+            ev.rows = [{k: named[v] if isinstance(v, StackRef) else v for k, v in row.items()}
+                       for row in ev.rows]
 
     def _read_agg(self, plan: AggPlan) -> list[tuple[dict[str, Any], Any]]:
         table = self.b[plan.map]
@@ -420,13 +436,10 @@ class StepRunner:
         if f.kind == "str":
             data = bytes(value) if not isinstance(value, bytes) else value
             return data.split(b"\0", 1)[0].decode("utf-8", "replace")
-        if f.kind in ("stack", "ustack"):
-            tgid = int(getattr(record, "tgid", 0))
-            frames = self._symbolize(int(value), f.kind == "ustack", tgid)
-            if f.caller and int(value) > STACK_LOST:
-                pid = self._sym_pid(int(value), tgid)
-                frames[1:1] = [self._user_sym(int(getattr(record, f.caller)), pid)]
-            return frames
+        if f.kind in ("stack", "ustack"):  # named after the step, all at once
+            caller = int(getattr(record, f.caller)) if f.caller else None
+            return StackRef(int(value), f.kind == "ustack", int(getattr(record, "tgid", 0)),
+                            caller if caller and int(value) > STACK_LOST else None)
         if f.kind == "addr":
             addr = ipaddress.ip_address(bytes(value))
             mapped = getattr(addr, "ipv4_mapped", None)  # tcp tracepoints map IPv4 into v6
@@ -437,43 +450,6 @@ class StepRunner:
             return TCP_STATES.get(int(value), str(int(value)))
         n = int(value)
         return n - (1 << 64) if f.signed and n >= 1 << 63 else n
-
-    def _symbolize(self, stack_id: int, user: bool, tgid: int) -> list[str]:
-        if stack_id == STACK_NONE:  # no stack of that kind here (e.g. user mode): empty
-            return []
-        addrs = self._stack_frames(stack_id)
-        if addrs is None:
-            return ["[lost stack]"]
-        if not user:
-            return [_text(self.b.ksym(addr, show_module=False, show_offset=False))
-                    for addr in addrs]
-        pid = self._sym_pid(stack_id, tgid)
-        return [self._user_sym(addr, pid) for addr in addrs]
-
-    def _sym_pid(self, stack_id: int, tgid: int) -> int:
-        """Whose memory map names a user stack's frames: its own process's if it was read in
-        time or the process still runs; else that of the process that stored the same stack
-        first (identical return addresses: a forked sibling with the same layout)."""
-        if tgid not in self._known:
-            self._known[tgid] = tgid in self._early or os.path.exists(f"/proc/{tgid}")
-        return tgid if self._known[tgid] else self._owners.get(stack_id, tgid)
-
-    def _stack_frames(self, stack_id: int) -> list[int] | None:
-        """The frames stored under a stack id (None: lost), innermost first; each stack is
-        read from the kernel once however many keys share it."""
-        if stack_id <= STACK_LOST:
-            return None
-        if stack_id not in self._stacks:
-            try:
-                ips = self.b["stacks"][ctypes.c_uint64(stack_id)].ip
-            except KeyError:
-                self._stacks[stack_id] = None
-            else:
-                self._stacks[stack_id] = list(itertools.takewhile(bool, ips))
-        return self._stacks[stack_id]
-
-    def _user_sym(self, addr: int, tgid: int) -> str:
-        return _text(self.b.sym(addr, tgid, show_module=True, show_offset=False))
 
     # -- events ------------------------------------------------------------------------
     @staticmethod
@@ -526,6 +502,20 @@ def _merge(kind: str, a: Any, b: Any) -> Any:
     out["min"] = min(mins) if mins else None
     out["max"] = max(maxs) if maxs else None
     return out
+
+
+def _merge_any(a: Any, b: Any) -> Any:
+    """Two values of rows that turned out to have the same key: counts, sums, stats, hists."""
+    if not isinstance(a, dict):
+        return a + b
+    if "slots" not in a:
+        return _merge("stats", a, b)
+    slots = dict(a["slots"])
+    for slot, n in b["slots"].items():
+        slots[slot] = slots.get(slot, 0) + n
+    stats = a["stats"] if b["stats"] is None else \
+        b["stats"] if a["stats"] is None else _merge("stats", a["stats"], b["stats"])
+    return {"slots": slots, "stats": stats}
 
 
 def _freeze(key: dict[str, Any]) -> tuple[Any, ...]:

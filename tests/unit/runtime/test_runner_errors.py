@@ -32,16 +32,15 @@ def test_unparsed_log_is_kept() -> None:
 def test_a_gone_process_borrows_the_symbols_of_the_first_owner_of_its_stack() -> None:
     # A forked worker whose stacks were all stored before by its parent never triggers an
     # early read of its own memory map; the same return addresses mean the same layout.
-    from bpfrun.runtime.runner import StepRunner  # noqa: PLC0415
+    from bpfrun.runtime.stacks import StackNamer, StackRef  # noqa: PLC0415
 
-    runner = StepRunner.__new__(StepRunner)  # no BCC: only the bookkeeping is exercised
-    runner._owners = {7: 100}
-    runner._early = {100, 200}
-    runner._known = {}
+    namer = StackNamer(None)  # no BCC: only the bookkeeping is exercised
+    namer._owners = {7: 100}
+    namer._early = {100, 200}
     gone = 2**22 + 12345  # above any pid_max: no /proc entry
-    assert runner._sym_pid(7, gone) == 100
-    assert runner._sym_pid(7, 200) == 200  # read in time: its own symbols
-    assert runner._sym_pid(8, gone) == gone  # nobody else stored it: nothing better
+    assert namer._sym_pid(StackRef(7, True, gone)) == 100
+    assert namer._sym_pid(StackRef(7, True, 200)) == 200  # read in time: its own symbols
+    assert namer._sym_pid(StackRef(8, True, gone)) == gone  # nobody else stored it
 
 
 def test_event_buffers_are_opened_before_anything_attaches(
