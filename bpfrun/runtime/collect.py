@@ -18,8 +18,10 @@ from bpfrun.result import (
     AggregationRow,
     Bucket,
     EventsResult,
+    FramedStack,
     HistValue,
     RowValue,
+    StackFrame,
     StatsValue,
 )
 from bpfrun.runtime.runner import RawAgg, RawEvents
@@ -188,8 +190,14 @@ def agg_result(view: AggView) -> AggregationResult:
     shown = view.rows[: plan.top] if plan.top else view.rows
     return AggregationResult(plan.kind, tuple(k.expr for k in plan.keys), plan.unit, plan.top,
                              len(view.rows),
-                             tuple(AggregationRow(dict(r.key), _row_value(plan, r.value))
+                             tuple(AggregationRow(dict(r.key), _row_value(plan, r.value),
+                                                  _frames(r.key))
                                    for r in shown))
+
+
+def _frames(key: dict[str, Any]) -> dict[str, tuple[StackFrame, ...]]:
+    """A row's stack keys in full, for the report (the key keeps the names)."""
+    return {k: v.frames for k, v in key.items() if isinstance(v, FramedStack) and v.frames}
 
 
 def _row_value(plan: AggPlan, value: Any) -> RowValue:
