@@ -50,6 +50,7 @@ from bpfrun.result import (
     SeriesPoint,
     StatsValue,
     StepResult,
+    SymbolCounts,
     ThresholdResult,
     as_run_result,
 )
@@ -58,6 +59,7 @@ DEFAULT_TOP = 20
 EVENT_ROWS = 20
 STACKS_SHOWN = 5
 FRAMES_SHOWN = 8
+UNRESOLVED_SHOWN = 5  # modules named in a step's unresolved-frames line
 SEVERITY_ORDER = {"critical": 0, "warning": 1, "info": 2}
 KIND_NAMES = {"hist": "log2 histogram", "lhist": "linear histogram"}
 STATS_FIELDS = ("count", "sum", "min", "avg", "max")
@@ -211,9 +213,24 @@ def _step(step: StepResult, program: str | None,
     if step.notes:
         out += [Para((Strong("Notes:"),)), BulletList(tuple((n,) for n in step.notes))]
     out += _lost(step.lost)
+    out += _unresolved(step.symbols)
     if program is not None:
         out.append(Program(program_file(step.id, step.program), program))
     return Section(2, title, tuple(out), anchor("step", step.id), step.status)
+
+
+def _unresolved(symbols: SymbolCounts | None) -> list[Block]:
+    """One line: how many user frames stayed unnamed, and why, most first."""
+    if symbols is None or not symbols.unresolved:
+        return []
+    parts: list[Inline] = [(f"{fmt_num(u.frames)} in ", Code(u.module or "no mapping"),
+                            f" ({u.reason})") for u in symbols.by_reason[:UNRESOLVED_SHOWN]]
+    rest = sum(u.frames for u in symbols.by_reason[UNRESOLVED_SHOWN:])
+    if rest:
+        parts.append((f"{fmt_num(rest)} elsewhere",))
+    return [Para(inline(Strong("Unresolved frames:"), f" {fmt_num(symbols.unresolved)} of "
+                        f"{fmt_num(symbols.user_frames)} user frames unresolved: ",
+                        *joined(parts)))]
 
 
 def _probes(step: StepResult) -> list[Block]:

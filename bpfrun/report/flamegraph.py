@@ -121,7 +121,8 @@ def fold_aggregation(agg: AggregationResult | Mapping[str, Any]) -> dict[str, in
 
 
 def stack_summary(agg: AggregationResult, stacks: int = 5, frames: int = 8) -> str:
-    """Plain text of the heaviest stacks, innermost frame first, each cut to `frames` frames.
+    """Plain text of the heaviest stacks, innermost frame first, each cut to `frames` frames:
+    in full (`main+0x4d (prog.c:14) [prog]`, inlined frames marked) when the rows carry them.
 
     Shares are given only when the result kept every row, since otherwise the total is unknown.
     """
@@ -138,7 +139,9 @@ def stack_summary(agg: AggregationResult, stacks: int = 5, frames: int = 8) -> s
                 lines.append(f"  {k}: {visible(value)}")
                 continue
             lines.append(f"  {k}:")
-            lines += [f"    {visible(f)}" for f in value[:frames]] or ["    (empty)"]
+            full = row.frames.get(k)  # the full form when the result has it
+            texts = [f.text(reason=False) for f in full] if full else value
+            lines += [f"    {visible(f)}" for f in texts[:frames]] or ["    (empty)"]
             if len(value) > frames:
                 hidden = len(value) - frames
                 lines.append(f"    … {hidden} more frame{'s' if hidden > 1 else ''}")
