@@ -48,6 +48,22 @@ class Bucket:
 
 
 @dataclass(frozen=True)
+class Over:
+    """How many values of a histogram row were above `limit` (in the aggregation's unit),
+    counted exactly in the kernel because a threshold compares a percentile with it."""
+
+    limit: Number
+    count: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {"limit": self.limit, "count": self.count}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Over:
+        return cls(doc["limit"], doc["count"])
+
+
+@dataclass(frozen=True)
 class StatsValue:
     """The value of a `stats` row: how many values, and their sum, min, max and average.
     All but `count` are None when nothing was recorded."""
@@ -84,6 +100,7 @@ class HistValue(StatsValue):
     p90: Number | None = None
     p99: Number | None = None
     buckets: tuple[Bucket, ...] = ()
+    over: tuple[Over, ...] = ()  # exact counts above limits; () when none was counted
 
     def _names(self) -> tuple[str, ...]:
         return STATS_FIELDS + PERCENTILES
@@ -92,12 +109,15 @@ class HistValue(StatsValue):
         out = super().to_json()
         out.update({name: getattr(self, name) for name in PERCENTILES})
         out["buckets"] = [b.to_json() for b in self.buckets]
+        if self.over:
+            out["over"] = [o.to_json() for o in self.over]
         return out
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> HistValue:
         stats = {name: doc[name] for name in STATS_FIELDS + PERCENTILES}
-        return cls(**stats, buckets=tuple(Bucket.from_json(b) for b in doc["buckets"]))
+        return cls(**stats, buckets=tuple(Bucket.from_json(b) for b in doc["buckets"]),
+                   over=tuple(Over.from_json(o) for o in doc.get("over", ())))
 
 
 @dataclass(frozen=True)

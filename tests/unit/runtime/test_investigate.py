@@ -48,9 +48,12 @@ def fake_runner(monkeypatch: pytest.MonkeyPatch) -> type[FakeRunner]:
     return FakeRunner
 
 
-def hist(slots: dict[int, int], lo: int, hi: int) -> dict[str, Any]:
+def hist(slots: dict[int, int], lo: int, hi: int, over: int = 0) -> dict[str, Any]:
+    """A histogram's map contents; `over`: how many values the kernel counted above the
+    threshold (runq's `dist` has one limit counter, in the slot after its 65 buckets)."""
     count = sum(slots.values())
-    return {"slots": slots, "stats": {"count": count, "sum": count * hi, "min": lo, "max": hi}}
+    return {"slots": {**slots, 65: over},
+            "stats": {"count": count, "sum": count * hi, "min": lo, "max": hi}}
 
 
 def run(path: Path, **params: str) -> tuple[dict[str, Any], Investigation]:
@@ -67,7 +70,7 @@ def run(path: Path, **params: str) -> tuple[dict[str, Any], Investigation]:
 def test_slow_runq_fires_captures_and_binds_the_victim_into_offcpu(fake_runner: Any) -> None:
     victim = 'evil"na\\me*/'  # a process name can contain anything
     fake_runner.canned["runq"] = {
-        "dist": [({}, hist({14: 50, 15: 10}, 9_000_000, 20_000_000))],
+        "dist": [({}, hist({14: 50, 15: 10}, 9_000_000, 20_000_000, over=60))],
         "slow_by": [({"args.next_comm": victim, "args.prev_comm": "hog"}, 40),
                     ({"args.next_comm": victim, "args.prev_comm": "kworker/0:1"}, 2)],
     }
@@ -77,7 +80,8 @@ def test_slow_runq_fires_captures_and_binds_the_victim_into_offcpu(fake_runner: 
     assert runq["captures"] == {"victim": victim, "culprit": "hog"}
     assert result["status"] == "fired" and result["exit_code"] == 1
     message = result["findings"][0]["message"]
-    assert message.startswith("p99 run-queue latency is ≤ 20ms (limit 5ms)")
+    assert message.startswith("60 of 60 wakeups (100 %) waited over 5ms; "
+                              "p99 between 16.4ms and 20ms")
     assert offcpu["status"] == "ran"
     c = fake_runner.programs["offcpu"]
     # The captured name is compared byte by byte; it never appears as C source text.
@@ -95,7 +99,27 @@ def test_fast_runq_skips_offcpu_with_a_reason_a_reader_understands(fake_runner: 
     assert result["status"] == "clean" and result["exit_code"] == 0
     assert offcpu["status"] == "skipped"
     assert offcpu["reason"].startswith("steps.runq.slow is false; steps.runq.slow did not fire: "
-                                       "p99 run-queue latency is ≤ 24us (limit 1ms)")
+                                       "0 of 100 wakeups (0 %) waited over 1ms; p99 between "
+                                       "16us and 24us")
+
+
+@pytest.mark.parametrize(("over", "fired"), [(44, False), (45, True), (58, True)])
+def test_runq_p99_is_decided_on_the_exact_count_over_the_limit(
+        fake_runner: Any, over: int, fired: bool) -> None:
+    """Issue #12: 44 of 4,493 wakeups (0.98 %) over 1 ms fired, on the 1.02 ms upper bound
+    of p99's log2 bucket. p99 > 1 ms iff more than 1 % of the wakeups are over 1 ms."""
+    fake_runner.canned["runq"] = {
+        "dist": [({}, hist({10: 4493 - over, 11: over}, 600_000, 1_900_000, over=over))],
+        "slow_by": [({"args.next_comm": "victim", "args.prev_comm": "hog"}, over)]}
+    result, _ = run(RUNQ, threshold="1ms")
+    slow = result["steps"][0]["thresholds"]["slow"]
+    assert slow["fired"] is fired
+    share = {44: "0.98", 45: "1", 58: "1.29"}[over]
+    assert slow["message"].startswith(f"{over} of 4493 wakeups ({share} %) waited over 1ms; "
+                                      "p99 between ")
+    value = result["steps"][0]["aggregations"]["dist"]["rows"][0]["value"]
+    assert value["over"] == [{"limit": 1000, "count": over}]  # in the display unit, us
+    assert value["p99"] == (1900 if fired else 1000)  # p99 <= 1 ms is known exactly
 
 
 def test_no_data_is_not_ok(fake_runner: Any) -> None:
