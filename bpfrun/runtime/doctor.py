@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from bpfrun.errors import MachineError
+from bpfrun.kernel.symbolize_llvm import LlvmSymbolizer
 from bpfrun.runtime.bccload import bcc_status
 
 CAP_SYS_ADMIN = 21
@@ -22,6 +23,7 @@ CAP_PERFMON = 38
 CAP_BPF = 39
 
 BccProbe = Callable[[], tuple[bool, str, str | None]]
+SymbolizerProbe = Callable[[], str | None]  # the source-level symbolizer, described; or None
 
 # Names of the checks that run_checks() can report; `require_runnable(needs=...)` takes these.
 CHECK_NAMES = frozenset(
@@ -37,6 +39,7 @@ CHECK_NAMES = frozenset(
         "kprobes",
         "uprobes",
         "syscall tracepoints",
+        "symbolizer",
     }
 )
 
@@ -327,7 +330,25 @@ def config_checks(machine: Machine) -> list[Check]:
     return checks
 
 
-def run_checks(machine: Machine | None = None, bcc: BccProbe = bcc_status) -> list[Check]:
+def find_symbolizer() -> str | None:
+    found = LlvmSymbolizer.find()
+    return found.describe() if found else None
+
+
+def check_symbolizer(symbolizer: SymbolizerProbe) -> Check:
+    """Source-level stack frames (file:line, inlined functions) need llvm-symbolizer."""
+    found = symbolizer()
+    if found:
+        return Check("symbolizer", True, found, required=False)
+    return Check("symbolizer", False,
+                 "llvm-symbolizer (LLVM ≥ 14) not found: stack frames get function names "
+                 "only, no file:line or inlined frames",
+                 "apt install llvm-14 (Debian/Ubuntu) or dnf install llvm (Fedora/RHEL)",
+                 required=False)
+
+
+def run_checks(machine: Machine | None = None, bcc: BccProbe = bcc_status,
+               symbolizer: SymbolizerProbe = find_symbolizer) -> list[Check]:
     """Every check, in the order a person would fix them."""
     m = machine or Machine()
     return [
@@ -337,6 +358,7 @@ def run_checks(machine: Machine | None = None, bcc: BccProbe = bcc_status) -> li
         check_tracefs(m),
         check_btf(m),
         *config_checks(m),
+        check_symbolizer(symbolizer),
     ]
 
 

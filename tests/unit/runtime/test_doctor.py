@@ -16,6 +16,7 @@ from bpfrun.runtime import bccload
 from bpfrun.runtime.doctor import (
     Check,
     Machine,
+    failures,
     has_kprobes,
     kernel_config,
     render_checks,
@@ -368,3 +369,21 @@ def test_bpf_marker_skips_locally_and_fails_in_ci(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("BPFRUN_REQUIRE_BPF", "1")
     with pytest.raises(pytest.fail.Exception):
         conftest.pytest_runtest_setup(item)  # type: ignore[arg-type]
+
+
+# --- symbolizer --------------------------------------------------------------------------------
+
+
+def test_symbolizer_found_is_described(tmp_path: Path) -> None:
+    described = "llvm-symbolizer 14.0.6 (/usr/bin/llvm-symbolizer)"
+    checks = by_name(run_checks(make_machine(tmp_path), bcc_ok, lambda: described))
+    assert checks["symbolizer"] == Check("symbolizer", True, described, required=False)
+
+
+def test_missing_symbolizer_warns_with_the_package_to_install(tmp_path: Path) -> None:
+    check = by_name(run_checks(make_machine(tmp_path), bcc_ok, lambda: None))["symbolizer"]
+    assert not check.ok and not check.required
+    assert "function names only, no file:line or inlined frames" in check.detail
+    assert check.fix is not None and "apt install llvm-14" in check.fix
+    assert "dnf install llvm" in check.fix
+    assert check not in failures([check])  # a warning: runs go on without it
