@@ -49,6 +49,7 @@ WORKLOADS = (
     "memleak_main",
     "prodcons",
     "oncpu",
+    "sized_writes",
 )
 # -O0 -fno-builtin: at -O1 GCC deletes mallocs whose memory does not escape; frame pointers
 # make user stacks walkable by BPF.
