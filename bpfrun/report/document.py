@@ -223,14 +223,13 @@ def _unresolved(symbols: SymbolCounts | None) -> list[Block]:
     """One line: how many user frames stayed unnamed, and why, most first."""
     if symbols is None or not symbols.unresolved:
         return []
-    parts: list[Inline] = [(f"{fmt_num(u.frames)} in ", Code(u.module or "no mapping"),
+    parts: list[Inline] = [(f"{u.frames:,} in ", Code(u.module or "no mapping"),
                             f" ({u.reason})") for u in symbols.by_reason[:UNRESOLVED_SHOWN]]
     rest = sum(u.frames for u in symbols.by_reason[UNRESOLVED_SHOWN:])
     if rest:
-        parts.append((f"{fmt_num(rest)} elsewhere",))
-    return [Para(inline(Strong("Unresolved frames:"), f" {fmt_num(symbols.unresolved)} of "
-                        f"{fmt_num(symbols.user_frames)} user frames unresolved: ",
-                        *joined(parts)))]
+        parts.append((f"{rest:,} elsewhere",))
+    return [Para(inline(Strong("Unresolved frames:"), f" {symbols.unresolved:,} of "
+                        f"{symbols.user_frames:,} user frames unresolved: ", *joined(parts)))]
 
 
 def _probes(step: StepResult) -> list[Block]:

@@ -15,9 +15,12 @@ from bpfrun.result import (
     RunbookInfo,
     RunResult,
     SeriesPoint,
+    StackFrame,
     StatsValue,
     StepResult,
+    SymbolCounts,
     ThresholdResult,
+    UnresolvedFrames,
 )
 
 
@@ -42,6 +45,11 @@ def every_part() -> RunResult:
         "stacks": AggregationResult("count", ("comm", "kstack"), None, None, 1, (
             AggregationRow({"comm": "x", "kstack": ["schedule_[k]", "do_idle_[k]"]}, 3),),
             folded="s-stacks.folded", svg="s-stacks.svg"),
+        "ustacks": AggregationResult("count", ("ustack",), None, None, 1, (AggregationRow(
+            {"ustack": ["spin [prog]", "main [prog]", "[unknown] [anon]"]}, 9,
+            {"ustack": (StackFrame("spin", None, "/src/prog.c", 11, "prog", True),
+                        StackFrame("main", 0x4d, "/src/prog.c", 14, "prog"),
+                        StackFrame(None, module="anon", reason="anonymous memory (JIT?)"))}),)),
     }
     ran = StepResult(
         "s", "Everything", "Because.\n", "ran", None, 1.002, 0.9, "s.c",
@@ -55,7 +63,8 @@ def every_part() -> RunResult:
          "quiet": ThresholdResult(None, "info", "quiet", "lat.avg < 1ms")},
         {"who": "a", "rate": 2.5, "none": None, "slow": "1.5ms", "many": [1, 2]},
         LostCounts(1, 2, 3, 4), (SeriesPoint(0.5, {"calls": 4}), SeriesPoint(1.0, {"calls": 6})),
-        ("capture none: no row",))
+        ("capture none: no row",),
+        SymbolCounts(3, 1, (UnresolvedFrames("anonymous memory (JIT?)", "anon", 1),)))
     return RunResult(
         RunbookInfo("every-part", "runbooks/every-part.yaml", "Every part", "All of it.\n"),
         Host("h", "6.18.44"), "0.1.0", "2026-11-25T10:00:00Z", "2026-11-25T10:00:03Z",

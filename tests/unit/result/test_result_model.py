@@ -62,7 +62,7 @@ def test_the_document_keeps_the_documented_order_and_ends_with_its_version(
     assert list(step) == ["id", "title", "why", "status", "reason", "seconds",
                           "compile_seconds", "program", "probes", "fallbacks", "predicates",
                           "aggregations", "events", "thresholds", "captures", "lost", "series",
-                          "notes"]
+                          "notes", "symbols"]
     assert list(step["aggregations"]["stacks"]) == ["kind", "keys", "unit", "top", "total_rows",
                                                      "folded", "svg", "rows"]
     assert list(step["aggregations"]["dist"]["rows"][0]["value"]) == [
@@ -70,6 +70,24 @@ def test_the_document_keeps_the_documented_order_and_ends_with_its_version(
     assert step["series"] == {"points": [{"t": 0.5, "calls": 4}, {"t": 1.0, "calls": 6}]}
     skipped = doc["steps"][2]
     assert "series" not in skipped and "notes" not in skipped  # only when there are some
+    assert "symbols" not in skipped
+    assert "frames" not in step["aggregations"]["stacks"]["rows"][0]  # only when known
+    frames = step["aggregations"]["ustacks"]["rows"][0]["frames"]["ustack"]
+    assert frames[1] == {"function": "main", "offset": 0x4d, "file": "/src/prog.c",
+                         "line": 14, "module": "prog", "inlined": False, "reason": None}
+    assert step["symbols"] == {"user_frames": 3, "unresolved": 1, "by_reason": [
+        {"reason": "anonymous memory (JIT?)", "module": "anon", "frames": 1}]}
+
+
+def test_a_stack_frame_reads_in_full() -> None:
+    from bpfrun.result import StackFrame  # noqa: PLC0415
+
+    assert StackFrame("main", 0x4d, "/src/t.c", 14, "t").text() == "main+0x4d (t.c:14) [t]"
+    assert StackFrame("spin", None, "t.c", 11, "t", True).text() == "spin (t.c:11) [t] (inlined)"
+    assert StackFrame("do_idle", 0x1a, module="kernel").text() == "do_idle+0x1a [kernel]"
+    gone = StackFrame(None, module="anon", reason="anonymous memory (JIT?)")
+    assert gone.text() == "[unknown] [anon] (anonymous memory (JIT?))"
+    assert gone.text(reason=False) == "[unknown] [anon]"
 
 
 def test_a_document_without_version_is_version_1() -> None:
