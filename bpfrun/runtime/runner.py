@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import ipaddress
-import os
-import re
-import tempfile
 import threading
 import time
 import types
@@ -31,19 +28,15 @@ from bpfrun.errors import MachineError, StepError
 from bpfrun.kernel.resolve import SOFTWARE_EVENTS
 from bpfrun.result import SymbolCounts
 from bpfrun.runtime.bccload import import_bcc
-from bpfrun.runtime.stacks import StackNamer, StackRef
+from bpfrun.runtime.clangerr import StderrCapture
+from bpfrun.runtime.clangerr import clang_errors as _clang_errors
+from bpfrun.runtime.mapvalues import TCP_STATES, combine, freeze, merge, syscall_name
+from bpfrun.runtime.stacks import StackNamer, StackRef, named_key, named_rows
 
 PERF_PAGES = 64  # per CPU
 # How often the wait loop wakes; 20 ms where the program tells of new processes' stacks
 # without waking user space (their memory maps must be read before they exit).
 TICK, OWNER_TICK = 0.1, 0.02
-TCP_STATES = {1: "ESTABLISHED", 2: "SYN_SENT", 3: "SYN_RECV", 4: "FIN_WAIT1", 5: "FIN_WAIT2",
-              6: "TIME_WAIT", 7: "CLOSE", 8: "CLOSE_WAIT", 9: "LAST_ACK", 10: "LISTEN",
-              11: "CLOSING", 12: "NEW_SYN_RECV"}
-_CLANG_LINE = re.compile(r"^/virtual/main\.c:(\d+):(\d+): (error|warning): (.*)$")
-_RUNBOOK_REF = re.compile(r"runbook ([^)]+)\)")
-
-
 class _StackOwner(ctypes.Structure):
     """struct bpfrun_stack_owner of the template: a new user stack and its process."""
 
@@ -73,39 +66,6 @@ class RawStep:
     interrupted: bool = False
     series: list[dict[str, Any]] = field(default_factory=list)  # interval snapshots
     symbols: SymbolCounts | None = None  # how well user stacks were named, when any
-
-
-def _clang_errors(c_text: str, log: str) -> str:
-    """Clang's errors, each pointed back at the runbook line the C came from."""
-    lines = c_text.splitlines()
-    out = []
-    for entry in log.splitlines():
-        m = _CLANG_LINE.match(entry)
-        if not m or m.group(3) != "error":
-            continue
-        lineno = int(m.group(1))
-        origin = next((r.group(1) for i in range(min(lineno, len(lines)) - 1, -1, -1)
-                       if (r := _RUNBOOK_REF.search(lines[i]))), None)
-        where = f" (from {origin})" if origin else ""
-        out.append(f"generated C line {lineno}{where}: {m.group(4)}")
-    return "; ".join(out[:5]) or log.strip()[-2000:] or "clang failed"
-
-
-class _StderrCapture:
-    """BCC's clang and libbpf write to fd 2 directly; capture it to report it properly."""
-
-    def __enter__(self) -> _StderrCapture:
-        self.file = tempfile.TemporaryFile(mode="w+b")
-        self.saved = os.dup(2)
-        os.dup2(self.file.fileno(), 2)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        os.dup2(self.saved, 2)
-        os.close(self.saved)
-        self.file.seek(0)
-        self.text = self.file.read().decode("utf-8", "replace")
-        self.file.close()
 
 
 class StepRunner:
@@ -145,7 +105,7 @@ class StepRunner:
 
     def load(self) -> None:
         usdt = self._usdt_contexts()
-        cap = _StderrCapture()
+        cap = StderrCapture()
         try:
             with cap:
                 self.b = self.bcc.BPF(text=self.c_text.encode(), cflags=["-Wno-unused-value"],
@@ -182,7 +142,7 @@ class StepRunner:
         for a in self.prog.attaches:
             if a.kind == "usdt":
                 continue  # loaded and attached by BPF() itself
-            cap = _StderrCapture()
+            cap = StderrCapture()
             try:
                 with cap:
                     self.b.load_func(a.fn_name, types.get(a.kind, bpf.KPROBE))
@@ -348,16 +308,9 @@ class StepRunner:
         named = self.stacks.resolve(refs)
         raw.symbols = self.stacks.counts
         for agg in raw.aggs:
-            rows: dict[tuple[Any, ...], tuple[dict[str, Any], Any]] = {}
-            for key, value in agg.rows:
-                key = {k: named[v] if isinstance(v, StackRef) else v for k, v in key.items()}
-                ident = _freeze(key)
-                rows[ident] = (key, _merge_any(rows[ident][1], value)) if ident in rows \
-                    else (key, value)
-            agg.rows = list(rows.values())
+            agg.rows = named_rows(agg.rows, named)
         for ev in raw.events:
-            ev.rows = [{k: named[v] if isinstance(v, StackRef) else v for k, v in row.items()}
-                       for row in ev.rows]
+            ev.rows = [named_key(row, named) for row in ev.rows]
 
     def _read_agg(self, plan: AggPlan) -> list[tuple[dict[str, Any], Any]]:
         table = self.b[plan.map]
@@ -370,16 +323,16 @@ class StepRunner:
         rows: dict[tuple[Any, ...], tuple[dict[str, Any], Any]] = {}
         if plan.index_map:
             for i, per_cpu in self.b[plan.index_map].items():
-                value = _combine(plan.kind, per_cpu)
+                value = combine(plan.kind, per_cpu)
                 if value != 0 if plan.kind in ("count", "sum") else value["count"]:
                     key = {plan.keys[0].expr: self._decode_field(plan.keys[0], i.value, None)}
-                    rows[_freeze(key)] = (key, value)
+                    rows[freeze(key)] = (key, value)
         for k, per_cpu in table.items():
             key = self._decode_key(plan.keys, k)
-            value = _combine(plan.kind, per_cpu)
-            ident = _freeze(key)
+            value = combine(plan.kind, per_cpu)
+            ident = freeze(key)
             if ident in rows:  # same stack from several processes, merged after symbolizing
-                value = _merge(plan.kind, rows[ident][1], value)
+                value = merge(plan.kind, rows[ident][1], value)
             rows[ident] = (key, value)
         return list(rows.values())
 
@@ -392,7 +345,7 @@ class StepRunner:
             key = {f.expr: self._decode_field(f, getattr(val, f.name), record)
                    for f in plan.keys}
             amount = int(getattr(val, plan.value_field)) if plan.value_field else 1
-            ident = _freeze(key)
+            ident = freeze(key)
             rows[ident] = (key, rows[ident][1] + amount if ident in rows else amount)
         return list(rows.values())
 
@@ -405,9 +358,9 @@ class StepRunner:
                 for i, n in enumerate(cpu.slots):
                     if n:
                         slots[i] = slots.get(i, 0) + int(n)
-            stats = _combine("stats", [cpu.st for cpu in per_cpu])
+            stats = combine("stats", [cpu.st for cpu in per_cpu])
             return [({}, {"slots": slots, "stats": stats})] if slots else []
-        value = _combine(plan.kind, table[ctypes.c_int(0)])
+        value = combine(plan.kind, table[ctypes.c_int(0)])
         # An unkeyed array always has its slot: zero means nothing was recorded.
         empty = value == 0 if plan.kind in ("count", "sum") else not value["count"]
         return [] if empty else [({}, value)]
@@ -416,14 +369,14 @@ class StepRunner:
         groups: dict[tuple[Any, ...], dict[str, Any]] = {}
         for k, per_cpu in table.items():
             key = self._decode_key(plan.keys, k)
-            g = groups.setdefault(_freeze(key), {"key": key, "slots": {}, "stats": None})
+            g = groups.setdefault(freeze(key), {"key": key, "slots": {}, "stats": None})
             g["slots"][int(k.slot)] = g["slots"].get(int(k.slot), 0) + int(sum(per_cpu))
         assert plan.stats_map is not None
         for k, per_cpu in self.b[plan.stats_map].items():
             key = self._decode_key(plan.keys, k)
-            g = groups.setdefault(_freeze(key), {"key": key, "slots": {}, "stats": None})
-            st = _combine("stats", per_cpu)
-            g["stats"] = st if g["stats"] is None else _merge("stats", g["stats"], st)
+            g = groups.setdefault(freeze(key), {"key": key, "slots": {}, "stats": None})
+            st = combine("stats", per_cpu)
+            g["stats"] = st if g["stats"] is None else merge("stats", g["stats"], st)
         return [(g["key"], {"slots": g["slots"], "stats": g["stats"]}) for g in groups.values()]
 
     def _decode_key(self, fields: list[KeyField], k: Any) -> dict[str, Any]:
@@ -445,7 +398,7 @@ class StepRunner:
             mapped = getattr(addr, "ipv4_mapped", None)  # tcp tracepoints map IPv4 into v6
             return str(mapped or addr)
         if f.decode == "syscall":
-            return _syscall_name(int(value))
+            return syscall_name(int(value))
         if f.decode == "tcp_state":
             return TCP_STATES.get(int(value), str(int(value)))
         n = int(value)
@@ -483,51 +436,3 @@ class StepRunner:
         rows.append(row)
 
 
-def _combine(kind: str, per_cpu: Any) -> Any:
-    """Per-CPU values → one value (counts and sums add; min/max/stats combine)."""
-    if kind in ("count", "sum"):
-        return int(sum(per_cpu))
-    live = [v for v in per_cpu if v.count]
-    return {"count": sum(int(v.count) for v in live), "sum": sum(int(v.sum) for v in live),
-            "min": min((int(v.min) for v in live), default=None),
-            "max": max((int(v.max) for v in live), default=None)}
-
-
-def _merge(kind: str, a: Any, b: Any) -> Any:
-    if kind in ("count", "sum"):
-        return a + b
-    out = {"count": a["count"] + b["count"], "sum": a["sum"] + b["sum"]}
-    mins = [x for x in (a["min"], b["min"]) if x is not None]
-    maxs = [x for x in (a["max"], b["max"]) if x is not None]
-    out["min"] = min(mins) if mins else None
-    out["max"] = max(maxs) if maxs else None
-    return out
-
-
-def _merge_any(a: Any, b: Any) -> Any:
-    """Two values of rows that turned out to have the same key: counts, sums, stats, hists."""
-    if not isinstance(a, dict):
-        return a + b
-    if "slots" not in a:
-        return _merge("stats", a, b)
-    slots = dict(a["slots"])
-    for slot, n in b["slots"].items():
-        slots[slot] = slots.get(slot, 0) + n
-    stats = a["stats"] if b["stats"] is None else \
-        b["stats"] if a["stats"] is None else _merge("stats", a["stats"], b["stats"])
-    return {"slots": slots, "stats": stats}
-
-
-def _freeze(key: dict[str, Any]) -> tuple[Any, ...]:
-    return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in key.items())
-
-
-def _syscall_name(nr: int) -> str:
-    from bcc.syscall import syscall_name  # noqa: PLC0415 (import_bcc made it importable)
-
-    name = syscall_name(nr)
-    return name.decode() if isinstance(name, bytes) else str(name)
-
-
-def _text(name: Any) -> str:
-    return name.decode("utf-8", "replace") if isinstance(name, bytes) else str(name)

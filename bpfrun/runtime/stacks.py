@@ -24,6 +24,7 @@ from typing import Any
 from bpfrun.compile.program import STACK_LOST, STACK_NONE
 from bpfrun.kernel.symbolize import Frame, ProcessMaps, Symbolizer
 from bpfrun.result import FramedStack, StackFrame, SymbolCounts, UnresolvedFrames
+from bpfrun.runtime.mapvalues import freeze, merge_any
 
 # Processes whose memory map is read as soon as they store a user stack (each capture holds
 # the map and the vDSO's bytes; a BCC fallback cache holds fds).
@@ -169,6 +170,22 @@ class StackNamer:
         if not function:
             return StackFrame(name, module=module)
         return StackFrame(function, int(offset, 16), module=module)
+
+
+def named_key(key: dict[str, Any], named: dict[StackRef, FramedStack]) -> dict[str, Any]:
+    return {k: named[v] if isinstance(v, StackRef) else v for k, v in key.items()}
+
+
+def named_rows(rows: list[tuple[dict[str, Any], Any]],
+               named: dict[StackRef, FramedStack]) -> list[tuple[dict[str, Any], Any]]:
+    """Rows with their stacks named; rows whose stacks got the same names (one stack
+    stored by several processes) merged into one."""
+    out: dict[tuple[Any, ...], tuple[dict[str, Any], Any]] = {}
+    for key, value in rows:
+        key = named_key(key, named)
+        ident = freeze(key)
+        out[ident] = (key, merge_any(out[ident][1], value)) if ident in out else (key, value)
+    return list(out.values())
 
 
 def _frame(f: Frame) -> StackFrame:
