@@ -1,8 +1,10 @@
-"""Kernel functions of expressions: str, startswith, syscall_name, tcp_state, ntop, argv.
+"""Kernel functions of expressions: str, startswith, syscall_name, syscall_nr, tcp_state, ntop,
+argv.
 
 `call` type-checks one call and gives its CVal, reading through the ExprCompiler that met it
 (the `Compiler` protocol): strings are read into bounded buffers, numbers shown by name in user
-space (syscall, TCP state) keep their C and carry a decode tag.
+space (syscall, TCP state) keep their C and carry a decode tag; syscall_nr("futex") is the
+number of the kernel's architecture, a constant.
 """
 
 from __future__ import annotations
@@ -10,8 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Protocol
 
-from bpfrun.compile.cvalue import STR_MAX, CompileError, CVal, Scope, a_type
+from bpfrun.compile.cstr import c_comment
+from bpfrun.compile.cvalue import STR_MAX, CompileError, CVal, Scope, Unbound, a_type, const_c
 from bpfrun.expr.nodes import Call, Node, dotted
+from bpfrun.kernel.syscalls import UnknownSyscall, syscall_nr
 
 
 class Compiler(Protocol):
@@ -31,7 +35,8 @@ def call(c: Compiler, node: Call) -> CVal:
     func = _FUNCS.get(node.func)
     if func is None:
         raise CompileError(f"unknown function '{node.func}' in a kernel expression", node,
-                           "kernel functions: str, startswith, syscall_name, tcp_state, ntop, argv")
+                           "kernel functions: str, startswith, syscall_name, syscall_nr, "
+                           "tcp_state, ntop, argv")
     return func(c, node)
 
 
@@ -76,6 +81,27 @@ def _syscall_name(c: Compiler, node: Call) -> CVal:
     if nr.type not in ("int", "any"):
         raise CompileError(f"syscall_name() takes a number, not {a_type(nr.type)}", node)
     return CVal("int", code=nr.code, decode="syscall")
+
+
+def _syscall_nr(c: Compiler, node: Call) -> CVal:
+    """syscall_nr("futex"): the number of a system call on the kernel's architecture, a
+    constant (`begin.arg1 in [syscall_nr("futex"), syscall_nr("poll")]`). A call this
+    architecture lacks (poll on arm64) is -1, which no system call has."""
+    name = c.value(node.args[0]) if len(node.args) == 1 else None
+    if name is None or name.type not in ("str", "any") or not name.is_const:
+        raise CompileError("syscall_nr() takes the name of a system call: syscall_nr(\"futex\")",
+                           node, "the name must be known before the step runs: a string, a "
+                           "param or an earlier step's value")
+    if isinstance(name.const, Unbound):  # an earlier step's capture, bound at run time
+        return CVal("any", code=const_c(name.const))
+    try:
+        nr = syscall_nr(name.const, c.scope.arch)
+    except UnknownSyscall as e:
+        raise CompileError(str(e), node.args[0]) from None
+    value = -1 if nr is None else nr
+    label = c_comment(name.const if nr is not None else f"{name.const}: none on {c.scope.arch}",
+                      60)
+    return CVal("int", code=f"{const_c(value)} /* {label} */", const=value)
 
 
 def _startswith(c: Compiler, node: Call) -> CVal:
@@ -131,5 +157,6 @@ _FUNCS: dict[str, Callable[[Compiler, Call], CVal]] = {
     "ntop": _ntop,
     "argv": _argv,
     "syscall_name": _syscall_name,
+    "syscall_nr": _syscall_nr,
     "startswith": _startswith,
 }

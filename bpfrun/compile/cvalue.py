@@ -144,6 +144,7 @@ class Scope:
     # function), asked for only when needed: asking reserves the name.
     function: Callable[[], str] = field(default=lambda: "")
     user_mode_check: bool = True  # samples can tell user mode (Features.user_mode_check)
+    arch: str = "x86_64"  # the kernel's `uname -m` (Features.arch): syscall numbers differ
     uses: Uses = field(default_factory=Uses)
 
 

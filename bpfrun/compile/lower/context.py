@@ -64,4 +64,5 @@ class StepContext:
         """Where the expressions of one handler at `res` are compiled."""
         return Scope(res.ctx, self.consts, fresh=self.fresh,
                      function=lambda: self.function_name(res),
-                     user_mode_check=self.features.user_mode_check, **kw)
+                     user_mode_check=self.features.user_mode_check,
+                     arch=self.features.arch, **kw)
