@@ -286,7 +286,8 @@ def display(value: Any) -> str:
     if isinstance(value, list):
         return ";".join(map(str, value))
     if isinstance(value, float):
-        return f"{value:.4g}"
+        # A rate (`calls.total * 1s / elapsed`) reads as 1312004, not 1.312e+06.
+        return str(round(value)) if abs(value) >= 1e4 else f"{value:.4g}"
     return str(value)
 
 

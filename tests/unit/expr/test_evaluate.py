@@ -214,3 +214,4 @@ def test_display() -> None:
     assert display(None) == "null" and display(False) == "false"
     assert display(2 / 3) == "0.6667" and display(["a", "b"]) == "a;b"
     assert display(Duration(90 * 10**9)) == "90s"
+    assert display(1312004.6) == "1312005" and display(9999.4) == "9999"  # rates: no 1.3e+06
