@@ -10,6 +10,7 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import unicodedata
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -36,8 +37,22 @@ ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", metavar="NA
                                                    help="Set a runbook param (repeatable).")]
 
 
+def safe(text: str) -> str:
+    """`text` with control characters (but newlines and tabs) escaped: a runbook's text must
+    not drive the terminal it is printed on (colours, cursor moves, a changed title)."""
+    if text.isprintable() or not any(_is_control(c) for c in text):
+        return text
+    return "".join(c if c in "\n\t" or not _is_control(c)
+                   else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def _is_control(c: str) -> bool:
+    # Cc: C0/C1 controls (ESC, CSI); Cf: format characters such as bidi overrides.
+    return unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\t"
+
+
 def err(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
+    print(safe(text), file=sys.stderr, flush=True)
 
 
 def guarded(fn: Callable[[], int]) -> None:
@@ -92,39 +107,61 @@ def validate(paths: Annotated[list[Path], typer.Argument(
         help="Runbook files, folders or names of shipped runbooks.")]) -> None:
     """Check runbooks (schema, names, types against this kernel when readable). No root."""
     def body() -> int:
-        from bpfrun.compile.pipeline import check_against_kernel  # noqa: PLC0415
-        from bpfrun.frontend.params import resolve_params  # noqa: PLC0415
-        from bpfrun.frontend.runbooks import find_runbook, load_runbook  # noqa: PLC0415
-
-        files: list[Path] = []
-        for p in paths:
-            if p.is_dir():
-                files += sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml"))
-            elif p.exists():
-                files.append(p)
-            elif p.suffix in (".yaml", ".yml") or len(p.parts) > 1:
-                raise UsageError(f"{p}: no such file or folder")
-            else:  # a shipped runbook's name, as `bpfrun run` takes it
-                files.append(find_runbook(str(p)))
         kernel = default_kernel()
-        failed = 0
-        for f in files:
-            try:
-                rb = load_runbook(f)
-                notes = check_against_kernel(rb, resolve_params(rb, {}), kernel)
-            except ValidationError as e:
-                err(e.render())
-                failed += 1
-                continue
-            except UsageError as e:  # e.g. a required param: check what can be checked
-                notes = [e.message]
-            print(f"{f}: ok")
-            for n in dict.fromkeys(notes):
-                err(f"{f}: note: {n}")
+        failed = total = 0
+        for p in paths:
+            for f in _runbook_files(p):
+                total += 1
+                failed += 0 if _validate_file(f, kernel) else 1
         if failed:
-            err(f"{failed} of {len(files)} runbook(s) invalid")
+            err(f"{failed} of {total} runbook(s) invalid")
         return EXIT_INVALID if failed else 0
     guarded(body)
+
+
+def _runbook_files(p: Path) -> list[Path]:
+    """The runbooks `p` names: the runbooks of a folder, else [p] whatever it is (a file, a
+    shipped runbook's name, nothing): _validate_file says what is wrong with it, and the
+    other paths are still checked."""
+    if p.is_dir() and p.suffix not in (".yaml", ".yml"):
+        return sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml"))
+    return [p]
+
+
+def _validate_file(f: Path, kernel: Any) -> bool:
+    """Check one runbook file through every stage, printing its problems; True when ok."""
+    from bpfrun.compile.pipeline import check_against_kernel  # noqa: PLC0415
+    from bpfrun.frontend.params import placeholder_params  # noqa: PLC0415
+    from bpfrun.frontend.runbooks import check_file, find_runbook  # noqa: PLC0415
+
+    if not f.exists() and not f.is_symlink():
+        if f.suffix in (".yaml", ".yml") or len(f.parts) > 1:
+            err(f"{f}: error: no such file or folder")
+            return False
+        try:  # meant as a shipped runbook's name: its error says which there are
+            f = find_runbook(str(f))
+        except UsageError as e:
+            err(e.render())
+            return False
+    try:
+        checked = check_file(f)
+    except BpfrunError as e:  # invalid YAML, or no runbook text at all
+        err(e.render())
+        return False
+    problems, notes = list(checked.problems), []
+    rb = checked.runbook
+    if rb is not None and checked.names_ok:
+        try:  # params without a default get a placeholder: every check still runs
+            notes = check_against_kernel(rb, placeholder_params(rb), kernel)
+        except ValidationError as e:
+            problems += [d for d in e.diagnostics if d not in problems]
+    if problems:
+        err(ValidationError(diagnostics=problems, sources=checked.sources).render())
+        return False
+    print(safe(f"{f}: ok"))
+    for n in dict.fromkeys(notes):
+        err(f"{f}: note: {n}")
+    return True
 
 
 @app.command("compile")

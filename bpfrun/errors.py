@@ -14,6 +14,9 @@ EXIT_INVALID = 2
 EXIT_MACHINE = 3
 EXIT_STEP_FAILED = 4
 
+# Longest source line shown under a diagnostic; longer ones are cut around the culprit.
+MAX_SHOWN_LINE = 200
+
 
 @dataclass(frozen=True)
 class Loc:
@@ -49,18 +52,33 @@ class Diagnostic:
     hint: str | None = None
     severity: str = "error"
 
-    def render(self, sources: dict[str, str] | None = None) -> str:
-        """`path:line:col: error: message`, the source line and a caret under the culprit."""
+    def render(self, sources: dict[str, str] | None = None,
+               lines: dict[str, list[str]] | None = None) -> str:
+        """`path:line:col: error: message`, the source line and a caret under the culprit.
+
+        `lines` holds sources already split into lines, so that printing many diagnostics
+        of one large file splits it once (ValidationError.render), not once per diagnostic.
+        """
         where = f"{self.loc}: " if self.loc else ""
         out = [f"{where}{self.severity}: {self.message}"]
-        text = (sources or {}).get(self.loc.file) if self.loc else None
-        if self.loc and text is not None:
-            lines = text.splitlines()
-            if 1 <= self.loc.line <= len(lines):
-                src = lines[self.loc.line - 1]
-                out.append(f"  {src}")
-                pad = "".join("\t" if c == "\t" else " " for c in src[: self.loc.col - 1])
-                out.append(f"  {pad}^{'~' * max(0, self.loc.length - 1)}")
+        src_lines = None
+        if self.loc is not None:
+            src_lines = (lines or {}).get(self.loc.file)
+            text = (sources or {}).get(self.loc.file)
+            if src_lines is None and text is not None:
+                src_lines = text.splitlines()
+        if self.loc and src_lines is not None and 1 <= self.loc.line <= len(src_lines):
+            src = src_lines[self.loc.line - 1]
+            if len(src) > MAX_SHOWN_LINE:  # a 1 MiB line helps nobody: show its neighbourhood
+                start = max(0, self.loc.col - 1 - MAX_SHOWN_LINE // 2)
+                src, col = src[start:start + MAX_SHOWN_LINE], self.loc.col - start
+            else:
+                col = self.loc.col
+            col = min(col, len(src) + 1)  # never past the end of the line shown
+            out.append(f"  {src}")
+            pad = "".join("\t" if c == "\t" else " " for c in src[: col - 1])
+            width = max(1, min(self.loc.length, len(src) + 1 - (col - 1)))
+            out.append(f"  {pad}^{'~' * (width - 1)}")
         if self.hint:
             out.append(f"  hint: {self.hint}")
         return "\n".join(out)
@@ -97,7 +115,8 @@ class ValidationError(BpfrunError):
 
     def render(self, sources: dict[str, str] | None = None) -> str:
         srcs = {**self.sources, **(sources or {})}
-        return "\n".join(d.render(srcs) for d in self.diagnostics)
+        lines = {path: text.splitlines() for path, text in srcs.items()}
+        return "\n".join(d.render(srcs, lines) for d in self.diagnostics)
 
 
 class MachineError(BpfrunError):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from fractions import Fraction
 
 _DURATION_UNITS = {"ns": 1, "us": 1_000, "µs": 1_000, "ms": 1_000_000, "s": 1_000_000_000,
                    "m": 60_000_000_000, "h": 3_600_000_000_000}
@@ -34,12 +35,17 @@ class Size:
         return format_size(self.bytes)
 
 
+# What a kernel program can hold: durations and sizes are u64 there.
+U64_MAX = 2**64 - 1
+_MAX_DIGITS = 40  # more digits than any u64 in any unit: refused before arithmetic on them
+
+
 def parse_duration(text: str) -> int:
     """'250us' -> 250000 (ns). Raises ValueError with the accepted forms."""
     m = DURATION_RE.fullmatch(text.strip())
     if not m:
         raise ValueError(f"{text!r} is not a duration (use e.g. 250us, 1ms, 10s, 2m)")
-    return int(round(float(m.group(1)) * _DURATION_UNITS[m.group(2)]))
+    return _scaled(m.group(1), _DURATION_UNITS[m.group(2)], "duration", text)
 
 
 def parse_size(text: str) -> int:
@@ -47,7 +53,24 @@ def parse_size(text: str) -> int:
     m = SIZE_RE.fullmatch(text.strip())
     if not m:
         raise ValueError(f"{text!r} is not a size (use e.g. 512B, 4KiB, 1MB)")
-    return int(round(float(m.group(1)) * _SIZE_UNITS[m.group(2)]))
+    return _scaled(m.group(1), _SIZE_UNITS[m.group(2)], "size", text)
+
+
+def _scaled(number: str, scale: int, what: str, text: str) -> int:
+    """`number` × `scale` exactly (decimal, never through a float: 9007199254740993ns stays
+    itself), a whole number of the base unit (ns or bytes), within 64 bits."""
+    whole, _, frac = number.partition(".")
+    if len(whole) > _MAX_DIGITS:
+        raise ValueError(f"{text.strip()!r} is out of range: a {what} must fit in 64 bits")
+    frac = frac[:_MAX_DIGITS]
+    exact = Fraction(int(whole + frac), 10 ** len(frac)) * scale
+    if exact.denominator != 1:
+        base = "nanoseconds" if what == "duration" else "bytes"
+        raise ValueError(f"{text.strip()!r} is not a whole number of {base}")
+    value = int(exact)
+    if value > U64_MAX:
+        raise ValueError(f"{text.strip()!r} is out of range: a {what} must fit in 64 bits")
+    return value
 
 
 def format_duration(ns: float) -> str:

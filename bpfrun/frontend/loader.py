@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -26,6 +27,8 @@ from yaml.resolver import BaseResolver
 from bpfrun.errors import Diagnostic, Loc, UsageError, ValidationError
 
 MAX_EXPANDED_NODES = 10_000
+MAX_RUNBOOK_BYTES = 1024 * 1024  # a runbook is a page or two; anything this big is a mistake
+MAX_DEPTH = 64  # nesting of lists and mappings; runbooks need about ten
 
 KeyPath = tuple[str | int, ...]
 
@@ -74,6 +77,7 @@ class Document:
     data: Any
     locs: dict[KeyPath, Loc] = field(default_factory=dict)
     key_locs: dict[KeyPath, Loc] = field(default_factory=dict)
+    findings: list[Diagnostic] = field(default_factory=list)
 
     def loc(self, path: Sequence[str | int]) -> Loc:
         """Loc of the value at `path`, or of its nearest known ancestor; 1:1 for the root."""
@@ -104,32 +108,92 @@ class _Loader(yaml.SafeLoader):
             return _PLAIN
         return super().resolve(kind, value, implicit)
 
+    depth = 0
+
     def compose_node(self, parent: Node | None, index: Any) -> Any:
         if self.check_event(AliasEvent):
             event, target = self.peek_event(), super().compose_node(parent, index)
             assert target is not None  # the composer raises on undefined aliases
             return _Alias(event.anchor, target, event.start_mark)
-        return super().compose_node(parent, index)
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:  # before Python's own recursion limit, with a place
+                raise _TooDeepError(self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
 
 
-def load_file(path: str | os.PathLike[str]) -> Document:
+def load_file(path: str | os.PathLike[str], keep_findings: bool = False) -> Document:
+    """Read and parse one runbook file; see load_text. Raises UnreadableRunbook for what is
+    no runbook text at all: a folder, a pipe or device, a file too large, not UTF-8."""
     display = os.fspath(path)
+    return load_text(_read(display), display, keep_findings)
+
+
+def _read(path: str) -> str:
     try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except UnicodeDecodeError as e:
-        raise UsageError(f"{display} is not UTF-8 text ({e.reason} at byte {e.start})") from e
+        # O_NONBLOCK: opening a named pipe must not wait for a writer; it is refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     except OSError as e:
-        raise UsageError(f"cannot read runbook {display}: {e.strerror or e}") from e
-    return load_text(text, display)
-
-
-def load_text(text: str, path: str = "<string>") -> Document:
-    """Parse one runbook; raises ValidationError listing every problem found."""
+        raise UnreadableRunbook(path, f"cannot read runbook {path}: {e.strerror or e}") from e
     try:
-        return _load(text, path)
-    except RecursionError:  # both PyYAML's composer and the builder recurse per level
-        _fail(path, text, [Diagnostic("the document is nested too deeply", Loc(path, 1, 1))])
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise UnreadableRunbook(path, f"cannot read runbook {path}: it is a folder")
+        if not stat.S_ISREG(mode):
+            raise UnreadableRunbook(path, f"cannot read runbook {path}: not a regular file "
+                                    "(a pipe, socket or device)")
+        chunks: list[bytes] = []
+        while sum(map(len, chunks)) <= MAX_RUNBOOK_BYTES:
+            chunk = os.read(fd, MAX_RUNBOOK_BYTES + 1)
+            if not chunk:
+                break
+            chunks.append(chunk)
+        data = b"".join(chunks)
+    except OSError as e:
+        raise UnreadableRunbook(path, f"cannot read runbook {path}: {e.strerror or e}") from e
+    finally:
+        os.close(fd)
+    if len(data) > MAX_RUNBOOK_BYTES:
+        raise UnreadableRunbook(path, f"{path} is larger than {MAX_RUNBOOK_BYTES // 1024} KiB; "
+                                "a runbook is a short text file", "is this the right file?")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        before = data[:e.start].decode("utf-8", "replace")
+        line, col = before.count("\n") + 1, e.start - (before.rfind("\n") + 1) + 1
+        raise UnreadableRunbook(path, f"{path} is not UTF-8 text ({e.reason} at byte {e.start})",
+                                "save it as UTF-8 (a runbook is a YAML text file)",
+                                Loc(path, line, col)) from e
+
+
+class UnreadableRunbook(UsageError):
+    """A runbook file that is no YAML text: rendered at its place like a ValidationError."""
+
+    def __init__(self, path: str, message: str, hint: str | None = None,
+                 loc: Loc | None = None) -> None:
+        super().__init__(message, hint)
+        self.loc = loc or Loc(path, 1, 1)
+
+    def render(self, sources: dict[str, str] | None = None) -> str:
+        return Diagnostic(self.message, self.loc, self.hint).render()
+
+
+def load_text(text: str, path: str = "<string>", keep_findings: bool = False) -> Document:
+    """Parse one runbook; raises ValidationError listing every problem found.
+
+    With `keep_findings`, strictness findings that leave the data usable (YAML 1.1 booleans,
+    duplicate keys, tags, merge keys) are kept in Document.findings instead of raised, so
+    that later checks can report their own problems in the same pass.
+    """
+    if len(text) > MAX_RUNBOOK_BYTES:
+        _fail(path, "", [Diagnostic(f"the runbook is larger than {MAX_RUNBOOK_BYTES // 1024} "
+                                    "KiB; a runbook is a short text file", Loc(path, 1, 1))])
+    doc = _load(text, path)
+    if doc.findings and not keep_findings:
+        _fail(path, text, doc.findings)
+    return doc
 
 
 def _load(text: str, path: str) -> Document:
@@ -137,6 +201,10 @@ def _load(text: str, path: str) -> Document:
     try:
         loader = _Loader(text)  # the Reader already rejects unprintable characters here
         root = loader.get_single_node()
+    except _TooDeepError as e:
+        _fail(path, text, [Diagnostic(f"the document is nested more than {MAX_DEPTH} levels "
+                                      "deep", Loc(path, e.mark.line + 1, e.mark.column + 1),
+                                      "a runbook needs about ten levels; check the brackets")])
     except yaml.MarkedYAMLError as e:
         _fail(path, text, [_syntax_diagnostic(e, path, text)])
     except ReaderError as e:
@@ -151,19 +219,24 @@ def _load(text: str, path: str) -> Document:
                                       "least apiVersion, name, title and steps")])
     builder = _Builder(Document(path, text, None))
     builder.check_aliases(root)  # before building: expanding a billion laughs would hang
-    if not builder.errors:
-        builder.doc.data = builder.build(root, ())
-    if not builder.errors and not isinstance(builder.doc.data, dict):
+    if builder.errors:
+        _fail(path, text, builder.errors)
+    builder.doc.data = builder.build(root, ())
+    if not isinstance(builder.doc.data, dict):
         what = "a list" if isinstance(builder.doc.data, list) else "a single value"
         builder.error(root, f"a runbook must be a mapping (apiVersion: ..., name: ..., "
                       f"steps: ...), not {what}")
-    if builder.errors:
         _fail(path, text, builder.errors)
+    builder.doc.findings = sorted(builder.errors, key=_position)
     return builder.doc
 
 
+def _position(d: Diagnostic) -> tuple[int, int]:
+    return (d.loc.line, d.loc.col) if d.loc else (0, 0)
+
+
 def _fail(path: str, text: str, diagnostics: list[Diagnostic]) -> NoReturn:
-    diagnostics.sort(key=lambda d: (d.loc.line, d.loc.col) if d.loc else (0, 0))
+    diagnostics.sort(key=_position)
     raise ValidationError(diagnostics=diagnostics, sources={path: text})
 
 
@@ -290,6 +363,12 @@ class _Builder:
         return None
 
     def scalar(self, node: ScalarNode) -> Any:
+        try:  # YAML's "\ud800" escape makes a lone surrogate, which no C string can hold
+            node.value.encode("utf-8")
+        except UnicodeEncodeError as e:
+            self.error(node, f"a lone surrogate (\\u{ord(node.value[e.start]):04x}) is not "
+                       "valid Unicode text", "write the character itself, or its \\U escape")
+            return node.value.encode("utf-8", "replace").decode("utf-8")
         if node.tag != _PLAIN:
             return node.value
         fix = _YAML11_BOOLS.get(node.value.lower())
@@ -301,6 +380,12 @@ class _Builder:
 
 class _StopError(Exception):
     pass
+
+
+class _TooDeepError(Exception):
+    def __init__(self, mark: Any) -> None:
+        super().__init__("too deep")
+        self.mark = mark
 
 
 def _children(node: Node) -> list[Any]:

@@ -14,6 +14,13 @@ from bpfrun.frontend.model import Param, Runbook
 from bpfrun.units import Duration, Size, parse_duration, parse_size
 
 PARAM_TYPES = ("int", "string", "bool", "duration", "size", "pid")
+# What the kernel program can hold: a 64-bit integer, signed or not.
+I64_MIN, U64_MAX = -(2**63), 2**64 - 1
+_MAX_INT_DIGITS = 30  # longer than any 64-bit integer, short of Python's 4300-digit limit
+# Values that stand in for params without a default when a runbook is checked ahead of a
+# run: every check still runs, with a value of the right type.
+PLACEHOLDERS = {"int": 1, "pid": 1, "string": "placeholder", "bool": True,
+                "duration": Duration(1_000_000), "size": Size(4096)}
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -26,7 +33,12 @@ def convert(ptype: str, raw: Any) -> Any:
     if ptype == "string":
         if isinstance(raw, (dict, list)):
             raise ValueError("expected a string")
-        return "" if raw is None else str(raw)
+        text = "" if raw is None else str(raw)
+        try:  # a lone surrogate (YAML "\ud800", undecodable bytes on the command line)
+            text.encode("utf-8")
+        except UnicodeEncodeError as e:
+            raise ValueError(f"not valid UTF-8 text (at character {e.start + 1})") from None
+        return text
     if ptype == "bool":
         if isinstance(raw, bool):
             return raw
@@ -39,10 +51,13 @@ def convert(ptype: str, raw: Any) -> Any:
     if ptype in ("int", "pid"):
         if isinstance(raw, bool):
             raise ValueError(f"{raw!r} is not an integer")
+        text = str(raw).strip()
         try:
-            value = int(str(raw).strip(), 0)
+            value = int(text, 0) if len(text) <= _MAX_INT_DIGITS else None
         except ValueError:
             raise ValueError(f"{raw!r} is not an integer") from None
+        if value is None or not I64_MIN <= value <= U64_MAX:
+            raise ValueError(f"{_short(text)} is out of range: an integer must fit in 64 bits")
         if ptype == "pid" and value < 0:
             raise ValueError(f"{value} is not a process id (use a number ≥ 0; 0 = any)")
         return value
@@ -56,9 +71,16 @@ def convert(ptype: str, raw: Any) -> Any:
         if isinstance(raw, Size):
             return raw
         if isinstance(raw, int) and not isinstance(raw, bool):
+            if not 0 <= raw <= U64_MAX:
+                raise ValueError(f"{_short(str(raw))} is out of range: a size must fit in "
+                                 "64 bits")
             return Size(raw)
         return Size(parse_size(str(raw)))
     raise ValueError(f"unknown param type {ptype!r}")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 24 else f"{text[:20]}… ({len(text)} characters)"
 
 
 def display(value: Any) -> str:
@@ -69,15 +91,39 @@ def display(value: Any) -> str:
 
 
 def check_defaults(runbook: Runbook, diags: Diagnostics) -> None:
+    """Each param's choices and default are values of its type; the default is a choice."""
     for p in runbook.params:
+        choices = []
+        for c in p.choices:
+            try:
+                choices.append(convert(p.type, c))
+            except ValueError as e:
+                diags.error(f"choice {display(c)!r} of param '{p.name}': {e}", p.loc)
         if p.has_default and p.default is not None:
             try:
                 value = convert(p.type, p.default)
             except ValueError as e:
                 diags.error(f"default of param '{p.name}': {e}", p.loc)
                 continue
-            if p.choices and value not in [convert(p.type, c) for c in p.choices]:
+            if choices and value not in choices:
                 diags.error(f"default of param '{p.name}' is not one of its choices", p.loc)
+
+
+def placeholder_params(runbook: Runbook) -> dict[str, Any]:
+    """Typed values of every param for checking ahead of a run: the default where it is a
+    good one, else the first choice, else a placeholder of the param's type."""
+    values: dict[str, Any] = {}
+    for p in runbook.params:
+        candidates = ([p.default] if p.has_default else []) + list(p.choices)
+        for raw in candidates:
+            try:
+                values[p.name] = None if raw is None else convert(p.type, raw)
+                break
+            except ValueError:
+                continue
+        else:
+            values[p.name] = PLACEHOLDERS.get(p.type)
+    return values
 
 
 def parse_assignments(items: Iterable[str]) -> dict[str, str]:
@@ -93,8 +139,14 @@ def parse_assignments(items: Iterable[str]) -> dict[str, str]:
 
 
 def _check_choices(p: Param, value: Any) -> None:
-    if p.choices and value not in [convert(p.type, c) for c in p.choices]:
-        options = ", ".join(display(convert(p.type, c)) for c in p.choices)
+    choices = []
+    for c in p.choices:
+        try:
+            choices.append(convert(p.type, c))
+        except ValueError:
+            continue  # reported at the runbook's place by check_defaults
+    if choices and value not in choices:
+        options = ", ".join(display(c) for c in choices)
         raise ValueError(f"{display(value)!r} is not one of {options}")
 
 

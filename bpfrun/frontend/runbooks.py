@@ -1,18 +1,22 @@
 """Find a runbook (a path or a shipped name) and load it through the frontend's stages in
 order: YAML with positions → JSON Schema → typed model → checks.
 
-Each stage raises ValidationError with every problem it found; a later stage only runs on
-what the earlier ones accepted, so its messages are never noise caused by an earlier error.
+Every problem of a file is reported in one pass: YAML strictness findings do not stop the
+schema check, and after schema errors the model is built and checked from what the schema
+accepted (prune.py), so a later stage's messages are about valid parts, not noise caused by
+an earlier error. Only invalid YAML, or a document with nothing valid left, stops early.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from bpfrun.errors import UsageError, ValidationError
+from bpfrun.errors import Diagnostic, UsageError, ValidationError
 from bpfrun.frontend.check import check_runbook
-from bpfrun.frontend.loader import load_file
+from bpfrun.frontend.loader import Document, load_file
 from bpfrun.frontend.model import Runbook, build_runbook
+from bpfrun.frontend.prune import prune_invalid
 from bpfrun.frontend.schema import validate_schema
 from bpfrun.paths import runbooks_dir
 
@@ -36,10 +40,48 @@ def find_runbook(name_or_path: str) -> Path:
 
 
 def load_runbook(path: str | Path) -> Runbook:
-    doc = load_file(path)
-    problems = validate_schema(doc)
+    """The checked runbook; raises ValidationError listing every problem of every stage."""
+    checked = check_file(path)
+    if checked.problems or checked.runbook is None:
+        raise ValidationError(diagnostics=checked.problems, sources=checked.sources)
+    return checked.runbook
+
+
+@dataclass
+class Checked:
+    """A runbook file after the frontend: the runbook as far as it could be built (from the
+    valid parts alone when there are problems) and every problem found."""
+
+    runbook: Runbook | None
+    problems: list[Diagnostic]
+    sources: dict[str, str]
+    names_ok: bool = False  # the model was built and its names checked without a problem
+
+
+def check_file(path: str | Path) -> Checked:
+    """Every stage on one file. Raises ValidationError only for invalid YAML, and
+    UnreadableRunbook for a file that is no text."""
+    doc = load_file(path, keep_findings=True)
+    problems = list(doc.findings) + validate_schema(doc)
+    usable: Document | None = doc
     if problems:
-        raise ValidationError(diagnostics=problems, sources={doc.path: doc.text})
-    runbook = build_runbook(doc)
-    check_runbook(runbook)
-    return runbook
+        pruned = prune_invalid(doc)
+        usable = pruned[0] if pruned else None
+    runbook, names_ok = None, False
+    if usable is not None:
+        try:
+            runbook = build_runbook(usable)
+            check_runbook(runbook)
+            names_ok = True
+        except ValidationError as e:
+            problems += e.diagnostics
+    return Checked(runbook, _distinct(problems), {doc.path: doc.text}, names_ok)
+
+
+def _distinct(problems: list[Diagnostic]) -> list[Diagnostic]:
+    """In stage order; one diagnostic per place and message (stages can agree)."""
+    seen: dict[tuple[object, ...], Diagnostic] = {}
+    for d in problems:
+        where = (d.loc.line, d.loc.col) if d.loc else (0, 0)
+        seen.setdefault((*where, d.message), d)
+    return list(seen.values())

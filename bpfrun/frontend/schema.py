@@ -45,6 +45,11 @@ def _validator() -> Draft7Validator:
     return Draft7Validator(_schema())
 
 
+def schema_errors(doc: Document) -> list[SchemaError]:
+    """jsonschema's own errors of `doc`, for passes that need their paths (prune.py)."""
+    return list(_validator().iter_errors(doc.data))
+
+
 def validate_schema(doc: Document) -> list[Diagnostic]:
     """Every schema violation of `doc`, one Diagnostic each, sorted by position."""
     # A value can fail the same kind of check twice (e.g. `min` against the general
@@ -297,6 +302,8 @@ class _Translator:
 
     def on_not(self, e: SchemaError, path: KeyPath, inst: Any,
                schema: dict[str, Any], value: Any) -> list[Diagnostic]:
+        if not isinstance(inst, dict):
+            return []  # a value that should be a mapping: its type error says so
         present = [k for k in _required_keys(value) if k in inst]
         if not present:
             return [self.diag(f"{_subject(path)}: {e.message}", path)]

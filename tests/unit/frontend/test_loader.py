@@ -211,8 +211,9 @@ def test_unprintable_character() -> None:
 
 
 def test_deep_nesting_is_an_error_not_a_crash() -> None:
+    # Refused at the bracket that goes one level too deep, not at 1:1 (issue #13).
     assert errors("a: " + "[" * 3000 + "]" * 3000 + "\n") == [
-        "1:1: the document is nested too deeply"]
+        "1:67: the document is nested more than 64 levels deep"]
 
 
 def test_all_problems_are_reported_together_sorted() -> None:
