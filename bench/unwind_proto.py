@@ -1,0 +1,140 @@
+"""Prototype of user-stack unwinding through libc by its .eh_frame rules (issue #12.3), and
+its cost per event against a plain frame-pointer walk (bpf_get_stack).
+
+    unwind_proto.py [--pid PID] [--seconds S] [--probe tp:sched:sched_switch|raw:sys_enter]
+
+Without --pid it starts tests/workloads' prodcons (-O2, frame pointers). Two programs are
+attached at once to the same tracepoint, for the target process only: `plain` takes the
+stack with bpf_get_stack(BPF_F_USER_STACK), `unwound` with bpfrun_unwind_user()
+(bpfrun/compile/templates/unwind.c.j2, the generator's own code). Both then hash the stack
+and count it, as bpfrun's programs do. Prints each program's distinct stacks (symbolized by
+BCC) and the nanoseconds per run of each, from the kernel's BPF run-time statistics
+(bench/progstats.py) — paired, so both see the same events on the same machine state.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
+
+import progstats  # noqa: E402
+
+from bpfrun.kernel.unwind import build_table  # noqa: E402
+from bpfrun.kernel.unwind_procs import find_module  # noqa: E402
+
+PROGRAM = r"""
+#include <uapi/linux/ptrace.h>
+#define BPFRUN_STACK_DEPTH 127
+struct bpfrun_stack { u64 ip[BPFRUN_STACK_DEPTH]; };
+BPF_PERCPU_ARRAY(buf_map, struct bpfrun_stack, 1);
+UNWIND_C
+BPF_HASH(stacks, u64, struct bpfrun_stack, 1024);
+BPF_HASH(counts_plain, u64, u64, 1024);
+BPF_HASH(counts_unwound, u64, u64, 1024);
+
+static __always_inline u64 stack_hash(struct bpfrun_stack *buf, long len) {
+    u64 h = 0x9e3779b97f4a7c15ULL ^ (u64)len;
+#pragma clang loop unroll(disable)
+    for (u32 i = 0; i < BPFRUN_STACK_DEPTH; i++) {
+        if ((long)i * 8 >= len) break;
+        u64 k = buf->ip[i] * 0x87c37b91114253d5ULL;
+        k = ((k << 31) | (k >> 33)) * 0x4cf5ad432745937fULL;
+        h ^= k;
+        h = ((h << 27) | (h >> 37)) * 5 + 0x52dce729;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static __always_inline int count_stack(void *ctx, int unwind) {
+    if ((bpf_get_current_pid_tgid() >> 32) != TARGET) return 0;
+    u32 zero = 0;
+    struct bpfrun_stack *buf = buf_map.lookup(&zero);
+    if (!buf) return 0;
+    long len = unwind ? bpfrun_unwind_user(ctx, buf)
+                      : bpf_get_stack(ctx, buf, sizeof(*buf), BPF_F_USER_STACK);
+    if (len <= 0) return 0;
+    u64 h = stack_hash(buf, len);
+    if (!stacks.lookup(&h)) stacks.insert(&h, buf);
+    if (unwind) counts_unwound.increment(h); else counts_plain.increment(h);
+    return 0;
+}
+int plain(void *ctx) { return count_stack(ctx, 0); }
+int unwound(void *ctx) { return count_stack(ctx, 1); }
+"""
+LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
+
+
+def load(pid: int, probe: str):  # noqa: ANN201 (BCC's BPF object, untyped)
+    from bcc import BPF
+
+    unwind_c = (REPO / "bpfrun/compile/templates/unwind.c.j2").read_text()
+    text = PROGRAM.replace("UNWIND_C", unwind_c).replace("TARGET", str(pid))
+    b = BPF(text=text.encode(), cflags=["-Wno-unused-value"])
+    table = build_table(LIBC)
+    rows = b["bpfrun_unwind_rows"]
+    for i, rule in enumerate(table.rules):
+        row = rows.Leaf(rule.start, rule.cfa_offset, rule.rbp_offset, rule.cfa_reg, 0)
+        rows[rows.Key(i)] = row
+    module = find_module(pid, table)
+    if module is None:
+        raise SystemExit(f"process {pid} has no {LIBC} mapped")
+    procs = b["bpfrun_unwind_procs"]
+    procs[procs.Key(pid)] = procs.Leaf(module.lo, module.hi, module.bias, len(table.rules), 0)
+    kind, _, target = probe.partition(":")
+    for fn in ("plain", "unwound"):
+        if kind == "tp":
+            b.attach_tracepoint(tp=target, fn_name=fn)
+        else:
+            b.attach_raw_tracepoint(tp=target, fn_name=fn)
+    return b
+
+
+def show(b, pid: int, counts: str) -> None:  # noqa: ANN001
+    print(f"--- {counts}")
+    top = int(os.environ.get("TOP", "6"))
+    for k, v in sorted(b[counts].items(), key=lambda kv: -kv[1].value)[:top]:
+        ips = [ip for ip in b["stacks"][k].ip if ip][:12]
+        names = [b.sym(ip, pid, show_module=True).decode() for ip in ips]
+        print(f"{v.value:8d}  " + " <- ".join(names))
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--pid", type=int)
+    ap.add_argument("--seconds", type=float, default=3.0)
+    ap.add_argument("--probe", default="tp:sched:sched_switch")
+    args = ap.parse_args()
+    workload = None
+    if args.pid is None:
+        from helpers.workloads import Workload
+        workload = Workload("prodcons", "--seconds", "60", opt="O2", frame_pointers=True)
+        args.pid = workload.pid
+    try:
+        b = load(args.pid, args.probe)
+        me = os.getpid()
+        with progstats.stats_enabled():
+            before = progstats.programs(me)
+            time.sleep(args.seconds)
+            after = progstats.programs(me)
+        show(b, args.pid, "counts_plain")
+        show(b, args.pid, "counts_unwound")
+        for p in progstats.delta(before, after):
+            print(f"prog {p.prog_id} ({p.kind}, {p.insns} insns verified): "
+                  f"{p.run_ns / p.runs:.0f} ns per run over {p.runs} runs")
+    finally:
+        if workload is not None:
+            workload.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
