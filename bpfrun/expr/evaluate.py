@@ -11,6 +11,8 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
+from bpfrun.expr import frames
+from bpfrun.expr.frames import FRAME_FUNCTIONS, FrameError
 from bpfrun.expr.nodes import Attr, Binary, Call, In, Index, Literal, Name, Node, Unary, dotted
 from bpfrun.expr.parser import TemplateExpr
 from bpfrun.units import Duration, Size
@@ -154,7 +156,8 @@ class Evaluator:
         raise EvalError("only lists can be indexed, by an integer", node)
 
     def visit_Call(self, node: Call) -> Any:
-        arity = {"len": 1, "str": 1, "startswith": 2, "over": 2, "percent": 2}
+        arity = {"len": 1, "str": 1, "startswith": 2, "over": 2, "percent": 2,
+                 **FRAME_FUNCTIONS}
         if node.func in arity and len(node.args) != arity[node.func]:
             n = arity[node.func]
             raise EvalError(f"{node.func}() takes {n} argument{'s' if n > 1 else ''}", node)
@@ -172,13 +175,15 @@ class Evaluator:
             return None if None in args else str(args[0]).startswith(str(args[1]))
         if node.func in ("over", "percent"):
             return _over(node, args) if node.func == "over" else _percent(node, args)
+        if node.func in FRAME_FUNCTIONS:
+            return _frame_function(node, args[0])
         if node.func in ("min", "max") and args:
             vals = [a for a in args if a is not None]
             if len({_magnitude(v)[0] for v in vals}) > 1:
                 raise EvalError(f"{node.func}() of values of different kinds", node)
             return (min if node.func == "min" else max)(vals) if vals else None
         raise EvalError(f"unknown function '{node.func}' (len, str, startswith, min, max, "
-                        "over, percent)", node)
+                        "over, percent, own_frame, code, via, code_via, hottest)", node)
 
     def visit_Unary(self, node: Unary) -> Any:
         v = self.eval(node.operand)
@@ -186,6 +191,9 @@ class Evaluator:
             return not v if v is not None else True
         if v is None:
             return None
+        kind, _ = _magnitude(v)
+        if kind not in ("number", "duration", "size"):
+            raise EvalError(f"cannot negate a {kind}", node)
         return -v if not isinstance(v, (Duration, Size)) else type(v)(-_magnitude(v)[1])
 
     def visit_In(self, node: In) -> Any:
@@ -213,12 +221,16 @@ class Evaluator:
         if node.op in ("/", "%") and rv == 0:
             return None  # no meaningful value, like a stat of no data
         if lk in ("duration", "size") or rk in ("duration", "size"):
-            return _unit_arith(node, lk, lv, rk, rv)
+            value = _unit_arith(node, lk, lv, rk, rv)
+            if isinstance(value, (Duration, Size)) \
+                    and not _INT_MIN <= _magnitude(value)[1] <= _INT_MAX:
+                raise EvalError(f"the result of {node.op} does not fit in 64 bits", node)
+            return value
         if lk == "str" and rk == "str" and node.op == "+":
             return lv + rv
         if lk not in ("number", "bool") or rk not in ("number", "bool"):
             raise EvalError(f"cannot use {node.op} on a {lk} and a {rk}", node)
-        return _ARITH[node.op](lv, rv)
+        return _bounded(node, lv, rv)
 
     def _percentile_vs_limit(self, node: Binary) -> bool | None:
         """`dist.p99 > X` decided on the exact count of values above X where it was counted."""
@@ -234,6 +246,22 @@ class Evaluator:
 
 
 _FLIP = {">": "<", "<": ">", ">=": "<=", "<=": ">="}
+# What a kernel program can hold: integer arithmetic stays within 64 bits, as there.
+_INT_MIN, _INT_MAX = -(2**63), 2**64 - 1
+
+
+def _bounded(node: Binary, lv: Any, rv: Any) -> Any:
+    """`lv op rv` for plain numbers, refused where the kernel could not compute it: a shift
+    by a negative or 64+ count (no 2**99999999999-sized integers), a result past 64 bits."""
+    if node.op in ("<<", ">>") and not (isinstance(rv, int) and 0 <= rv < 64):
+        raise EvalError(f"cannot shift by {rv}: shift counts go from 0 to 63", node)
+    if node.op in ("<<", ">>", "&", "^", "|") and not (isinstance(lv, int)
+                                                       and isinstance(rv, int)):
+        raise EvalError(f"{node.op} takes integers", node)
+    value = _ARITH[node.op](lv, rv)
+    if isinstance(value, int) and not _INT_MIN <= value <= _INT_MAX:
+        raise EvalError(f"the result of {node.op} does not fit in 64 bits", node)
+    return value
 
 
 def _over(node: Call, args: list[Any]) -> int | None:
@@ -249,6 +277,21 @@ def _over(node: Call, args: list[Any]) -> int | None:
                         "before the step runs: a param, a constant or an earlier step's value)",
                         node)
     return count
+
+
+def _frame_function(node: Call, arg: Any) -> Any:
+    """own_frame, code, via, code_via of a stack; hottest of a stack aggregation (frames.py)."""
+    if arg is None:
+        return None
+    try:
+        if node.func == "hottest":
+            if not isinstance(arg, Fields):
+                raise FrameError("takes an aggregation keyed by a stack")
+            return frames.hottest(arg.field("rows"))
+        function: Callable[[Any], Any] = getattr(frames, node.func)
+        return function(arg)
+    except FrameError as e:
+        raise EvalError(f"{node.func}() {e}", node) from None
 
 
 def _percent(node: Call, args: list[Any]) -> float | None:
@@ -291,10 +334,18 @@ def display(value: Any) -> str:
     return str(value)
 
 
-def render_template(parts: tuple[str | TemplateExpr, ...], names: dict[str, Any]) -> str:
-    """Substitute every `${{ expr }}` with the display form of its value."""
-    out = []
+def render_template(parts: tuple[str | TemplateExpr, ...], names: dict[str, Any],
+                    quote: Callable[[str, str], str] | None = None) -> str:
+    """Substitute every `${{ expr }}` with the display form of its value, passed through
+    `quote(value, text_so_far)` when given (e.g. a Markdown escape that depends on whether
+    the value lands in a code span: a value cannot become markup while the author's text
+    around it stays Markdown)."""
+    out: list[str] = []
     ev = Evaluator(names)
     for part in parts:
-        out.append(part if isinstance(part, str) else display(ev.eval(part.node)))
+        if isinstance(part, str):
+            out.append(part)
+        else:
+            shown = display(ev.eval(part.node))
+            out.append(quote(shown, "".join(out)) if quote else shown)
     return "".join(out)

@@ -54,7 +54,15 @@ class Break:
     """A hard line break inside a paragraph."""
 
 
-Piece: TypeAlias = str | Code | Strong | Badge | Link | Break
+@dataclass(frozen=True)
+class InlineMarkdown:
+    """A threshold message as inline Markdown: the runbook author's text as written, the
+    values filled into it already escaped, so only the author's markup renders."""
+
+    text: str
+
+
+Piece: TypeAlias = str | Code | Strong | Badge | Link | Break | InlineMarkdown
 Inline: TypeAlias = tuple[Piece, ...]
 
 

@@ -25,7 +25,9 @@ from bpfrun.report.blocks import (
     FlameGraph,
     Histogram,
     Inline,
+    InlineMarkdown,
     Para,
+    Piece,
     Preformatted,
     Program,
     Prose,
@@ -182,7 +184,12 @@ def _findings(run: RunResult) -> Section:
 def _finding(finding: Finding) -> Inline:
     where = Code(_dotted(finding.step, finding.threshold))
     return inline(Badge(finding.severity.upper(), finding.severity), " ", where, ": ",
-                  finding.message)
+                  _message(finding.message, finding.message_markdown))
+
+
+def _message(plain: str, markdown: str | None) -> Piece:
+    """A threshold message: the author's Markdown where the run recorded it, else plain text."""
+    return InlineMarkdown(markdown) if markdown is not None else plain
 
 
 def _step(step: StepResult, program: str | None,
@@ -371,7 +378,7 @@ def _thresholds(thresholds: Mapping[str, ThresholdResult]) -> Section:
         result = (Badge("fired", "fired"),) if th.fired else (
             ("no data" if th.fired is None else "not fired"),)
         rows.append(((tid,), result, (th.severity or "—",), (Code(th.when or "—"),),
-                     (th.message,)))
+                     (_message(th.message, th.message_markdown),)))
     head = tuple((h,) for h in ("threshold", "result", "severity", "condition", "message"))
     return Section(3, ("Thresholds",), (Table(head, tuple(rows), (False,) * 5),))
 

@@ -38,6 +38,7 @@ from bpfrun.report.blocks import (
     FlameGraph,
     Histogram,
     Inline,
+    InlineMarkdown,
     Link,
     Para,
     Preformatted,
@@ -157,6 +158,9 @@ def _inline(pieces: Inline) -> str:
             out.append(_link(p.text, p.href))
         elif isinstance(p, Break):
             out.append("<br>")
+        elif isinstance(p, InlineMarkdown):
+            out.append(_markdown().renderInline(
+                _PROSE_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", p.text)))
     return "".join(out)
 
 

@@ -23,6 +23,7 @@ from bpfrun.report.blocks import (
     FlameGraph,
     Histogram,
     Inline,
+    InlineMarkdown,
     Link,
     Para,
     Preformatted,
@@ -43,6 +44,8 @@ _MD_ESCAPES = {"\\": "\\\\", "|": "\\|", "`": "\\`", "*": "\\*", "_": "\\_", "["
                "]": "\\]", "~": "\\~", "<": "&lt;", ">": "&gt;", "&": "&amp;", "\n": "\\n",
                "\r": "\\r", "\t": " "}
 _CONTROL = re.compile("[\x00-\x1f\x7f]")
+_BARE_PIPE = re.compile(r"(?<!\\)\|")
+_TICK_RUN = re.compile(r"(?<!\\)`+")
 _BLOCK_START = re.compile(r"^(\s*\d*)([#=+-]|(?<=\d)[.)])")
 
 
@@ -57,6 +60,16 @@ def md_escape(value: object) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def md_template_value(value: str, before: str) -> str:
+    """A value filled into the author's inline Markdown (a threshold message), inert where it
+    lands: escaped like any data, or, inside a code span the author opened (an odd number of
+    unescaped backtick runs before it), kept verbatim but for the backticks that would close
+    the span early (shown as ˋ) and control characters."""
+    if len(_TICK_RUN.findall(before)) % 2:
+        return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value).replace("`", "ˋ")
+    return md_escape(value)
 
 
 def md_code(value: object, *, table: bool = False) -> str:
@@ -103,7 +116,17 @@ def _inline(pieces: Inline, table: bool = False) -> str:
             out.append(_link(p.text, p.href))
         elif isinstance(p, Break):
             out.append("  \n")
+        elif isinstance(p, InlineMarkdown):
+            out.append(_inline_markdown(p.text, table))
     return "".join(out)
+
+
+def _inline_markdown(text: str, table: bool) -> str:
+    """The author's inline Markdown kept on one line (and in its table cell: a bare `|` would
+    end the cell); control characters shown, as everywhere in the report."""
+    one_line = " ".join(_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", line)
+                        for line in text.splitlines())
+    return _BARE_PIPE.sub(r"\\|", one_line) if table else one_line
 
 
 def _link(text: str, href: str) -> str:

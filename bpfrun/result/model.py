@@ -44,14 +44,21 @@ class ThresholdResult:
     severity: str  # info | warning | critical
     message: str
     when: str  # the condition as written
+    # The message as inline Markdown: the author's text as written, every filled-in value
+    # escaped (a task named "[x](https://evil)" stays text). None: the message has no template.
+    message_markdown: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"fired": self.fired, "severity": self.severity, "message": self.message,
-                "when": self.when}
+        doc: dict[str, Any] = {"fired": self.fired, "severity": self.severity,
+                               "message": self.message, "when": self.when}
+        if self.message_markdown is not None:
+            doc["message_markdown"] = self.message_markdown
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> ThresholdResult:
-        return cls(doc["fired"], doc["severity"], doc["message"], doc["when"])
+        return cls(doc["fired"], doc["severity"], doc["message"], doc["when"],
+                   doc.get("message_markdown"))
 
 
 @dataclass(frozen=True)
@@ -140,14 +147,19 @@ class Finding:
     threshold: str
     severity: str
     message: str
+    message_markdown: str | None = None  # as ThresholdResult.message_markdown
 
     def to_json(self) -> dict[str, Any]:
-        return {"step": self.step, "threshold": self.threshold, "severity": self.severity,
-                "message": self.message}
+        doc = {"step": self.step, "threshold": self.threshold, "severity": self.severity,
+               "message": self.message}
+        if self.message_markdown is not None:
+            doc["message_markdown"] = self.message_markdown
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Finding:
-        return cls(doc["step"], doc["threshold"], doc["severity"], doc["message"])
+        return cls(doc["step"], doc["threshold"], doc["severity"], doc["message"],
+                   doc.get("message_markdown"))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from bpfrun.expr.parser import walk
 from bpfrun.frontend.model import Runbook, Step, Threshold
 from bpfrun.frontend.params import display as param_display
 from bpfrun.kernel.tracefs import Kernel
+from bpfrun.report.markdown import md_template_value
 from bpfrun.result import (
     AggregationResult,
     Finding,
@@ -90,7 +91,7 @@ class Investigation:
         return self.finish(started, steps)
 
     def finish(self, started: str, steps: list[StepResult]) -> RunResult:
-        findings = tuple(Finding(s.id, tid, t.severity, t.message)
+        findings = tuple(Finding(s.id, tid, t.severity, t.message, t.message_markdown)
                          for s in steps for tid, t in s.thresholds.items() if t.fired)
         status: RunStatus = "clean"
         exit_code, error = EXIT_CLEAN, None
@@ -229,13 +230,16 @@ def _judge(t: Threshold, local: dict[str, Any], values: dict[str, Any],
         notes.append(f"threshold {t.id}: {e}")
     if not fired and evaluator.null_seen:
         fired = None
+    markdown: str | None = None
     try:
         message = render_template(t.message.parts, local) if t.message else t.when.text
+        if t.message:
+            markdown = render_template(t.message.parts, local, quote=md_template_value)
     except EvalError as e:
         message = f"{t.when.text} (message failed: {e})"
     values[t.id] = bool(fired)
     values[f"__why.{t.id}"] = ("no data" if fired is None else message)
-    return ThresholdResult(fired, t.severity, message, t.when.text)
+    return ThresholdResult(fired, t.severity, message, t.when.text, markdown)
 
 
 def _lost(lost: dict[str, int]) -> LostCounts:
