@@ -50,6 +50,7 @@ WORKLOADS = (
     "prodcons",
     "oncpu",
     "sized_writes",
+    "sysmix",
 )
 # -O0 -fno-builtin: at -O1 GCC deletes mallocs whose memory does not escape; frame pointers
 # make user stacks walkable by BPF.
