@@ -154,6 +154,8 @@ class Lexer:
                                   "without the leading zeros, or as hex like 0x1ed", pos, len(num))
         unit_m = _UNIT_RE.match(self.text, m.end(), self.end)
         digits = num.replace("_", "")
+        if len(intpart) > _MAX_DIGITS:
+            raise _out_of_range(pos, m.end() if unit_m is None else unit_m.end())
         if unit_m is None:
             if "." in num:
                 raise ExprSyntaxError("a number with a fraction needs a unit, as in 1.5ms or "
@@ -188,6 +190,8 @@ class Lexer:
                                       "0-9 a-f and have no unit)", m.start(1) + bad)
             raise ExprSyntaxError("malformed hex number: use 0x followed by hex digits, with "
                                   "'_' only between digits", pos, m.end() - pos)
+        if len(body) > _MAX_DIGITS:
+            raise _out_of_range(pos, m.end())
         return Token("int", int(body.replace("_", ""), 16), pos, m.end() - pos)
 
     # --- strings ---------------------------------------------------------------------------
@@ -230,3 +234,15 @@ class Lexer:
                 shown = esc if esc.isprintable() else f"U+{ord(esc):04X}"
                 raise ExprSyntaxError(f"unknown escape '\\{shown}' in string: {_ESCAPE_HELP}",
                                       i, 2)
+
+
+# Numbers are what a kernel program can hold: 64 bits (cexpr.py says so of a value past
+# that). Digit strings longer than any such number are refused before converting them:
+# Python refuses past 4300 digits, and converts slowly below that.
+_MAX_DIGITS = 40
+
+
+def _out_of_range(start: int, end: int) -> ExprSyntaxError:
+    return ExprSyntaxError(f"a number of more than {_MAX_DIGITS} digits does not fit in 64 "
+                           "bits", start, end - start)
+
