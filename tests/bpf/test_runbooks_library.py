@@ -235,6 +235,12 @@ def check_execs(result: dict[str, Any], _: Path) -> None:
     started = rows(step, "started")[0]
     assert started["key"] == {"begin.comm": "bpfr_execer", "comm": "true"}
     assert rows(step, "forks")[0]["key"]["args.parent_comm"] == "bpfr_execer"
+    # A rate, and the step's total kept apart from the top program's.
+    churn = finding(result, "execs.churn")
+    assert re.fullmatch(r"\d+(\.\d+)? programs were started a second \(limit 20\)\. The most "
+                        r"started: true, \d+(\.\d+)? a second, launched by bpfr_execer",
+                        churn), churn
+    assert 50 <= step["captures"]["start_rate"] <= 150  # execer --rate 100
 
 
 def check_offcpu(result: dict[str, Any], out: Path) -> None:
@@ -289,8 +295,36 @@ def check_runq_latency(result: dict[str, Any], _: Path) -> None:
     assert steps_of(result)["runq"]["captures"]["culprit"] == "bpfr_hog"
 
 
+def finding(result: dict[str, Any], threshold: str) -> str:
+    """The message of the finding of `step.threshold`."""
+    step, _, name = threshold.partition(".")
+    message: str = next(f["message"] for f in result["findings"]
+                        if f["step"] == step and f["threshold"] == name)
+    return message
+
+
 def check_syscalls(result: dict[str, Any], _: Path) -> None:
-    assert steps_of(result)["syscalls"]["status"] == "ran"
+    step = steps_of(result)["syscalls"]
+    # The storm: who, how often, and the call.
+    storm = finding(result, "syscalls.storm")
+    assert re.search(r"bpfr_storm \(pid \d+\) made \d+ system calls a second", storm), storm
+    assert "getpid by bpfr_storm" in storm
+    assert step["captures"]["storm_rate"] > 100_000
+    # The slow call: who, which call, how often, how long each.
+    slow = finding(result, "syscalls.slow_call")
+    assert re.search(r"bpfr_fsync \(pid \d+\) made [\d.]+ fsync calls a second slower than "
+                     r"100us, averaging [\d.]+m?s a call", slow), slow
+    # Waits are kept apart: the idle thread's futex and poll are waits, never work.
+    work = {(r["key"]["comm"], r["key"]["syscall_name(begin.arg1)"]) for r in rows(step, "work")}
+    assert not {c for c, _ in work} & {"bpfr_idle"}
+    assert not {n for _, n in work} & {"futex", "poll", "clock_nanosleep"}
+    waits = {r["key"]["syscall_name(begin.arg1)"] for r in rows(step, "waits")}
+    assert {"futex", "poll"} <= waits
+    # The follow-up names the loop's code path.
+    code = steps_of(result)["storm_code"]
+    assert "bpfr_storm" in finding(result, "storm_code.storm_source")
+    assert any("storm_main" in frames(r, "ustack") or "bpfr_storm_loop" in frames(r, "ustack")
+               for r in rows(code, "stacks"))
 
 
 CHECKS: dict[str, Callable[[dict[str, Any], Path], None]] = {
@@ -313,3 +347,57 @@ def test_runbook_finds_the_planted_problem(name: str, tmp_path: Path) -> None:
     result, out = run_selftest_by_hand(name, tmp_path)
     assert result["status"] in ("clean", "fired"), result.get("error")
     CHECKS[name](result, out)
+
+
+# --- the user's hosts: host-wide runs, judged on the workloads' own rows ---------------------
+
+def run_host_wide(name: str, tmp_path: Path, *params: str) -> dict[str, Any]:
+    proc = bpfrun("run", name, "--duration", "2s", *[a for p in params for a in ("--param", p)],
+                  "-o", str(tmp_path))
+    assert proc.returncode in (0, 1), proc.stderr
+    result: dict[str, Any] = json.loads((tmp_path / "result.json").read_text())
+    return result
+
+
+@pytest.mark.bpf
+@pytest.mark.timeout(120)
+def test_syscalls_names_a_storm_and_a_slow_call_of_two_processes(tmp_path: Path) -> None:
+    """Issue #12.7: one process calls getpid in a loop, another fsyncs after every 100-byte
+    write; idle waits (futex, poll, clock_nanosleep) must not win. Other processes of this
+    shared machine may fire findings too, so the workloads' own rows are checked."""
+    with Workload("sysmix", "--fork", "--seconds", "30") as w:
+        result = run_host_wide("syscalls", tmp_path)
+        assert w.returncode is None, f"the workload died: {w.stderr}"
+    step = steps_of(result)["syscalls"]
+    seconds = step["seconds"]
+    procs = {r["key"]["comm"]: r for r in rows(step, "by_process")}
+    storm = procs["bpfr_storm"]
+    assert storm["key"]["pid"] == w.pid
+    assert storm["value"] / seconds > 100_000  # calls a second
+    slow = next(r for r in rows(step, "slow_calls") if r["key"]["comm"] == "bpfr_fsync")
+    assert slow["key"]["pid"] != w.pid  # the writer is a process of its own
+    assert slow["key"]["syscall_name(begin.arg1)"] == "fsync"
+    assert slow["value"]["count"] / seconds >= 10  # slow calls a second
+    assert slow["value"]["avg"] > 100  # us a call
+    work = [r for r in rows(step, "work") if r["key"]["comm"].startswith("bpfr_")]
+    assert work and not {r["key"]["syscall_name(begin.arg1)"] for r in work} & {
+        "futex", "poll", "clock_nanosleep"}
+    if step["captures"].get("storm_comm") == "bpfr_storm":  # unless a neighbour storms harder
+        assert "bpfr_storm" in finding(result, "syscalls.storm")
+
+
+@pytest.mark.bpf
+@pytest.mark.timeout(120)
+def test_execs_gives_starts_a_second_and_the_launcher_of_a_respawn_loop(tmp_path: Path) -> None:
+    """A respawn loop (fork + exec /bin/true as fast as it can): starts a second, and who."""
+    with Workload("execer", "--rate", "0", "--seconds", "30") as w:
+        result = run_host_wide("execs", tmp_path, "comm=bpfr_execer")
+        assert w.returncode is None, f"the workload died: {w.stderr}"
+    step = steps_of(result)["execs"]
+    rate = step["captures"]["start_rate"]
+    assert rate > 50, rate  # a loop with no pause starts hundreds a second
+    churn = finding(result, "execs.churn")
+    assert churn.startswith(f"{round(rate)} programs were started a second (limit 10)")
+    assert "launched by bpfr_execer" in churn and "The most started: true" in churn
+    forks = rows(step, "forks")[0]["key"]
+    assert (forks["args.parent_pid"], forks["args.parent_comm"]) == (w.pid, "bpfr_execer")
