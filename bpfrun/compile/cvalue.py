@@ -109,6 +109,7 @@ class CVal:
     memo: str | None = None  # str: reads that give the same bytes share one buffer
     signed: bool = False  # int: shown as a signed 64-bit number (args.ret = -2, not 2**64-2)
     copied: bool = False  # stack: an id taken earlier (at a span's begin), not here
+    at_return: bool = False  # stack: taken at a function's return (top frame: return address)
 
     @property
     def is_const(self) -> bool:

@@ -41,6 +41,9 @@ class KeyField:
     size: int = 8
     decode: str | None = None  # "syscall": an int shown by name
     caller: str | None = None  # ustack at a uprobe: field with the return address
+    # ustack taken at a uretprobe: its top frame is the return address into the caller, to
+    # be looked up as one (the call's line, not the line after it)
+    top_return: bool = False
     signed: bool = False  # int: decode as a signed 64-bit number
 
 

@@ -126,13 +126,17 @@ class Symbolizer:
         requests = [(a, return_addresses) for a in dict.fromkeys(addresses)]
         return {a: frames for (a, _), frames in self._symbolize(maps, requests).items()}
 
-    def symbolize_stacks(self, maps: ProcessMaps,
-                         stacks: Sequence[Sequence[int]]) -> list[list[list[Frame]]]:
+    def symbolize_stacks(self, maps: ProcessMaps, stacks: Sequence[Sequence[int]],
+                         top_returns: Sequence[bool] = ()) -> list[list[list[Frame]]]:
         """Whole stacks at once (innermost first): the top address is taken as exact, the
-        others as return addresses; every module is looked up once for all the stacks."""
-        requests = [(a, i > 0) for stack in stacks for i, a in enumerate(stack)]
-        found = self._symbolize(maps, list(dict.fromkeys(requests)))
-        return [[found[(a, i > 0)] for i, a in enumerate(stack)] for stack in stacks]
+        others as return addresses; every module is looked up once for all the stacks.
+        `top_returns[i]`: stack i's top address is a return address too (taken at a
+        function's return, a uretprobe)."""
+        tops = list(top_returns) + [False] * (len(stacks) - len(top_returns))
+        asked = [[(a, i > 0 or top) for i, a in enumerate(stack)]
+                 for stack, top in zip(stacks, tops, strict=True)]
+        found = self._symbolize(maps, list(dict.fromkeys(r for rs in asked for r in rs)))
+        return [[found[r] for r in rs] for rs in asked]
 
     def _symbolize(self, maps: ProcessMaps,
                    requests: list[Request]) -> dict[Request, list[Frame]]:

@@ -392,7 +392,8 @@ class StepRunner:
         if f.kind in ("stack", "ustack"):  # named after the step, all at once
             caller = int(getattr(record, f.caller)) if f.caller else None
             return StackRef(int(value), f.kind == "ustack", int(getattr(record, "tgid", 0)),
-                            caller if caller and int(value) > STACK_LOST else None)
+                            caller if caller and int(value) > STACK_LOST else None,
+                            f.top_return)
         if f.kind == "addr":
             addr = ipaddress.ip_address(bytes(value))
             mapped = getattr(addr, "ipv4_mapped", None)  # tcp tracepoints map IPv4 into v6

@@ -41,6 +41,7 @@ class StackRef:
     user: bool
     tgid: int
     caller: int | None = None  # a uprobe's return address: the second frame, spliced in
+    top_return: bool = False  # taken at a uretprobe: the top frame is a return address
 
 
 class StackNamer:
@@ -79,7 +80,7 @@ class StackNamer:
     def resolve(self, refs: Iterable[StackRef]) -> dict[StackRef, FramedStack]:
         """Every stack named; user stacks per process in one batch."""
         out: dict[StackRef, FramedStack] = {}
-        by_pid: dict[int, list[tuple[StackRef, list[int]]]] = {}
+        by_pid: dict[int, list[tuple[StackRef, list[int]]]] = {}  # user stacks per process
         for ref in dict.fromkeys(refs):
             addrs = self._frames_of(ref)
             if ref.stack_id == STACK_NONE:
@@ -93,7 +94,8 @@ class StackNamer:
         self._unresolved.clear()
         user_frames = 0
         for pid, group in by_pid.items():
-            named = self._user(pid, [addrs for _, addrs in group])
+            named = self._user(pid, [addrs for _, addrs in group],
+                               [ref.top_return for ref, _ in group])
             for (ref, _), frames in zip(group, named, strict=True):
                 out[ref] = FramedStack([_name(f) for f in frames], tuple(frames))
                 user_frames += len(frames)
@@ -143,7 +145,8 @@ class StackNamer:
                 frames.append(StackFrame(name, int(offset, 16), module="kernel"))
         return FramedStack([f.function or "[unknown]" for f in frames], tuple(frames))
 
-    def _user(self, pid: int, stacks: list[list[int]]) -> list[list[StackFrame]]:
+    def _user(self, pid: int, stacks: list[list[int]],
+              top_returns: list[bool]) -> list[list[StackFrame]]:
         maps = self._maps.get(pid)
         if maps is None and pid not in self._early:
             try:
@@ -152,7 +155,7 @@ class StackNamer:
                 maps = None
         if maps is None:
             return [[self._bcc_frame(addr, pid) for addr in stack] for stack in stacks]
-        named = self.symbolizer.symbolize_stacks(maps, stacks)
+        named = self.symbolizer.symbolize_stacks(maps, stacks, top_returns)
         for f in (f for stack in named for frames in stack for f in frames):
             if f.reason is not None:
                 self._unresolved[(f.reason.value, f.path or f.module)] += 1

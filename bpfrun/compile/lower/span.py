@@ -14,6 +14,7 @@ from bpfrun.compile.lower.aggregation import SIZE_UNITS, lower_aggregation
 from bpfrun.compile.lower.context import StepContext
 from bpfrun.compile.lower.handlers import add_handler, function_for
 from bpfrun.compile.lower.probe import predicate
+from bpfrun.compile.lower.stacks import RETURN_PROBES
 from bpfrun.compile.lower.units import unit_of
 from bpfrun.compile.lower.values import c_field, key_field, store
 from bpfrun.compile.program import DEFAULT_MAX_PENDING, AggPlan, KeyField
@@ -55,7 +56,7 @@ class BeginValues:
             return CVal("str", direct=f"pv.{kf.name}", size=kf.size, local=True)
         if v.type == "stack":
             return CVal("stack", fill=lambda d, s: [f"{d} = pv.{kf.name};"], code=v.code,
-                        copied=True)
+                        copied=True, at_return=self.scope.probe.kind in RETURN_PROBES)
         return CVal(v.type, code=f"pv.{kf.name}", signed=v.signed, decode=v.decode)
 
 
@@ -228,4 +229,5 @@ def begin_field(ctx: StepContext, expr: Expr, begin: BeginValues) -> KeyField | 
     if v.type == "stack":
         ctx.prog.uses_stacks = True
         kind = "ustack" if v.code == "user" else "stack"
-    return KeyField(kf.name, expr.text, kind, kf.vtype, kf.size, signed=v.signed)
+    return KeyField(kf.name, expr.text, kind, kf.vtype, kf.size, signed=v.signed,
+                    top_return=kind == "ustack" and begin.scope.probe.kind in RETURN_PROBES)

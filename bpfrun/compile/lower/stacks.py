@@ -14,6 +14,7 @@ from bpfrun.expr.nodes import Attr, Name
 from bpfrun.frontend.model import Aggregation
 
 STACK_KINDS = ("stack", "ustack")
+RETURN_PROBES = ("uretprobe", "kretprobe")
 
 
 def store_stack(ctx: StepContext, scope: Scope, v: CVal, field: KeyField, into: str,
@@ -25,7 +26,8 @@ def store_stack(ctx: StepContext, scope: Scope, v: CVal, field: KeyField, into: 
     if v.code != "user":
         return field
     ctx.prog.user_stacks = True
-    kf = replace(field, kind="ustack")
+    kf = replace(field, kind="ustack",
+                 top_return=v.at_return if v.copied else scope.probe.kind in RETURN_PROBES)
     if scope.probe.kind == "uprobe" and not v.copied:
         # At a function's entry its frame is not set up yet, so a frame-pointer walk
         # skips the direct caller (bcc#2555). Its return address is on top of the
