@@ -131,6 +131,7 @@ def _runbook_files(p: Path) -> list[Path]:
 def _validate_file(f: Path, kernel: Any) -> bool:
     """Check one runbook file through every stage, printing its problems; True when ok."""
     from bpfrun.compile.pipeline import check_against_kernel  # noqa: PLC0415
+    from bpfrun.frontend.durations import step_duration_problems  # noqa: PLC0415
     from bpfrun.frontend.params import placeholder_params  # noqa: PLC0415
     from bpfrun.frontend.runbooks import check_file, find_runbook  # noqa: PLC0415
 
@@ -151,8 +152,10 @@ def _validate_file(f: Path, kernel: Any) -> bool:
     problems, notes = list(checked.problems), []
     rb = checked.runbook
     if rb is not None and checked.names_ok:
-        try:  # params without a default get a placeholder: every check still runs
-            notes = check_against_kernel(rb, placeholder_params(rb), kernel)
+        params = placeholder_params(rb)  # for params without a default: every check runs
+        problems += step_duration_problems(rb, params)
+        try:
+            notes = check_against_kernel(rb, params, kernel)
         except ValidationError as e:
             problems += [d for d in e.diagnostics if d not in problems]
     if problems:

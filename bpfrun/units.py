@@ -60,16 +60,17 @@ def _scaled(number: str, scale: int, what: str, text: str) -> int:
     """`number` × `scale` exactly (decimal, never through a float: 9007199254740993ns stays
     itself), a whole number of the base unit (ns or bytes), within 64 bits."""
     whole, _, frac = number.partition(".")
+    shown = text.strip() if len(text.strip()) <= 24 else f"{text.strip()[:20]}…"
     if len(whole) > _MAX_DIGITS:
-        raise ValueError(f"{text.strip()!r} is out of range: a {what} must fit in 64 bits")
+        raise ValueError(f"{shown!r} is out of range: a {what} must fit in 64 bits")
     frac = frac[:_MAX_DIGITS]
     exact = Fraction(int(whole + frac), 10 ** len(frac)) * scale
     if exact.denominator != 1:
         base = "nanoseconds" if what == "duration" else "bytes"
-        raise ValueError(f"{text.strip()!r} is not a whole number of {base}")
+        raise ValueError(f"{shown!r} is not a whole number of {base}")
     value = int(exact)
     if value > U64_MAX:
-        raise ValueError(f"{text.strip()!r} is out of range: a {what} must fit in 64 bits")
+        raise ValueError(f"{shown!r} is out of range: a {what} must fit in 64 bits")
     return value
 
 

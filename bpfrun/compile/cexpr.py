@@ -393,7 +393,7 @@ class ExprCompiler:
             if not S64_MIN <= value <= U64_MAX:
                 raise CompileError(f"{unparse(node)} does not fit in 64 bits", node)
             return self._const({"duration": Duration, "size": Size}.get(t, int)(value), node)
-        if node.op in ("/", "%") and right.is_const and num(right.const) == 0:
+        if node.op in ("/", "%") and folded(right) and num(right.const) == 0:
             raise CompileError("division by zero", node)
         return CVal(t, code=f"({left.code} {node.op} {right.code})",
                     signed=left.signed or right.signed)

@@ -12,10 +12,12 @@ import difflib
 from collections.abc import Iterable
 
 from bpfrun.errors import Diagnostics, Loc
+from bpfrun.expr.evaluate import PERCENTILE_RANKS
 from bpfrun.expr.nodes import Attr, Name, Node
 from bpfrun.expr.parser import TemplateExpr, walk
 from bpfrun.frontend.check_selftest import check_selftest
-from bpfrun.frontend.model import Expr, Runbook, Step, Template
+from bpfrun.frontend.durations import duration_problem
+from bpfrun.frontend.model import Aggregation, Expr, Runbook, Step, Template
 from bpfrun.frontend.params import check_defaults
 
 # Names every step's thresholds, captures and messages can use besides its own ids: the time
@@ -49,12 +51,27 @@ def _hint(name: str, options: Iterable[str]) -> str | None:
     return f"known: {', '.join(opts)}" if opts else None
 
 
+def agg_fields(agg: Aggregation) -> frozenset[str]:
+    """What `agg.<name>` can read of an aggregation after its step (runtime/collect.py)."""
+    names = {"top", "rows", "total"}
+    if agg.by:
+        return frozenset(names | ({"count"} if agg.kind == "count" else set()))
+    names |= {"value", "count"}
+    if agg.kind in ("stats", "hist", "lhist"):
+        names |= {"sum", "min", "max", "avg"}
+    if agg.kind in ("hist", "lhist"):
+        names |= {*PERCENTILE_RANKS, *(f"{p}_low" for p in PERCENTILE_RANKS)}
+    return frozenset(names)
+
+
 class Checker:
     def __init__(self, runbook: Runbook) -> None:
         self.rb = runbook
         self.diags = Diagnostics()
         self.params = {p.name for p in runbook.params}
         self.step_names: dict[str, set[str]] = {}
+        # Per step, the fields each aggregation or event probe offers (`calls.total`).
+        self.step_fields: dict[str, dict[str, frozenset[str]]] = {}
         self.current = ""  # id of the step being checked
 
     def names_of(self, step: Step) -> set[str]:
@@ -82,8 +99,21 @@ class Checker:
                 self.diags.error(f"unknown name '{root.name}' here", at(root),
                                  _hint(root.name, local))
 
+    def fields_of(self, step: Step) -> dict[str, frozenset[str]]:
+        fields = {a.id: agg_fields(a) for a in step.aggregations}
+        fields |= {p.id: frozenset({"rows", "count", "dropped"}) for p in step.probes
+                   if p.id and p.emit}
+        return fields
+
+    def field(self, owner: str, name: str, fields: frozenset[str] | None, loc: Loc) -> None:
+        if fields is not None and name not in fields:
+            self.diags.error(f"'{owner}' has no field '{name}'", loc, _hint(name, fields))
+
     def chain(self, chain: list[str], node: Node, at: object) -> None:
         loc: Loc = at(node)  # type: ignore[operator]
+        local = self.step_fields.get(self.current, {})
+        if chain[0] in local and len(chain) > 1 and chain[0] not in ("params", "steps"):
+            self.field(chain[0], chain[1], local[chain[0]], loc)
         if chain[0] == "params":
             if len(chain) < 2 or chain[1] not in self.params:
                 name = chain[1] if len(chain) > 1 else ""
@@ -106,6 +136,9 @@ class Checker:
             elif chain[2] not in self.step_names[chain[1]]:
                 self.diags.error(f"step '{chain[1]}' has no threshold, capture or aggregation "
                                  f"'{chain[2]}'", loc, _hint(chain[2], self.step_names[chain[1]]))
+            elif len(chain) > 3:
+                self.field(f"steps.{chain[1]}.{chain[2]}", chain[3],
+                           self.step_fields[chain[1]].get(chain[2]), loc)
 
     def template(self, t: Template | None, local: set[str] | None) -> None:
         if t is None:
@@ -132,6 +165,9 @@ class Checker:
         if step.when is not None:
             self.refs(step.when.node, step.when, outer)
         self.template(step.duration, outer)
+        problem = duration_problem(step.duration.text) if step.duration.is_literal else None
+        if problem:
+            self.diags.error(f"step duration: {problem}", step.duration.loc)
         kernel_exprs: list[Expr] = []
         for p in step.probes:
             for c in p.candidates:
@@ -140,9 +176,13 @@ class Checker:
             for a in p.aggregate:
                 kernel_exprs += [e for e in (a.value, a.where) if e] + list(a.by)
         if step.span:
-            for end in (step.span.begin, step.span.end):
+            for which, end in (("begin", step.span.begin), ("end", step.span.end)):
                 for c in end.candidates:
                     self.template(c, outer)
+                    if c.text.lstrip().startswith("interval:"):
+                        self.diags.error(f"a span cannot {which} at an interval probe: it "
+                                         "runs in user space, with no process or key",
+                                         c.loc, "use a kernel probe, e.g. a tracepoint")
                 kernel_exprs += list(end.key) + ([end.where] if end.where else [])
             for a in step.span.aggregate:
                 kernel_exprs += [e for e in (a.value, a.where) if e] + list(a.by)
@@ -164,6 +204,7 @@ class Checker:
                                  f"the first is at {seen[step.id]}")
             seen[step.id] = step.loc
             self.current = step.id
+            self.step_fields[step.id] = self.fields_of(step)
             self.step(step)
             self.step_names[step.id] = self.names_of(step)
         check_selftest(self.rb, self.diags)
