@@ -155,7 +155,7 @@ def _validate_file(f: Path, kernel: Any) -> bool:
         params = placeholder_params(rb)  # for params without a default: every check runs
         problems += step_duration_problems(rb, params)
         try:
-            notes = check_against_kernel(rb, params, kernel)
+            notes = check_against_kernel(rb, params, kernel, near_misses=True)
         except ValidationError as e:
             problems += [d for d in e.diagnostics if d not in problems]
     if problems:

@@ -92,10 +92,12 @@ def placeholder_values(runbook: Runbook, upto: Step) -> dict[str, dict[str, Any]
 
 
 def check_against_kernel(runbook: Runbook, params: dict[str, Any],
-                         kernel: Kernel, strict: bool = False) -> list[str]:
+                         kernel: Kernel, strict: bool = False,
+                         near_misses: bool = False) -> list[str]:
     """Compile every step against this kernel: the runbook's errors of all steps raise
-    together (ValidationError); returns notes on what could not be checked (kernel
-    unreadable, probes missing here). With `strict` (before a run), probes missing here
+    together (ValidationError), with `near_misses` (validate) a probe missing here next to one
+    that exists among them, as a misspelling; returns notes on what could not be checked (kernel unreadable, probes
+    missing here). With `strict` (before a run), probes missing here
     raise MachineError, naming every one of the runbook."""
     notes: list[str] = []
     problems: list[Diagnostic] = []
@@ -113,6 +115,8 @@ def check_against_kernel(runbook: Runbook, params: dict[str, Any],
         except NullInput:
             continue
         missing += probes.missing
+        if near_misses:  # a probe missing here next to one that exists: a misspelling
+            problems += [d for d in probes.missing if "(did you mean " in d.message]
         if kernel.readable():
             notes += [f"step {step.id}: {n}" for n in compiled.program.unchecked]
     if problems:
