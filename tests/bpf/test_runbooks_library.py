@@ -206,8 +206,11 @@ def check_profile(result: dict[str, Any], out: Path) -> None:
 
 def check_writes(result: dict[str, Any], _: Path) -> None:
     step = steps_of(result)["writes"]
-    by_comm = {r["key"]["comm"]: r["value"] for r in rows(step, "bytes")}
+    by_comm = {r["key"]["comm"]: r["value"]["sum"] for r in rows(step, "bytes")}
     assert by_comm["bpfr_heavy"] > 50 * by_comm["bpfr_light"]
+    dominant = finding(result, "writes.dominant")  # a rate, its calls, and its share
+    assert re.match(r"bpfr_heavy \(pid \d+\) wrote [\d.]+MiB a second, [\d.]+% of all bytes "
+                    r"written, in [\d.]+ writes a second of 64KiB on average", dominant), dominant
     calls = {r["key"]["comm"]: r["value"] for r in rows(step, "calls")}
     assert abs(calls["bpfr_heavy"] - calls["bpfr_light"]) <= 0.2 * calls["bpfr_heavy"]
     paths = steps_of(result)["write_paths"]
