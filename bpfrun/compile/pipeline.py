@@ -95,10 +95,10 @@ def check_against_kernel(runbook: Runbook, params: dict[str, Any],
                          kernel: Kernel, strict: bool = False,
                          near_misses: bool = False) -> list[str]:
     """Compile every step against this kernel: the runbook's errors of all steps raise
-    together (ValidationError), with `near_misses` (validate) a probe missing here next to one
-    that exists among them, as a misspelling; returns notes on what could not be checked (kernel unreadable, probes
-    missing here). With `strict` (before a run), probes missing here
-    raise MachineError, naming every one of the runbook."""
+    together (ValidationError), with `near_misses` (validate) a probe missing here next to
+    one that exists among them, as a misspelling; returns notes on what could not be checked
+    (kernel unreadable, probes missing here). With `strict` (before a run), probes missing
+    here raise MachineError, naming every one of the runbook."""
     notes: list[str] = []
     problems: list[Diagnostic] = []
     missing: list[Diagnostic] = []

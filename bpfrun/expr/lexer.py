@@ -176,6 +176,10 @@ class Lexer:
             what = "nanoseconds" if kind == "duration" else "bytes"
             raise ExprSyntaxError(f"{self.text[pos:pos + length]} is not a whole number of "
                                   f"{what}", pos, length)
+        if exact > units.U64_MAX:  # ints are checked where they are used (cexpr.py)
+            what = "nanoseconds" if kind == "duration" else "bytes"
+            raise ExprSyntaxError(f"{self.text[pos:pos + length]} does not fit in 64 bits (as "
+                                  f"{what})", pos, length)
         return Token(kind, int(exact), pos, length)
 
     def _hex(self, pos: int, m: re.Match[str]) -> Token:

@@ -20,9 +20,10 @@ from bpfrun.frontend.durations import duration_problem
 from bpfrun.frontend.model import Aggregation, Expr, Runbook, Step, Template
 from bpfrun.frontend.params import check_defaults
 
-# Names every step's thresholds, captures and messages can use besides its own ids: the time
-# its probes were attached, measured in user space (a duration).
-STEP_NAMES = ("elapsed",)
+# Names every step's thresholds, captures and messages can use besides its own ids, and what
+# each is (measured in user space).
+STEP_NAMES = {"elapsed": "the time this step's probes were attached",
+              "series": "what its aggregations gained at each tick of an interval probe"}
 
 
 def _chain(node: Node) -> list[str] | None:
@@ -140,6 +141,14 @@ class Checker:
                 self.field(f"steps.{chain[1]}.{chain[2]}", chain[3],
                            self.step_fields[chain[1]].get(chain[2]), loc)
 
+    def span_key(self, key: Expr) -> None:
+        """A span's key finds the begin; what is known only once it is found cannot be in it."""
+        for n in walk(key.node):
+            if isinstance(n, Name) and n.name in ("duration", "begin"):
+                self.diags.error(f"a span key cannot use '{n.name}': it is known only once "
+                                 "the key has found the begin", key.at(n),
+                                 "key both ends by what they share, e.g. tid or args.<field>")
+
     def template(self, t: Template | None, local: set[str] | None) -> None:
         if t is None:
             return
@@ -159,8 +168,8 @@ class Checker:
                                  f"the first is at {ids[name]}")
             ids.setdefault(name, loc)
             if name in STEP_NAMES:
-                self.diags.error(f"{kind} id '{name}' is reserved: it is the time this step's "
-                                 "probes were attached", loc, f"rename the {kind}")
+                self.diags.error(f"{kind} id '{name}' is reserved: it is {STEP_NAMES[name]}",
+                                 loc, f"rename the {kind}")
         outer: set[str] = set()  # names from outside the step: params and steps
         if step.when is not None:
             self.refs(step.when.node, step.when, outer)
@@ -184,6 +193,8 @@ class Checker:
                                          "runs in user space, with no process or key",
                                          c.loc, "use a kernel probe, e.g. a tracepoint")
                 kernel_exprs += list(end.key) + ([end.where] if end.where else [])
+                for k in end.key:
+                    self.span_key(k)
             for a in step.span.aggregate:
                 kernel_exprs += [e for e in (a.value, a.where) if e] + list(a.by)
         for e in kernel_exprs:

@@ -11,10 +11,11 @@ from __future__ import annotations
 import difflib
 import functools
 import json
+import re
 from collections.abc import Sequence
 from typing import Any
 
-from jsonschema import Draft7Validator
+from jsonschema import Draft7Validator, validators
 from jsonschema.exceptions import ValidationError as SchemaError
 from jsonschema.exceptions import best_match
 
@@ -40,9 +41,23 @@ def _schema() -> dict[str, Any]:
     return schema
 
 
+def _whole_pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Any:
+    """`pattern` as the schema means it: its `$` is the end of the string. Python's `$` also
+    matches before a final newline, which let `id: "s\\n"` through into C identifiers."""
+    if isinstance(instance, str):
+        anchored = pattern[:-1] + r"\Z" if pattern.endswith("$") \
+            and not pattern.endswith("\\$") else pattern
+        if not re.search(anchored, instance):
+            yield SchemaError(f"{instance!r} does not match {pattern!r}")
+
+
+_StrictValidator = validators.extend(Draft7Validator, {"pattern": _whole_pattern})
+
+
 @functools.cache
 def _validator() -> Draft7Validator:
-    return Draft7Validator(_schema())
+    validator: Draft7Validator = _StrictValidator(_schema())
+    return validator
 
 
 def schema_errors(doc: Document) -> list[SchemaError]:
@@ -252,7 +267,8 @@ class _Translator:
                    schema: dict[str, Any], value: Any) -> list[Diagnostic]:
         what = str(schema.get("title", "value")).lower()
         why = schema.get("errorMessage") or f"it must match {value}"
-        return [self.diag(f"'{inst}' is not a valid {what}: {why}", path)]
+        shown = f"'{inst}'" if str(inst).isprintable() else repr(inst)
+        return [self.diag(f"{shown} is not a valid {what}: {why}", path)]
 
     def on_minItems(self, e: SchemaError, path: KeyPath, inst: Any,
                     schema: dict[str, Any], value: Any) -> list[Diagnostic]:
