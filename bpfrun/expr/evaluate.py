@@ -11,10 +11,9 @@ import operator
 from collections.abc import Callable
 from typing import Any
 
-from bpfrun.expr import frames
-from bpfrun.expr.frames import FRAME_FUNCTIONS, FrameError
 from bpfrun.expr.nodes import Attr, Binary, Call, In, Index, Literal, Name, Node, Unary, dotted
 from bpfrun.expr.parser import TemplateExpr
+from bpfrun.expr.rows import RESULT_FUNCTIONS, FunctionError
 from bpfrun.units import Duration, Size
 
 
@@ -157,7 +156,7 @@ class Evaluator:
 
     def visit_Call(self, node: Call) -> Any:
         arity = {"len": 1, "str": 1, "startswith": 2, "over": 2, "percent": 2,
-                 **FRAME_FUNCTIONS}
+                 **{name: n for name, (n, _) in RESULT_FUNCTIONS.items()}}
         if node.func in arity and len(node.args) != arity[node.func]:
             n = arity[node.func]
             raise EvalError(f"{node.func}() takes {n} argument{'s' if n > 1 else ''}", node)
@@ -175,15 +174,15 @@ class Evaluator:
             return None if None in args else str(args[0]).startswith(str(args[1]))
         if node.func in ("over", "percent"):
             return _over(node, args) if node.func == "over" else _percent(node, args)
-        if node.func in FRAME_FUNCTIONS:
-            return _frame_function(node, args[0])
+        if node.func in RESULT_FUNCTIONS:
+            return _result_function(node, args)
         if node.func in ("min", "max") and args:
             vals = [a for a in args if a is not None]
             if len({_magnitude(v)[0] for v in vals}) > 1:
                 raise EvalError(f"{node.func}() of values of different kinds", node)
             return (min if node.func == "min" else max)(vals) if vals else None
         raise EvalError(f"unknown function '{node.func}' (len, str, startswith, min, max, "
-                        "over, percent, own_frame, code, via, code_via, hottest)", node)
+                        "over, percent, " + ", ".join(RESULT_FUNCTIONS) + ")", node)
 
     def visit_Unary(self, node: Unary) -> Any:
         v = self.eval(node.operand)
@@ -279,18 +278,13 @@ def _over(node: Call, args: list[Any]) -> int | None:
     return count
 
 
-def _frame_function(node: Call, arg: Any) -> Any:
-    """own_frame, code, via, code_via of a stack; hottest of a stack aggregation (frames.py)."""
-    if arg is None:
+def _result_function(node: Call, args: list[Any]) -> Any:
+    """Functions over stacks, rows and series (frames.py, rows.py); null in, null out."""
+    if any(a is None for a in args):
         return None
     try:
-        if node.func == "hottest":
-            if not isinstance(arg, Fields):
-                raise FrameError("takes an aggregation keyed by a stack")
-            return frames.hottest(arg.field("rows"))
-        function: Callable[[Any], Any] = getattr(frames, node.func)
-        return function(arg)
-    except FrameError as e:
+        return RESULT_FUNCTIONS[node.func][1](*args)
+    except FunctionError as e:
         raise EvalError(f"{node.func}() {e}", node) from None
 
 

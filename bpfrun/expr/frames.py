@@ -31,8 +31,6 @@ from typing import Any, Protocol
 
 from bpfrun.units import Duration, Size
 
-FRAME_FUNCTIONS = {"own_frame": 1, "code": 1, "via": 1, "code_via": 1, "hottest": 1}
-
 NOT_CODE_MODULES = frozenset({"kernel", "vdso", "[vdso]", "vsyscall", "[vsyscall]", "anon",
                               "[anon]", "[heap]", "[stack]", ""})
 SYSTEM_LIBRARY = re.compile(

@@ -192,7 +192,9 @@ class Investigation:
         for ev in raw.events:
             views[ev.plan.id] = EventsView(ev)
         notes: list[str] = []
-        local = {**self.names(), "elapsed": Duration(round(raw.seconds * 1e9)), **views}
+        series = [p.to_json() for p in _deltas(raw.series)]  # trend(series, ...) reads it
+        local = {**self.names(), "elapsed": Duration(round(raw.seconds * 1e9)),
+                 "series": series, **views}
         captures: dict[str, Any] = {}
         for name, expr in step.captures:
             try:

@@ -165,7 +165,8 @@ def test_all_problems_are_reported_at_once() -> None:
 def test_capture_cannot_use_another_capture() -> None:
     body = two_steps().replace("writer: calls.top[0].comm",
                                "writer: calls.top[0].comm\n          again: writer")
-    assert problems(body) == ["19:14: unknown name 'writer' here | known: calls, dist, elapsed"]
+    assert problems(body) == ["19:14: unknown name 'writer' here | known: calls, dist, elapsed, "
+                                "series"]
 
 
 def test_elapsed_is_a_name_of_every_step_and_cannot_be_an_id() -> None:
