@@ -6,7 +6,8 @@ value of one key, the leak suspect among outstanding allocations, and a net tren
     leak_suspect(outstanding, allocs, freed, max_freed_percent)
                              the stack with the most outstanding blocks among those whose
                              freed blocks are at most that percentage of their allocations —
-                             a leak whatever its count; null when there is none
+                             a leak whatever its count; an empty stack when none is
+                             (not null: a step without a leak has data, it is fine)
     trend(series, up, down)  how `up - down` (two aggregations' gains per tick of an
                              `interval:` probe) moved over the step: .gain (net total),
                              .per_second, .late_per_second (the later half of the ticks: a
@@ -70,7 +71,7 @@ def leak_suspect(outstanding: Any, allocs: Any, freed: Any, max_freed_percent: A
         back = _number(value_at(freed, stack))
         if _number(row.value) > 0 and made > 0 and 100 * back <= limit * made:
             return stack
-    return None
+    return []
 
 
 def trend(series: Any, up: str, down: str) -> dict[str, Any]:

@@ -237,7 +237,7 @@ class StepRunner:
     def _totals(self) -> dict[str, int]:
         """Each aggregation's running total: counts and sums add up, others count hits."""
         out = {}
-        for plan in self.prog.aggs:
+        for plan in (p for p in self.prog.aggs if not p.pending):  # those are read at the end
             name = plan.stats_map or plan.map
             summed = plan.kind in ("count", "sum")
             hist_array = plan.array and plan.kind in ("hist", "lhist")
