@@ -24,20 +24,22 @@ static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
 #define BPFRUN_READ_COMM() do { if (!bpfrun_have_comm) { bpf_get_current_comm(&bpfrun_comm, sizeof(bpfrun_comm)); bpfrun_have_comm = 1; } } while (0)
 
 
-struct bpfrun_agg0_by_syscall_key { u64 k0; };
-struct bpfrun_agg1_by_process_key { u64 k0; char k1[16]; };
-struct bpfrun_agg2_by_process_syscall_key { char k0[16]; u64 k1; };
-struct bpfrun_agg3_latency_hist { u64 slots[65]; struct bpfrun_stats st; };
+struct bpfrun_agg0_by_process_key { u64 k0; char k1[16]; };
+struct bpfrun_agg1_by_process_syscall_key { u64 k0; char k1[16]; u64 k2; };
+struct bpfrun_agg2_work_key { u64 k0; char k1[16]; u64 k2; };
+struct bpfrun_agg3_slow_calls_key { u64 k0; char k1[16]; u64 k2; };
+struct bpfrun_agg4_waits_key { u64 k0; };
 struct bpfrun_syscalls_span_val { u64 ts; u64 b0; };
 
-BPF_PERCPU_HASH(agg0_by_syscall, struct bpfrun_agg0_by_syscall_key, struct bpfrun_stats, 1024);
-BPF_PERCPU_ARRAY(agg0_by_syscall_idx, struct bpfrun_stats, 512);
-BPF_PERCPU_HASH(agg1_by_process, struct bpfrun_agg1_by_process_key, u64, 10240);
-BPF_PERCPU_HASH(agg2_by_process_syscall, struct bpfrun_agg2_by_process_syscall_key, u64, 10240);
-BPF_PERCPU_ARRAY(agg3_latency, struct bpfrun_agg3_latency_hist, 1);
+BPF_PERCPU_HASH(agg0_by_process, struct bpfrun_agg0_by_process_key, u64, 10240);
+BPF_PERCPU_HASH(agg1_by_process_syscall, struct bpfrun_agg1_by_process_syscall_key, u64, 10240);
+BPF_PERCPU_HASH(agg2_work, struct bpfrun_agg2_work_key, struct bpfrun_stats, 10240);
+BPF_PERCPU_HASH(agg3_slow_calls, struct bpfrun_agg3_slow_calls_key, struct bpfrun_stats, 10240);
+BPF_PERCPU_HASH(agg4_waits, struct bpfrun_agg4_waits_key, struct bpfrun_stats, 1024);
+BPF_PERCPU_ARRAY(agg4_waits_idx, struct bpfrun_stats, 512);
 BPF_TASK_STORAGE(pending_syscalls, struct bpfrun_syscalls_span_val);
 
-/* span end rawtracepoint:sys_exit (runbook runbooks/syscalls.yaml:36:12) */
+/* span end rawtracepoint:sys_exit (runbook runbooks/syscalls.yaml:55:12) */
 static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_args *ctx) {
     u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
     char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
@@ -46,58 +48,78 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
     struct bpfrun_syscalls_span_val pv = *pp;
     pp->ts = 0;  /* consumed: the slot stays with the task */
     u64 duration = bpf_ktime_get_ns() - pv.ts;
-    /* aggregation by_syscall: stats (runbook runbooks/syscalls.yaml:38:11) */
+    /* aggregation by_process: count (runbook runbooks/syscalls.yaml:57:11) */
     do {
-        struct bpfrun_agg0_by_syscall_key k;
-        __builtin_memset(&k, 0, sizeof(k));
-        k.k0 = pv.b0;
-        if ((u64)k.k0 < 512) {
-            u32 i_agg0_by_syscall = k.k0;
-            struct bpfrun_stats *v_agg0_by_syscall = agg0_by_syscall_idx.lookup(&i_agg0_by_syscall);
-            if (v_agg0_by_syscall) bpfrun_stats_add(v_agg0_by_syscall, (s64)(duration));
-        } else {
-            s64 x = (s64)(duration);
-            struct bpfrun_stats z_agg0_by_syscall = {};
-            struct bpfrun_stats *st_agg0_by_syscall = agg0_by_syscall.lookup_or_try_init(&k, &z_agg0_by_syscall);
-            if (st_agg0_by_syscall) bpfrun_stats_add(st_agg0_by_syscall, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
-        }
-    } while (0);
-    /* aggregation by_process: count (runbook runbooks/syscalls.yaml:39:11) */
-    do {
-        struct bpfrun_agg1_by_process_key k;
+        struct bpfrun_agg0_by_process_key k;
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = (BPFRUN_PID_TGID() >> 32);
         BPFRUN_READ_COMM();
         __builtin_memcpy(&k.k1, bpfrun_comm, 16);
-        u64 z_agg1_by_process = 0;
-        u64 *v_agg1_by_process = agg1_by_process.lookup_or_try_init(&k, &z_agg1_by_process);
-        if (v_agg1_by_process) *v_agg1_by_process += 1; else bpfrun_lost(LOST_MAP_FULL);
+        u64 z_agg0_by_process = 0;
+        u64 *v_agg0_by_process = agg0_by_process.lookup_or_try_init(&k, &z_agg0_by_process);
+        if (v_agg0_by_process) *v_agg0_by_process += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation by_process_syscall: count (runbook runbooks/syscalls.yaml:40:11) */
+    /* aggregation by_process_syscall: count (runbook runbooks/syscalls.yaml:58:11) */
     do {
-        struct bpfrun_agg2_by_process_syscall_key k;
+        struct bpfrun_agg1_by_process_syscall_key k;
         __builtin_memset(&k, 0, sizeof(k));
+        k.k0 = (BPFRUN_PID_TGID() >> 32);
         BPFRUN_READ_COMM();
-        __builtin_memcpy(&k.k0, bpfrun_comm, 16);
-        k.k1 = pv.b0;
-        u64 z_agg2_by_process_syscall = 0;
-        u64 *v_agg2_by_process_syscall = agg2_by_process_syscall.lookup_or_try_init(&k, &z_agg2_by_process_syscall);
-        if (v_agg2_by_process_syscall) *v_agg2_by_process_syscall += 1; else bpfrun_lost(LOST_MAP_FULL);
+        __builtin_memcpy(&k.k1, bpfrun_comm, 16);
+        k.k2 = pv.b0;
+        u64 z_agg1_by_process_syscall = 0;
+        u64 *v_agg1_by_process_syscall = agg1_by_process_syscall.lookup_or_try_init(&k, &z_agg1_by_process_syscall);
+        if (v_agg1_by_process_syscall) *v_agg1_by_process_syscall += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation latency: hist (runbook runbooks/syscalls.yaml:41:11) */
+    /* aggregation work: stats (runbook runbooks/syscalls.yaml:59:11) */
     do {
-        u64 x = duration;
-        u32 slot = bpf_log2l(x / 1000ULL);
-        u32 zero = 0;
-        struct bpfrun_agg3_latency_hist *h_agg3_latency = agg3_latency.lookup(&zero);
-        if (!h_agg3_latency) break;
-        if (slot < 65) h_agg3_latency->slots[slot] += 1;
-        bpfrun_stats_add(&h_agg3_latency->st, (s64)x);
+        if (!(!((((((((((((((((((((((((((((((((pv.b0 == 202LL /* futex */) || (pv.b0 == 455LL /* futex_wait */)) || (pv.b0 == 449LL /* futex_waitv */)) || (pv.b0 == 35LL /* nanosleep */)) || (pv.b0 == 230LL /* clock_nanosleep */)) || (pv.b0 == 232LL /* epoll_wait */)) || (pv.b0 == 281LL /* epoll_pwait */)) || (pv.b0 == 441LL /* epoll_pwait2 */)) || (pv.b0 == 7LL /* poll */)) || (pv.b0 == 271LL /* ppoll */)) || (pv.b0 == 23LL /* select */)) || (pv.b0 == 270LL /* pselect6 */)) || (pv.b0 == 0LL /* read */)) || (pv.b0 == 19LL /* readv */)) || (pv.b0 == 45LL /* recvfrom */)) || (pv.b0 == 47LL /* recvmsg */)) || (pv.b0 == 299LL /* recvmmsg */)) || (pv.b0 == 43LL /* accept */)) || (pv.b0 == 288LL /* accept4 */)) || (pv.b0 == 61LL /* wait4 */)) || (pv.b0 == 247LL /* waitid */)) || (pv.b0 == 34LL /* pause */)) || (pv.b0 == 130LL /* rt_sigsuspend */)) || (pv.b0 == 128LL /* rt_sigtimedwait */)) || (pv.b0 == 208LL /* io_getevents */)) || (pv.b0 == 333LL /* io_pgetevents */)) || (pv.b0 == 426LL /* io_uring_enter */)) || (pv.b0 == 70LL /* msgrcv */)) || (pv.b0 == 65LL /* semop */)) || (pv.b0 == 220LL /* semtimedop */)) || (pv.b0 == 243LL /* mq_timedreceive */)) || (pv.b0 == 73LL /* flock */)))) break;
+        struct bpfrun_agg2_work_key k;
+        __builtin_memset(&k, 0, sizeof(k));
+        k.k0 = (BPFRUN_PID_TGID() >> 32);
+        BPFRUN_READ_COMM();
+        __builtin_memcpy(&k.k1, bpfrun_comm, 16);
+        k.k2 = pv.b0;
+        s64 x = (s64)(duration);
+        struct bpfrun_stats z_agg2_work = {};
+        struct bpfrun_stats *st_agg2_work = agg2_work.lookup_or_try_init(&k, &z_agg2_work);
+        if (st_agg2_work) bpfrun_stats_add(st_agg2_work, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
+    } while (0);
+    /* aggregation slow_calls: stats (runbook runbooks/syscalls.yaml:77:11) */
+    do {
+        if (!((duration > 100000ULL) && (!((((((((((((((((((((((((((((((((pv.b0 == 202LL /* futex */) || (pv.b0 == 455LL /* futex_wait */)) || (pv.b0 == 449LL /* futex_waitv */)) || (pv.b0 == 35LL /* nanosleep */)) || (pv.b0 == 230LL /* clock_nanosleep */)) || (pv.b0 == 232LL /* epoll_wait */)) || (pv.b0 == 281LL /* epoll_pwait */)) || (pv.b0 == 441LL /* epoll_pwait2 */)) || (pv.b0 == 7LL /* poll */)) || (pv.b0 == 271LL /* ppoll */)) || (pv.b0 == 23LL /* select */)) || (pv.b0 == 270LL /* pselect6 */)) || (pv.b0 == 0LL /* read */)) || (pv.b0 == 19LL /* readv */)) || (pv.b0 == 45LL /* recvfrom */)) || (pv.b0 == 47LL /* recvmsg */)) || (pv.b0 == 299LL /* recvmmsg */)) || (pv.b0 == 43LL /* accept */)) || (pv.b0 == 288LL /* accept4 */)) || (pv.b0 == 61LL /* wait4 */)) || (pv.b0 == 247LL /* waitid */)) || (pv.b0 == 34LL /* pause */)) || (pv.b0 == 130LL /* rt_sigsuspend */)) || (pv.b0 == 128LL /* rt_sigtimedwait */)) || (pv.b0 == 208LL /* io_getevents */)) || (pv.b0 == 333LL /* io_pgetevents */)) || (pv.b0 == 426LL /* io_uring_enter */)) || (pv.b0 == 70LL /* msgrcv */)) || (pv.b0 == 65LL /* semop */)) || (pv.b0 == 220LL /* semtimedop */)) || (pv.b0 == 243LL /* mq_timedreceive */)) || (pv.b0 == 73LL /* flock */))))) break;
+        struct bpfrun_agg3_slow_calls_key k;
+        __builtin_memset(&k, 0, sizeof(k));
+        k.k0 = (BPFRUN_PID_TGID() >> 32);
+        BPFRUN_READ_COMM();
+        __builtin_memcpy(&k.k1, bpfrun_comm, 16);
+        k.k2 = pv.b0;
+        s64 x = (s64)(duration);
+        struct bpfrun_stats z_agg3_slow_calls = {};
+        struct bpfrun_stats *st_agg3_slow_calls = agg3_slow_calls.lookup_or_try_init(&k, &z_agg3_slow_calls);
+        if (st_agg3_slow_calls) bpfrun_stats_add(st_agg3_slow_calls, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
+    } while (0);
+    /* aggregation waits: stats (runbook runbooks/syscalls.yaml:95:11) */
+    do {
+        if (!((((((((((((((((((((((((((((((((pv.b0 == 202LL /* futex */) || (pv.b0 == 455LL /* futex_wait */)) || (pv.b0 == 449LL /* futex_waitv */)) || (pv.b0 == 35LL /* nanosleep */)) || (pv.b0 == 230LL /* clock_nanosleep */)) || (pv.b0 == 232LL /* epoll_wait */)) || (pv.b0 == 281LL /* epoll_pwait */)) || (pv.b0 == 441LL /* epoll_pwait2 */)) || (pv.b0 == 7LL /* poll */)) || (pv.b0 == 271LL /* ppoll */)) || (pv.b0 == 23LL /* select */)) || (pv.b0 == 270LL /* pselect6 */)) || (pv.b0 == 0LL /* read */)) || (pv.b0 == 19LL /* readv */)) || (pv.b0 == 45LL /* recvfrom */)) || (pv.b0 == 47LL /* recvmsg */)) || (pv.b0 == 299LL /* recvmmsg */)) || (pv.b0 == 43LL /* accept */)) || (pv.b0 == 288LL /* accept4 */)) || (pv.b0 == 61LL /* wait4 */)) || (pv.b0 == 247LL /* waitid */)) || (pv.b0 == 34LL /* pause */)) || (pv.b0 == 130LL /* rt_sigsuspend */)) || (pv.b0 == 128LL /* rt_sigtimedwait */)) || (pv.b0 == 208LL /* io_getevents */)) || (pv.b0 == 333LL /* io_pgetevents */)) || (pv.b0 == 426LL /* io_uring_enter */)) || (pv.b0 == 70LL /* msgrcv */)) || (pv.b0 == 65LL /* semop */)) || (pv.b0 == 220LL /* semtimedop */)) || (pv.b0 == 243LL /* mq_timedreceive */)) || (pv.b0 == 73LL /* flock */))) break;
+        struct bpfrun_agg4_waits_key k;
+        __builtin_memset(&k, 0, sizeof(k));
+        k.k0 = pv.b0;
+        if ((u64)k.k0 < 512) {
+            u32 i_agg4_waits = k.k0;
+            struct bpfrun_stats *v_agg4_waits = agg4_waits_idx.lookup(&i_agg4_waits);
+            if (v_agg4_waits) bpfrun_stats_add(v_agg4_waits, (s64)(duration));
+        } else {
+            s64 x = (s64)(duration);
+            struct bpfrun_stats z_agg4_waits = {};
+            struct bpfrun_stats *st_agg4_waits = agg4_waits.lookup_or_try_init(&k, &z_agg4_waits);
+            if (st_agg4_waits) bpfrun_stats_add(st_agg4_waits, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
+        }
     } while (0);
     return 0;
 }
 
-/* span begin rawtracepoint:sys_enter (runbook runbooks/syscalls.yaml:30:9) */
+/* span begin rawtracepoint:sys_enter (runbook runbooks/syscalls.yaml:49:9) */
 static __always_inline int bpfrun_syscalls_probe2_h0(struct bpf_raw_tracepoint_args *ctx) {
     u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
     char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
@@ -121,5 +143,138 @@ int bpfrun_syscalls_probe1(struct bpf_raw_tracepoint_args *ctx) {
 /* rawtracepoint:sys_enter */
 int bpfrun_syscalls_probe2(struct bpf_raw_tracepoint_args *ctx) {
     bpfrun_syscalls_probe2_h0(ctx);
+    return 0;
+}
+
+/* ===== step storm_code ===== */
+/* bpfrun VERSION: runbook syscalls, step storm_code.
+ * Generated from runbooks/syscalls.yaml; edit the runbook, not this file. */
+#include <uapi/linux/ptrace.h>
+
+/* Counters of data that could not be recorded: the report shows them. */
+enum { LOST_MAP_FULL = 0, LOST_STACKS = 1, LOST_EVENTS = 2, LOST_PENDING_FULL = 3 };
+BPF_PERCPU_ARRAY(bpfrun_lost_map, u64, 4);
+static __always_inline void bpfrun_lost(int kind) {
+    u64 *n = bpfrun_lost_map.lookup(&kind);
+    if (n) *n += 1;
+}
+
+struct bpfrun_stats { u64 count; s64 sum; s64 min; s64 max; };
+static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
+    if (st->count == 0 || x < st->min) st->min = x;
+    if (st->count == 0 || x > st->max) st->max = x;
+    st->count += 1;
+    st->sum += x;
+}
+
+/* Read once per event: each handler declares these values' locals; the first use fills them. */
+#define BPFRUN_PID_TGID() (bpfrun_have_pid_tgid ? bpfrun_pid_tgid : (bpfrun_have_pid_tgid = 1, bpfrun_pid_tgid = bpf_get_current_pid_tgid()))
+#define BPFRUN_READ_COMM() do { if (!bpfrun_have_comm) { bpf_get_current_comm(&bpfrun_comm, sizeof(bpfrun_comm)); bpfrun_have_comm = 1; } } while (0)
+
+
+/* Stacks live in a hash map under a 64-bit hash of their frames. A BPF_STACK_TRACE map
+ * drops a stack whose bucket another stack holds (-EEXIST: bench/RESULTS.md saw 5-25% of
+ * samples lost with 64 to 4,096 distinct call paths in 16,384 buckets); a hash map keeps
+ * colliding buckets apart and only loses stacks once it is full. Ids 0 (no stack of that
+ * kind here, e.g. a kernel stack sampled in user mode) and 1 (lost) are never hashes. */
+#define BPFRUN_STACK_DEPTH 127
+struct bpfrun_stack { u64 ip[BPFRUN_STACK_DEPTH]; };
+BPF_PERCPU_ARRAY(bpfrun_stack_buf, struct bpfrun_stack, 1);
+BPF_HASH(stacks, u64, struct bpfrun_stack, 16384);
+/* Each new user stack names its process, so that user space reads the process's memory map
+ * while it lives: a process that exits before the step ends would show [unknown] frames.
+ * Sent without a wakeup: from a perf-event NMI a wakeup is an IPI, which doubled the cost
+ * of a sample on a VM (bench/RESULTS.md); user space reads the buffer every 20 ms instead. */
+struct bpfrun_stack_owner { u64 id; u32 tgid; u32 pad; };
+BPF_RINGBUF_OUTPUT(bpfrun_owners, 16);
+static __always_inline u64 bpfrun_stack_id(void *ctx, u64 flags) {
+    u32 zero = 0;
+    struct bpfrun_stack *buf = bpfrun_stack_buf.lookup(&zero);
+    if (!buf) return 1;
+    long len = bpf_get_stack(ctx, buf, sizeof(*buf), flags);  /* zero-fills the rest */
+    if (len == 0 || len == -14 /* EFAULT */) return 0;
+    if (len < 0) {
+        bpfrun_lost(LOST_STACKS);
+        return 1;
+    }
+    /* MurmurHash3-style mixing of each frame, then a finalizer: every bit of every frame
+     * reaches every bit of the id. */
+    u64 h = 0x9e3779b97f4a7c15ULL ^ (u64)len ^ flags;
+#pragma clang loop unroll(disable)
+    for (u32 i = 0; i < BPFRUN_STACK_DEPTH; i++) {
+        if ((long)i * 8 >= len) break;
+        u64 k = buf->ip[i] * 0x87c37b91114253d5ULL;
+        k = ((k << 31) | (k >> 33)) * 0x4cf5ad432745937fULL;
+        h ^= k;
+        h = ((h << 27) | (h >> 37)) * 5 + 0x52dce729;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ULL;
+    h ^= h >> 33;
+    if (h < 2) h += 2;
+    if (!stacks.lookup(&h)) {
+        int err = stacks.insert(&h, buf);
+        if (err != 0 && err != -17 /* EEXIST: another CPU stored it first */) {
+            bpfrun_lost(LOST_STACKS);  /* the stack storage is full */
+            return 1;
+        }
+        if (err == 0 && (flags & BPF_F_USER_STACK)) {
+            struct bpfrun_stack_owner o = {.id = h, .tgid = bpf_get_current_pid_tgid() >> 32};
+            bpfrun_owners.ringbuf_output(&o, sizeof(o), BPF_RB_NO_WAKEUP);
+        }
+    }
+    return h;
+}
+
+struct bpfrun_tp_raw_syscalls_sys_enter {
+    u8 __common[8];
+    s64 id;
+    u8 args[48];
+};
+_Static_assert(__builtin_offsetof(struct bpfrun_tp_raw_syscalls_sys_enter, id) == 8, "id");
+_Static_assert(__builtin_offsetof(struct bpfrun_tp_raw_syscalls_sys_enter, args) == 16, "args");
+struct bpfrun_agg0_calls_key { u64 k0; char k1[16]; u64 k2; };
+struct bpfrun_agg1_stacks_key { u64 k0; u64 k1; u32 tgid; };
+
+BPF_PERCPU_HASH(agg0_calls, struct bpfrun_agg0_calls_key, u64, 10240);
+BPF_PERCPU_HASH(agg1_stacks, struct bpfrun_agg1_stacks_key, u64, 10240);
+
+/* tracepoint:raw_syscalls:sys_enter (runbook runbooks/syscalls.yaml:150:9) */
+static __always_inline int bpfrun_storm_code_probe1_h0(void *ctx) {
+    struct bpfrun_tp_raw_syscalls_sys_enter *args = ctx;
+    u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
+    char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
+    if (!((BPFRUN_PID_TGID() >> 32) == 0 /* steps.syscalls.storm_pid: bound at run time */)) return 0;
+    /* aggregation calls: count (runbook runbooks/syscalls.yaml:153:13) */
+    do {
+        struct bpfrun_agg0_calls_key k;
+        __builtin_memset(&k, 0, sizeof(k));
+        k.k0 = ((u32)BPFRUN_PID_TGID());
+        BPFRUN_READ_COMM();
+        __builtin_memcpy(&k.k1, bpfrun_comm, 16);
+        k.k2 = args->id;
+        u64 z_agg0_calls = 0;
+        u64 *v_agg0_calls = agg0_calls.lookup_or_try_init(&k, &z_agg0_calls);
+        if (v_agg0_calls) *v_agg0_calls += 1; else bpfrun_lost(LOST_MAP_FULL);
+    } while (0);
+    /* aggregation stacks: count (runbook runbooks/syscalls.yaml:154:13) */
+    do {
+        struct bpfrun_agg1_stacks_key k;
+        __builtin_memset(&k, 0, sizeof(k));
+        k.k0 = args->id;
+        k.k1 = bpfrun_stack_id(ctx, BPF_F_USER_STACK);
+        k.tgid = BPFRUN_PID_TGID() >> 32;
+        u64 z_agg1_stacks = 0;
+        u64 *v_agg1_stacks = agg1_stacks.lookup_or_try_init(&k, &z_agg1_stacks);
+        if (v_agg1_stacks) *v_agg1_stacks += 1; else bpfrun_lost(LOST_MAP_FULL);
+    } while (0);
+    return 0;
+}
+
+/* tracepoint:raw_syscalls:sys_enter */
+int bpfrun_storm_code_probe1(void *ctx) {
+    bpfrun_storm_code_probe1_h0(ctx);
     return 0;
 }
