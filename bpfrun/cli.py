@@ -133,7 +133,7 @@ def _validate_file(f: Path, kernel: Any) -> bool:
     from bpfrun.compile.pipeline import check_against_kernel  # noqa: PLC0415
     from bpfrun.frontend.durations import step_duration_problems  # noqa: PLC0415
     from bpfrun.frontend.params import placeholder_params  # noqa: PLC0415
-    from bpfrun.frontend.runbooks import check_file, find_runbook  # noqa: PLC0415
+    from bpfrun.frontend.runbooks import check_file, clean_steps, find_runbook  # noqa: PLC0415
 
     if not f.exists() and not f.is_symlink():
         if f.suffix in (".yaml", ".yml") or len(f.parts) > 1:
@@ -151,11 +151,12 @@ def _validate_file(f: Path, kernel: Any) -> bool:
         return False
     problems, notes = list(checked.problems), []
     rb = checked.runbook
-    if rb is not None and checked.names_ok:
+    if rb is not None:
         params = placeholder_params(rb)  # for params without a default: every check runs
-        problems += step_duration_problems(rb, params)
+        clean = clean_steps(checked)
+        problems += step_duration_problems(rb, params, clean)
         try:
-            notes = check_against_kernel(rb, params, kernel, near_misses=True)
+            notes = check_against_kernel(rb, params, kernel, near_misses=True, only=clean)
         except ValidationError as e:
             problems += [d for d in e.diagnostics if d not in problems]
     if problems:

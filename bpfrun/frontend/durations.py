@@ -8,6 +8,7 @@ needs an earlier step's results is known only during the run.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from bpfrun.errors import Diagnostic
@@ -26,10 +27,14 @@ def duration_problem(text: str) -> str | None:
     return "a step must last longer than 0s" if ns == 0 else None
 
 
-def step_duration_problems(runbook: Runbook, params: dict[str, Any]) -> list[Diagnostic]:
-    """Every step duration that is no duration once `params` are substituted."""
+def step_duration_problems(runbook: Runbook, params: dict[str, Any],
+                           only: Collection[str]) -> list[Diagnostic]:
+    """Every step duration (of the steps named in `only`) that is no duration once `params`
+    are substituted."""
     out: list[Diagnostic] = []
     for step in runbook.steps:
+        if step.id not in only:
+            continue
         t = step.duration
         if t.is_literal or _uses_steps(t):
             continue  # literals: check.py; earlier steps' values: known during the run

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import stat
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NoReturn
@@ -24,10 +23,10 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 from yaml.resolver import BaseResolver
 
-from bpfrun.errors import Diagnostic, Loc, UsageError, ValidationError
+from bpfrun.errors import Diagnostic, Loc, ValidationError
+from bpfrun.frontend.source import MAX_RUNBOOK_BYTES, read_runbook
 
 MAX_EXPANDED_NODES = 10_000
-MAX_RUNBOOK_BYTES = 1024 * 1024  # a runbook is a page or two; anything this big is a mistake
 MAX_DEPTH = 64  # nesting of lists and mappings; runbooks need about ten
 
 KeyPath = tuple[str | int, ...]
@@ -128,56 +127,7 @@ def load_file(path: str | os.PathLike[str], keep_findings: bool = False) -> Docu
     """Read and parse one runbook file; see load_text. Raises UnreadableRunbook for what is
     no runbook text at all: a folder, a pipe or device, a file too large, not UTF-8."""
     display = os.fspath(path)
-    return load_text(_read(display), display, keep_findings)
-
-
-def _read(path: str) -> str:
-    try:
-        # O_NONBLOCK: opening a named pipe must not wait for a writer; it is refused below.
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    except OSError as e:
-        raise UnreadableRunbook(path, f"cannot read runbook {path}: {e.strerror or e}") from e
-    try:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
-            raise UnreadableRunbook(path, f"cannot read runbook {path}: it is a folder")
-        if not stat.S_ISREG(mode):
-            raise UnreadableRunbook(path, f"cannot read runbook {path}: not a regular file "
-                                    "(a pipe, socket or device)")
-        chunks: list[bytes] = []
-        while sum(map(len, chunks)) <= MAX_RUNBOOK_BYTES:
-            chunk = os.read(fd, MAX_RUNBOOK_BYTES + 1)
-            if not chunk:
-                break
-            chunks.append(chunk)
-        data = b"".join(chunks)
-    except OSError as e:
-        raise UnreadableRunbook(path, f"cannot read runbook {path}: {e.strerror or e}") from e
-    finally:
-        os.close(fd)
-    if len(data) > MAX_RUNBOOK_BYTES:
-        raise UnreadableRunbook(path, f"{path} is larger than {MAX_RUNBOOK_BYTES // 1024} KiB; "
-                                "a runbook is a short text file", "is this the right file?")
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        before = data[:e.start].decode("utf-8", "replace")
-        line, col = before.count("\n") + 1, e.start - (before.rfind("\n") + 1) + 1
-        raise UnreadableRunbook(path, f"{path} is not UTF-8 text ({e.reason} at byte {e.start})",
-                                "save it as UTF-8 (a runbook is a YAML text file)",
-                                Loc(path, line, col)) from e
-
-
-class UnreadableRunbook(UsageError):
-    """A runbook file that is no YAML text: rendered at its place like a ValidationError."""
-
-    def __init__(self, path: str, message: str, hint: str | None = None,
-                 loc: Loc | None = None) -> None:
-        super().__init__(message, hint)
-        self.loc = loc or Loc(path, 1, 1)
-
-    def render(self, sources: dict[str, str] | None = None) -> str:
-        return Diagnostic(self.message, self.loc, self.hint).render()
+    return load_text(read_runbook(display), display, keep_findings)
 
 
 def load_text(text: str, path: str = "<string>", keep_findings: bool = False) -> Document:

@@ -14,6 +14,7 @@ from bpfrun.errors import Diagnostics, Loc
 from bpfrun.expr.nodes import Literal, Node
 from bpfrun.expr.parser import ExprSyntaxError, TemplateExpr, parse, parse_template
 from bpfrun.frontend.loader import Document
+from bpfrun.frontend.positions import char_locs as char_locs_of
 from bpfrun.frontend.selftest import Selftest, build_selftest
 
 PROBE_KINDS = ("tracepoint", "rawtracepoint", "kprobe", "kretprobe", "uprobe", "uretprobe",
@@ -31,7 +32,8 @@ class Expr:
     text: str
     node: Node
     loc: Loc
-    # For block scalars (| and >): the file line and column of each character of `text`.
+    # The file line and column of each character of `text`, where it is not a plain offset
+    # (block scalars, escapes, folded lines: positions.py).
     char_locs: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
 
     def at(self, node: Node) -> Loc:
@@ -42,35 +44,6 @@ class Expr:
         return self.loc.inner(node.offset, max(1, node.length))
 
 
-def block_char_locs(source: str, loc: Loc, value: str) -> tuple[tuple[int, int], ...]:
-    """Where each character of a block scalar's value stands in the file.
-
-    The value's lines are the source lines after the indicator, less their indentation;
-    a literal block (|) joins them with newlines, a folded one (>) with spaces. Each joining
-    character is placed at the end of the line before it.
-    """
-    lines = source.splitlines()
-    out: list[tuple[int, int]] = []
-    indent = None
-    for lineno in range(loc.line + 1, len(lines) + 1):
-        if len(out) >= len(value):
-            break
-        text = lines[lineno - 1]
-        if not text.strip():
-            continue
-        here = len(text) - len(text.lstrip(" "))
-        indent = here if indent is None else indent
-        if here < indent:
-            break
-        if out:
-            out.append((lineno - 1, len(lines[lineno - 2]) + 1))  # the joining character
-        out += [(lineno, indent + 1 + j) for j in range(len(text) - indent)]
-    if out and len(out) >= len(value.rstrip("\n")):  # `|` keeps the final newline
-        out += [out[-1]] * (len(value) - len(out))
-        return tuple(out)
-    return ()
-
-
 @dataclass(frozen=True)
 class Template:
     """A string value that may contain `${{ expr }}` substitutions."""
@@ -78,12 +51,18 @@ class Template:
     text: str
     parts: tuple[str | TemplateExpr, ...]
     loc: Loc
+    # The file line and column of each character of `text`, where it is not a plain offset.
+    char_locs: tuple[tuple[int, int], ...] = field(default=(), repr=False, compare=False)
 
     @property
     def is_literal(self) -> bool:
         return all(isinstance(p, str) for p in self.parts)
 
     def at(self, node: Node) -> Loc:
+        if self.char_locs:
+            i = min(node.offset, len(self.char_locs) - 1)
+            line, col = self.char_locs[i]
+            return Loc(self.loc.file, line, col, "", max(1, node.length))
         return self.loc.inner(node.offset, max(1, node.length))
 
 
@@ -197,6 +176,7 @@ class _Builder:
     def __init__(self, doc: Document) -> None:
         self.doc = doc
         self.diags = Diagnostics()
+        self.lines = doc.text.splitlines()  # once: positions of every scalar are read from it
 
     def expr(self, value: Any, path: tuple[Any, ...]) -> Expr | None:
         loc = self.doc.loc(path)
@@ -208,7 +188,7 @@ class _Builder:
             self.diags.error("`${{ }}` is for string values; write the expression bare here",
                              loc, "e.g. `where: pid == params.pid`")
             return None
-        char_locs = block_char_locs(self.doc.text, loc, text) if loc.style in ("|", ">") else ()
+        char_locs = char_locs_of(self.lines, loc, text)
         try:
             return Expr(text, parse(text), loc, char_locs)
         except ExprSyntaxError as e:
@@ -219,10 +199,12 @@ class _Builder:
     def template(self, value: Any, path: tuple[Any, ...]) -> Template | None:
         loc = self.doc.loc(path)
         text = str(value)
+        char_locs = char_locs_of(self.lines, loc, text) if "${{" in text else ()
         try:
-            return Template(text, tuple(parse_template(text)), loc)
+            return Template(text, tuple(parse_template(text)), loc, char_locs)
         except ExprSyntaxError as e:
-            self.diags.error(str(e.args[0]), loc.inner(e.offset, e.length))
+            probe = Template(text, (), loc, char_locs)
+            self.diags.error(str(e.args[0]), probe.at(Literal(e.offset, e.length, None, "null")))
             return None
 
     def opt_expr(self, d: dict[str, Any], key: str, path: tuple[Any, ...]) -> Expr | None:

@@ -78,6 +78,18 @@ def check_file(path: str | Path) -> Checked:
     return Checked(runbook, _distinct(problems), {doc.path: doc.text}, names_ok)
 
 
+def clean_steps(checked: Checked) -> set[str]:
+    """Ids of the steps of `checked.runbook` with no problem inside them: those that later
+    checks (types against the kernel) can take without tripping over a known problem."""
+    rb = checked.runbook
+    if rb is None:
+        return set()
+    starts = [s.loc.line for s in rb.steps] + [10**9]
+    bad_lines = [d.loc.line for d in checked.problems if d.loc is not None]
+    return {s.id for i, s in enumerate(rb.steps)
+            if not any(starts[i] <= line < starts[i + 1] for line in bad_lines)}
+
+
 def _distinct(problems: list[Diagnostic]) -> list[Diagnostic]:
     """In stage order; one diagnostic per place and message (stages can agree)."""
     seen: dict[tuple[object, ...], Diagnostic] = {}
