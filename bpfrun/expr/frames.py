@@ -127,7 +127,7 @@ def code(stack: Any) -> str | None:
 def short(frame: FrameLike, *, own: bool = True) -> str:
     """`function (file.c:LINE)`; the module instead when there is no line, or when the frame
     is not the program's own (so `clock_nanosleep [libc.so.6]` says where it is)."""
-    name = frame.function or "[unknown]"
+    name = (frame.function or "[unknown]").split("@", 1)[0]  # no symbol version
     if own and frame.file and frame.line:
         return f"{name} ({frame.file.rsplit('/', 1)[-1]}:{frame.line})"
     return f"{name} [{frame.module}]" if frame.module else name
@@ -175,7 +175,7 @@ def hottest(rows: Sequence[Any]) -> dict[str, Any] | None:
         if group is None:
             groups[ident] = [row.value, stack, weight]
             continue
-        group[0] = _add(group[0], row.value)
+        group[0] = add_values(group[0], row.value)
         if weight > group[2]:
             group[1], group[2] = stack, weight
     if not groups:
@@ -202,7 +202,7 @@ def _magnitude(value: Any) -> float:
     return float(value or 0)
 
 
-def _add(a: Any, b: Any) -> Any:
+def add_values(a: Any, b: Any) -> Any:
     if isinstance(a, Duration) and isinstance(b, Duration):
         return Duration(a.ns + b.ns)
     if isinstance(a, Size) and isinstance(b, Size):

@@ -15,7 +15,8 @@ value of one key, the leak suspect among outstanding allocations, and a net tren
 
 Aggregations are read as expressions see them (`agg.field("rows")`, rows with a `key` dict
 and a `value`); the series is a step's list of points: {"t": seconds, "<agg>": gain, ...}.
-Every function is registered with its arity in RESULT_FUNCTIONS, with frames.py's.
+Every function is registered with its arity in RESULT_FUNCTIONS, with frames.py's and
+wakeups.py's.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bpfrun.expr import frames
+from bpfrun.expr import frames, wakeups
 from bpfrun.expr.frames import FrameError
 
 FunctionError = FrameError
@@ -104,4 +105,7 @@ def _hottest(agg: Any) -> Any:
 RESULT_FUNCTIONS: dict[str, tuple[int, Callable[..., Any]]] = {
     "own_frame": (1, frames.own_frame), "code": (1, frames.code), "via": (1, frames.via),
     "code_via": (1, frames.code_via), "hottest": (1, _hottest), "value_at": (2, value_at),
-    "leak_suspect": (4, leak_suspect), "trend": (3, trend)}
+    "leak_suspect": (4, leak_suspect), "trend": (3, trend),
+    "waker": (2, wakeups.waker),
+    "wakers": (1, lambda agg: wakeups.wakers(_rows(agg))),
+    "task_wakers": (1, lambda agg: wakeups.wakers(_rows(agg), tasks_only=True))}
