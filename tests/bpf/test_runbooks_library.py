@@ -244,9 +244,9 @@ def check_execs(result: dict[str, Any], _: Path) -> None:
     assert rows(step, "forks")[0]["key"]["args.parent_comm"] == "bpfr_execer"
     # A rate, and the step's total kept apart from the top program's.
     churn = finding(result, "execs.churn")
-    assert re.fullmatch(r"\d+(\.\d+)? programs were started a second \(limit 20\)\. The most "
-                        r"started: true, \d+(\.\d+)? a second, launched by bpfr_execer",
-                        churn), churn
+    assert re.match(r"\d+(\.\d+)? programs were started a second \(limit 20\)\. The most "
+                    r"started: true, \d+(\.\d+)? a second, launched by bpfr_execer: ",
+                    churn), churn
     assert 50 <= step["captures"]["start_rate"] <= 150  # execer --rate 100
 
 

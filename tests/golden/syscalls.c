@@ -241,13 +241,13 @@ struct bpfrun_agg1_stacks_key { u64 k0; u64 k1; u32 tgid; };
 BPF_PERCPU_HASH(agg0_calls, struct bpfrun_agg0_calls_key, u64, 10240);
 BPF_PERCPU_HASH(agg1_stacks, struct bpfrun_agg1_stacks_key, u64, 10240);
 
-/* tracepoint:raw_syscalls:sys_enter (runbook runbooks/syscalls.yaml:150:9) */
+/* tracepoint:raw_syscalls:sys_enter (runbook runbooks/syscalls.yaml:152:9) */
 static __always_inline int bpfrun_storm_code_probe1_h0(void *ctx) {
     struct bpfrun_tp_raw_syscalls_sys_enter *args = ctx;
     u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
     char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
     if (!((BPFRUN_PID_TGID() >> 32) == 0 /* steps.syscalls.storm_pid: bound at run time */)) return 0;
-    /* aggregation calls: count (runbook runbooks/syscalls.yaml:153:13) */
+    /* aggregation calls: count (runbook runbooks/syscalls.yaml:155:13) */
     do {
         struct bpfrun_agg0_calls_key k;
         __builtin_memset(&k, 0, sizeof(k));
@@ -259,7 +259,7 @@ static __always_inline int bpfrun_storm_code_probe1_h0(void *ctx) {
         u64 *v_agg0_calls = agg0_calls.lookup_or_try_init(&k, &z_agg0_calls);
         if (v_agg0_calls) *v_agg0_calls += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation stacks: count (runbook runbooks/syscalls.yaml:154:13) */
+    /* aggregation stacks: count (runbook runbooks/syscalls.yaml:156:13) */
     do {
         struct bpfrun_agg1_stacks_key k;
         __builtin_memset(&k, 0, sizeof(k));
