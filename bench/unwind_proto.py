@@ -1,9 +1,10 @@
 """Prototype of user-stack unwinding through libc by its .eh_frame rules (issue #12.3), and
 its cost per event against a plain frame-pointer walk (bpf_get_stack).
 
-    unwind_proto.py [--pid PID] [--seconds S] [--probe tp:sched:sched_switch|raw:sys_enter]
+    unwind_proto.py [--pid PID | --workload NAME] [--seconds S] [--probe tp:CATEGORY:EVENT]
 
-Without --pid it starts tests/workloads' prodcons (-O2, frame pointers). Two programs are
+Without --pid it starts a tests/workloads program (-O2, frame pointers; prodcons unless
+--workload says otherwise). Two programs are
 attached at once to the same tracepoint, for the target process only: `plain` takes the
 stack with bpf_get_stack(BPF_F_USER_STACK), `unwound` with bpfrun_unwind_user()
 (bpfrun/compile/templates/unwind.c.j2, the generator's own code). Both then hash the stack
@@ -112,11 +113,12 @@ def main() -> int:
     ap.add_argument("--pid", type=int)
     ap.add_argument("--seconds", type=float, default=3.0)
     ap.add_argument("--probe", default="tp:sched:sched_switch")
+    ap.add_argument("--workload", default="prodcons", help="tests/workloads program to start")
     args = ap.parse_args()
     workload = None
     if args.pid is None:
         from helpers.workloads import Workload
-        workload = Workload("prodcons", "--seconds", "60", opt="O2", frame_pointers=True)
+        workload = Workload(args.workload, "--seconds", "60", opt="O2", frame_pointers=True)
         args.pid = workload.pid
     try:
         b = load(args.pid, args.probe)
@@ -127,9 +129,11 @@ def main() -> int:
             after = progstats.programs(me)
         show(b, args.pid, "counts_plain")
         show(b, args.pid, "counts_unwound")
+        stacks = sum(v.value for v in b["counts_plain"].values())
         for p in progstats.delta(before, after):
             print(f"prog {p.prog_id} ({p.kind}, {p.insns} insns verified): "
-                  f"{p.run_ns / p.runs:.0f} ns per run over {p.runs} runs")
+                  f"{p.run_ns / p.runs:.0f} ns per run over {p.runs} runs, "
+                  f"{p.run_ns / max(stacks, 1):.0f} ns per stack taken ({stacks} stacks)")
     finally:
         if workload is not None:
             workload.kill()

@@ -43,6 +43,7 @@ def render(prog: Program, runbook: str, source: str) -> str:
         stop_after=bool(prog.stop_after),
         stacks=prog.stack_storage if prog.uses_stacks else 0,
         user_stacks=prog.user_stacks,
+        unwind=prog.unwind_user,
         events=len(prog.events),
         ringbuf_pages=RINGBUF_PAGES,
         ringbuf=prog.event_buffer == "ringbuf",

@@ -128,6 +128,9 @@ class Program:
     # A user stack is taken: the program tells user space which process stored each new one
     # (the bpfrun_owners buffer), to read its memory map in time.
     user_stacks: bool = False
+    # Some user stack is walked through libc by its unwind table (templates/unwind.c.j2):
+    # user space loads the table and each process's libc address (runtime/unwind_tables.py).
+    unwind_user: bool = False
     stack_storage: int = STACK_STORAGE  # entries of the stacks map (grows with `size:`)
     event_buffer: str = "ringbuf"  # or "perf" where the kernel has no BPF ring buffer
     span_storage: str | None = None  # "task" (task-local storage) or "hash": span begins

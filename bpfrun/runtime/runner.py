@@ -32,6 +32,7 @@ from bpfrun.runtime.clangerr import StderrCapture
 from bpfrun.runtime.clangerr import clang_errors as _clang_errors
 from bpfrun.runtime.mapvalues import TCP_STATES, combine, freeze, merge, syscall_name
 from bpfrun.runtime.stacks import StackNamer, StackRef, named_key, named_rows
+from bpfrun.runtime.unwind_tables import UnwindTables
 
 PERF_PAGES = 64  # per CPU
 # How often the wait loop wakes; 20 ms where the program tells of new processes' stacks
@@ -84,6 +85,7 @@ class StepRunner:
         self.events: dict[int, list[dict[str, Any]]] = {e.index: [] for e in prog.events}
         self.ev_types = {e.index: self._ctype(e) for e in prog.events}
         self.stacks: StackNamer | None = None  # once the program is loaded
+        self.unwind: UnwindTables | None = None  # libc's unwind maps, once filled
         self._buffers = bool(prog.events) or prog.user_stacks  # ring/perf buffers to poll
 
     def run(self) -> RawStep:
@@ -156,6 +158,7 @@ class StepRunner:
         from bcc import PerfSWConfig, PerfType  # noqa: PLC0415 (import_bcc made it importable)
 
         self.verify()
+        self.unwind = UnwindTables.load(self.b, self.prog)  # before any stack is taken
         self._open_buffers()
         for a in self.prog.attaches:
             try:
@@ -274,6 +277,8 @@ class StepRunner:
         rec = ctypes.cast(data, ctypes.POINTER(_StackOwner)).contents
         assert self.stacks is not None
         self.stacks.on_owner(int(rec.id), int(rec.tgid))
+        if self.unwind is not None:  # its later stacks walk through libc too
+            self.unwind.add(int(rec.tgid))
 
     def read(self, raw: RawStep) -> None:
         if self._buffers:

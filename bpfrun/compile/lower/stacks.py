@@ -9,6 +9,7 @@ from dataclasses import replace
 
 from bpfrun.compile.cexpr import CVal, Scope
 from bpfrun.compile.lower.context import StepContext
+from bpfrun.compile.lower.unwind import unwinds, unwound_stack
 from bpfrun.compile.program import KeyField
 from bpfrun.expr.nodes import Attr, Name
 from bpfrun.frontend.model import Aggregation
@@ -22,7 +23,10 @@ def store_stack(ctx: StepContext, scope: Scope, v: CVal, field: KeyField, into: 
     """The stack id of `v` into `into + field.name`; the program keeps a stack map."""
     ctx.prog.uses_stacks = True
     assert v.fill is not None
-    out.extend(v.fill(f"{into}{field.name}", 8))
+    if v.code == "user" and not v.copied and unwinds(ctx, scope):
+        out.extend(unwound_stack(ctx, f"{into}{field.name}"))  # through libc: unwind.py
+    else:
+        out.extend(v.fill(f"{into}{field.name}", 8))
     if v.code != "user":
         return field
     ctx.prog.user_stacks = True

@@ -15,8 +15,8 @@ from bpfrun.kernel.tracefs import FakeKernel, LiveKernel, UnreadableKernel
 def test_features_follow_the_release(tmp_path: Path) -> None:
     btf = tmp_path / "vmlinux"
     btf.write_text("")
-    assert host_features("6.1.0-13-amd64", "x86_64", {}, str(btf)) == Features(True, True,
-                                                                                "x86_64")
+    assert host_features("6.1.0-13-amd64", "x86_64", {}, str(btf)) == Features(
+        True, True, "x86_64", user_unwind=True)
     assert host_features("5.10.0", "aarch64", {}, str(btf)) == Features(True, False, "aarch64")
     assert host_features("5.4.0-150-generic", "x86_64", {}, str(btf)) == Features(
         False, False, "x86_64")
