@@ -8,6 +8,7 @@ the product (C, JSON, the report's path) to stdout. Exit codes follow the CLI co
 from __future__ import annotations
 
 import signal
+import stat
 import sys
 import threading
 import unicodedata
@@ -103,14 +104,14 @@ def list_cmd() -> None:
 
 
 @app.command()
-def validate(paths: Annotated[list[Path], typer.Argument(
+def validate(paths: Annotated[list[str], typer.Argument(
         help="Runbook files, folders or names of shipped runbooks.")]) -> None:
     """Check runbooks (schema, names, types against this kernel when readable). No root."""
-    def body() -> int:
+    def body() -> int:  # plain strings: typer's Path would stop at the first unreadable one
         kernel = default_kernel()
         failed = total = 0
         for p in paths:
-            for f in _runbook_files(p):
+            for f in _runbook_files(Path(p)):
                 total += 1
                 failed += 0 if _validate_file(f, kernel) else 1
         if failed:
@@ -123,9 +124,20 @@ def _runbook_files(p: Path) -> list[Path]:
     """The runbooks `p` names: the runbooks of a folder, else [p] whatever it is (a file, a
     shipped runbook's name, nothing): _validate_file says what is wrong with it, and the
     other paths are still checked."""
-    if p.is_dir() and p.suffix not in (".yaml", ".yml"):
+    if _kind(p) == "folder" and p.suffix not in (".yaml", ".yml"):
         return sorted(p.glob("*.yaml")) + sorted(p.glob("*.yml"))
     return [p]
+
+
+def _kind(p: Path) -> str:
+    """"folder", "missing" or "other"; a path that cannot be looked at (a folder on the way
+    is closed to this user) is "other", so that reading it says why."""
+    try:
+        return "folder" if stat.S_ISDIR(p.stat().st_mode) else "other"
+    except FileNotFoundError:
+        return "missing" if not p.is_symlink() else "other"
+    except OSError:
+        return "other"
 
 
 def _validate_file(f: Path, kernel: Any) -> bool:
@@ -135,7 +147,7 @@ def _validate_file(f: Path, kernel: Any) -> bool:
     from bpfrun.frontend.params import placeholder_params  # noqa: PLC0415
     from bpfrun.frontend.runbooks import check_file, clean_steps, find_runbook  # noqa: PLC0415
 
-    if not f.exists() and not f.is_symlink():
+    if _kind(f) == "missing":
         if f.suffix in (".yaml", ".yml") or len(f.parts) > 1:
             err(f"{f}: error: no such file or folder")
             return False
