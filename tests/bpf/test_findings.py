@@ -1,0 +1,80 @@
+"""Findings that name the culprit's code (issue #12 points 4, 5 and 7), on the classic
+examples: memleak names `main` and the leaking line of a slow leak; profile names the
+spinning helper and its line, via clock_gettime; offcpu counts a lock wait against the lock's
+holder and a sleep against the timer, not against the task a timer interrupted.
+
+Every run filters on the workload's own pid, so other processes cannot change the answer.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers.workloads import Workload
+
+from bpfrun.expr.wakeups import waker
+from tests.bpf.test_stacks_source import bpfrun_run, marked_line
+
+
+def step(result: dict[str, Any], step_id: str) -> dict[str, Any]:
+    found: dict[str, Any] = next(s for s in result["steps"] if s["id"] == step_id)
+    return found
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("opt", ["O0", "O2"])
+def test_memleak_names_main_and_its_line_for_a_slow_leak(opt: str, tmp_path: Path) -> None:
+    line = marked_line("memleak_main", "/* BPFR_LEAK_LINE */")
+    # 1 KiB a second: far below the absolute threshold (min_outstanding: 100 blocks).
+    with Workload("memleak_main", "--rate", "1", "--count", "60", opt=opt) as w:
+        result = bpfrun_run("memleak", tmp_path, pid=w.pid, duration="5s")
+    s = step(result, "allocations")
+    assert s["captures"]["leak_code"] == f"main (memleak_main.c:{line})", s["captures"]
+    leak = s["thresholds"]["leak"]
+    assert leak["fired"], leak
+    assert f"allocated at main (memleak_main.c:{line}) were not freed" in leak["message"]
+    assert "(0 freed)" in leak["message"] and "outstanding memory grew by" in leak["message"]
+    assert not s["thresholds"]["outstanding"]["fired"]
+
+
+# Most samples are in the vDSO, called through libc's clock_gettime, which keeps no frame
+# pointer: a frame-pointer walk skips bpfr_busy_spin_us (and at -O2 its caller too) until
+# perf samples unwind libc by its CFA rules (issue #12.3, in progress).
+@pytest.mark.xfail(reason="needs perf-sample user stacks unwound through libc (#12.3)",
+                   strict=False)
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("opt", ["O0", "O2"])
+def test_profile_names_the_spinning_helper_and_its_line_via_clock_gettime(
+        opt: str, tmp_path: Path) -> None:
+    line = marked_line("oncpu", "/* BPFR_SPIN_LINE */")
+    with Workload("oncpu", opt=opt) as w:
+        result = bpfrun_run("profile", tmp_path, pid=w.pid, duration="3s", busy_percent=30)
+    s = step(result, "cpu")
+    assert s["captures"]["hot_code"] == \
+        f"bpfr_busy_spin_us (oncpu.c:{line}) via clock_gettime", s["captures"]
+    busy = s["thresholds"]["busy"]
+    assert busy["fired"] and "in bpfr_busy_spin_us (oncpu.c:" in busy["message"], busy
+    assert s["captures"]["hot_share"] > 50
+
+
+@pytest.mark.timeout(120)
+def test_offcpu_counts_lock_waits_against_the_holder_and_sleeps_against_the_timer(
+        tmp_path: Path) -> None:
+    with Workload("prodcons") as w:
+        result = bpfrun_run("offcpu", tmp_path, pid=w.pid, comm="bpfr_producer",
+                            duration="3s")
+    assert step(result, "offcpu")["captures"]["top_waiter"] == "bpfr_producer"
+    s = step(result, "wakers")
+    assert s["captures"]["waker"] == "timer"  # ~80 % of the time is the sleep
+    assert s["captures"]["task_waker"] == "bpfr_consumer"
+    assert s["thresholds"]["woken_by_task"]["fired"]
+    woken: dict[str, set[str]] = {"futex": set(), "sleep": set()}
+    for row in s["aggregations"]["by_wait"]["rows"]:
+        waited_in = row["key"]["begin.kstack"]
+        kind = "futex" if any("futex" in f for f in waited_in) else \
+            "sleep" if any("nanosleep" in f for f in waited_in) else None
+        if kind:
+            woken[kind].add(waker(row["key"]["kstack"], row["key"]["comm"]))
+    assert woken == {"futex": {"bpfr_consumer"}, "sleep": {"timer"}}, woken
