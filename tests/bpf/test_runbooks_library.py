@@ -307,8 +307,16 @@ def check_tcp_retransmits(result: dict[str, Any], _: Path) -> None:
 def check_triage(result: dict[str, Any], out: Path) -> None:
     steps = steps_of(result)
     assert steps["runq"]["thresholds"]["contention"]["fired"] is True
-    assert "hog_spin" in (out / "culprit_cpu-stacks.folded").read_text()
     assert any(f["step"] == "runq" for f in result["findings"])
+    # The planted hog, found by its own name: a neighbour may rank above it on this machine.
+    culprits = {r["key"]["args.prev_comm"] for r in rows(steps["runq"], "slow_by")
+                if r["key"]["args.next_comm"] == "bpfr_victim"}
+    assert "bpfr_hog" in culprits
+    hog = next(r for r in rows(steps["cpu"], "by_process") if r["key"]["comm"] == "bpfr_hog")
+    assert hog["value"] * 100 / (49 * steps["cpu"]["seconds"]) >= 50  # % of one CPU
+    assert "hog_spin" in (out / "cpu-stacks.folded").read_text()
+    if steps["runq"]["captures"]["culprit"] == "bpfr_hog":
+        assert "hog_spin" in (out / "culprit_cpu-stacks.folded").read_text()
 
 
 def check_runq_latency(result: dict[str, Any], _: Path) -> None:
