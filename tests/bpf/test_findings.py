@@ -14,7 +14,9 @@ from typing import Any
 import pytest
 from helpers.workloads import Workload
 
+from bpfrun.expr.frames import code_via
 from bpfrun.expr.wakeups import waker
+from bpfrun.result import FramedStack, StackFrame
 from tests.bpf.test_stacks_source import bpfrun_run, marked_line
 
 
@@ -65,11 +67,16 @@ def test_offcpu_counts_lock_waits_against_the_holder_and_sleeps_against_the_time
     with Workload("prodcons") as w:
         result = bpfrun_run("offcpu", tmp_path, pid=w.pid, comm="bpfr_producer",
                             duration="3s")
-    assert step(result, "offcpu")["captures"]["top_waiter"] == "bpfr_producer"
+    offcpu = step(result, "offcpu")["captures"]
+    assert offcpu["top_waiter"] == "bpfr_producer"
+    # Most of the producer's time off the CPU is its own sleep, named above libc's frames.
+    sleep_line = marked_line("prodcons", "/* BPFR_SLEEP_LINE */")
+    assert offcpu["wait_code"] == f"bpfr_producer (prodcons.c:{sleep_line}) via usleep"
     s = step(result, "wakers")
     assert s["captures"]["waker"] == "timer"  # ~80 % of the time is the sleep
     assert s["captures"]["task_waker"] == "bpfr_consumer"
     assert s["thresholds"]["woken_by_task"]["fired"]
+    lock_line = marked_line("prodcons", "/* BPFR_LOCK_LINE */")
     woken: dict[str, set[str]] = {"futex": set(), "sleep": set()}
     for row in s["aggregations"]["by_wait"]["rows"]:
         waited_in = row["key"]["begin.kstack"]
@@ -77,4 +84,9 @@ def test_offcpu_counts_lock_waits_against_the_holder_and_sleeps_against_the_time
             "sleep" if any("nanosleep" in f for f in waited_in) else None
         if kind:
             woken[kind].add(waker(row["key"]["kstack"], row["key"]["comm"]))
+        if kind == "futex":  # the wait is named in the producer's own code, at its line
+            frames = tuple(StackFrame.from_json(f) for f in row["frames"]["begin.ustack"])
+            user = FramedStack(row["key"]["begin.ustack"], frames)
+            assert code_via(user) == \
+                f"bpfr_producer (prodcons.c:{lock_line}) via pthread_mutex_lock", row
     assert woken == {"futex": {"bpfr_consumer"}, "sleep": {"timer"}}, woken
