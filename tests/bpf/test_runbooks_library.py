@@ -24,6 +24,7 @@ from helpers.paths import REPO
 from helpers.runbooks import expect_of
 from helpers.workloads import WORKLOADS, Workload, run
 
+from bpfrun.expr.evaluate import display
 from bpfrun.result import RunResult
 from bpfrun.runtime.selftest import compare
 
@@ -425,7 +426,7 @@ def test_execs_gives_starts_a_second_and_the_launcher_of_a_respawn_loop(tmp_path
     rate = step["captures"]["start_rate"]
     assert rate > 50, rate  # a loop with no pause starts hundreds a second
     churn = finding(result, "execs.churn")
-    assert churn.startswith(f"{round(rate)} programs were started a second (limit 10)")
+    assert churn.startswith(f"{display(rate)} programs were started a second (limit 10)")
     assert "launched by bpfr_execer" in churn and "The most started: true" in churn
     forks = rows(step, "forks")[0]["key"]
     assert (forks["args.parent_pid"], forks["args.parent_comm"]) == (w.pid, "bpfr_execer")
