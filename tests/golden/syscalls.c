@@ -39,7 +39,7 @@ BPF_PERCPU_HASH(agg4_waits, struct bpfrun_agg4_waits_key, struct bpfrun_stats, 1
 BPF_PERCPU_ARRAY(agg4_waits_idx, struct bpfrun_stats, 512);
 BPF_TASK_STORAGE(pending_syscalls, struct bpfrun_syscalls_span_val);
 
-/* span end rawtracepoint:sys_exit (runbook runbooks/syscalls.yaml:55:12) */
+/* span end rawtracepoint:sys_exit (runbook runbooks/syscalls.yaml:56:12) */
 static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_args *ctx) {
     u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
     char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
@@ -48,7 +48,7 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
     struct bpfrun_syscalls_span_val pv = *pp;
     pp->ts = 0;  /* consumed: the slot stays with the task */
     u64 duration = bpf_ktime_get_ns() - pv.ts;
-    /* aggregation by_process: count (runbook runbooks/syscalls.yaml:57:11) */
+    /* aggregation by_process: count (runbook runbooks/syscalls.yaml:58:11) */
     do {
         struct bpfrun_agg0_by_process_key k;
         __builtin_memset(&k, 0, sizeof(k));
@@ -59,7 +59,7 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
         u64 *v_agg0_by_process = agg0_by_process.lookup_or_try_init(&k, &z_agg0_by_process);
         if (v_agg0_by_process) *v_agg0_by_process += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation by_process_syscall: count (runbook runbooks/syscalls.yaml:58:11) */
+    /* aggregation by_process_syscall: count (runbook runbooks/syscalls.yaml:59:11) */
     do {
         struct bpfrun_agg1_by_process_syscall_key k;
         __builtin_memset(&k, 0, sizeof(k));
@@ -71,7 +71,7 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
         u64 *v_agg1_by_process_syscall = agg1_by_process_syscall.lookup_or_try_init(&k, &z_agg1_by_process_syscall);
         if (v_agg1_by_process_syscall) *v_agg1_by_process_syscall += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation work: stats (runbook runbooks/syscalls.yaml:59:11) */
+    /* aggregation work: stats (runbook runbooks/syscalls.yaml:60:11) */
     do {
         if (!(!((((((((((((((((((((((((((((((((pv.b0 == 202LL /* futex */) || (pv.b0 == 455LL /* futex_wait */)) || (pv.b0 == 449LL /* futex_waitv */)) || (pv.b0 == 35LL /* nanosleep */)) || (pv.b0 == 230LL /* clock_nanosleep */)) || (pv.b0 == 232LL /* epoll_wait */)) || (pv.b0 == 281LL /* epoll_pwait */)) || (pv.b0 == 441LL /* epoll_pwait2 */)) || (pv.b0 == 7LL /* poll */)) || (pv.b0 == 271LL /* ppoll */)) || (pv.b0 == 23LL /* select */)) || (pv.b0 == 270LL /* pselect6 */)) || (pv.b0 == 0LL /* read */)) || (pv.b0 == 19LL /* readv */)) || (pv.b0 == 45LL /* recvfrom */)) || (pv.b0 == 47LL /* recvmsg */)) || (pv.b0 == 299LL /* recvmmsg */)) || (pv.b0 == 43LL /* accept */)) || (pv.b0 == 288LL /* accept4 */)) || (pv.b0 == 61LL /* wait4 */)) || (pv.b0 == 247LL /* waitid */)) || (pv.b0 == 34LL /* pause */)) || (pv.b0 == 130LL /* rt_sigsuspend */)) || (pv.b0 == 128LL /* rt_sigtimedwait */)) || (pv.b0 == 208LL /* io_getevents */)) || (pv.b0 == 333LL /* io_pgetevents */)) || (pv.b0 == 426LL /* io_uring_enter */)) || (pv.b0 == 70LL /* msgrcv */)) || (pv.b0 == 65LL /* semop */)) || (pv.b0 == 220LL /* semtimedop */)) || (pv.b0 == 243LL /* mq_timedreceive */)) || (pv.b0 == 73LL /* flock */)))) break;
         struct bpfrun_agg2_work_key k;
@@ -85,7 +85,7 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
         struct bpfrun_stats *st_agg2_work = agg2_work.lookup_or_try_init(&k, &z_agg2_work);
         if (st_agg2_work) bpfrun_stats_add(st_agg2_work, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation slow_calls: stats (runbook runbooks/syscalls.yaml:77:11) */
+    /* aggregation slow_calls: stats (runbook runbooks/syscalls.yaml:78:11) */
     do {
         if (!((duration > 100000ULL) && (!((((((((((((((((((((((((((((((((pv.b0 == 202LL /* futex */) || (pv.b0 == 455LL /* futex_wait */)) || (pv.b0 == 449LL /* futex_waitv */)) || (pv.b0 == 35LL /* nanosleep */)) || (pv.b0 == 230LL /* clock_nanosleep */)) || (pv.b0 == 232LL /* epoll_wait */)) || (pv.b0 == 281LL /* epoll_pwait */)) || (pv.b0 == 441LL /* epoll_pwait2 */)) || (pv.b0 == 7LL /* poll */)) || (pv.b0 == 271LL /* ppoll */)) || (pv.b0 == 23LL /* select */)) || (pv.b0 == 270LL /* pselect6 */)) || (pv.b0 == 0LL /* read */)) || (pv.b0 == 19LL /* readv */)) || (pv.b0 == 45LL /* recvfrom */)) || (pv.b0 == 47LL /* recvmsg */)) || (pv.b0 == 299LL /* recvmmsg */)) || (pv.b0 == 43LL /* accept */)) || (pv.b0 == 288LL /* accept4 */)) || (pv.b0 == 61LL /* wait4 */)) || (pv.b0 == 247LL /* waitid */)) || (pv.b0 == 34LL /* pause */)) || (pv.b0 == 130LL /* rt_sigsuspend */)) || (pv.b0 == 128LL /* rt_sigtimedwait */)) || (pv.b0 == 208LL /* io_getevents */)) || (pv.b0 == 333LL /* io_pgetevents */)) || (pv.b0 == 426LL /* io_uring_enter */)) || (pv.b0 == 70LL /* msgrcv */)) || (pv.b0 == 65LL /* semop */)) || (pv.b0 == 220LL /* semtimedop */)) || (pv.b0 == 243LL /* mq_timedreceive */)) || (pv.b0 == 73LL /* flock */))))) break;
         struct bpfrun_agg3_slow_calls_key k;
@@ -99,7 +99,7 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
         struct bpfrun_stats *st_agg3_slow_calls = agg3_slow_calls.lookup_or_try_init(&k, &z_agg3_slow_calls);
         if (st_agg3_slow_calls) bpfrun_stats_add(st_agg3_slow_calls, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation waits: stats (runbook runbooks/syscalls.yaml:95:11) */
+    /* aggregation waits: stats (runbook runbooks/syscalls.yaml:96:11) */
     do {
         if (!((((((((((((((((((((((((((((((((pv.b0 == 202LL /* futex */) || (pv.b0 == 455LL /* futex_wait */)) || (pv.b0 == 449LL /* futex_waitv */)) || (pv.b0 == 35LL /* nanosleep */)) || (pv.b0 == 230LL /* clock_nanosleep */)) || (pv.b0 == 232LL /* epoll_wait */)) || (pv.b0 == 281LL /* epoll_pwait */)) || (pv.b0 == 441LL /* epoll_pwait2 */)) || (pv.b0 == 7LL /* poll */)) || (pv.b0 == 271LL /* ppoll */)) || (pv.b0 == 23LL /* select */)) || (pv.b0 == 270LL /* pselect6 */)) || (pv.b0 == 0LL /* read */)) || (pv.b0 == 19LL /* readv */)) || (pv.b0 == 45LL /* recvfrom */)) || (pv.b0 == 47LL /* recvmsg */)) || (pv.b0 == 299LL /* recvmmsg */)) || (pv.b0 == 43LL /* accept */)) || (pv.b0 == 288LL /* accept4 */)) || (pv.b0 == 61LL /* wait4 */)) || (pv.b0 == 247LL /* waitid */)) || (pv.b0 == 34LL /* pause */)) || (pv.b0 == 130LL /* rt_sigsuspend */)) || (pv.b0 == 128LL /* rt_sigtimedwait */)) || (pv.b0 == 208LL /* io_getevents */)) || (pv.b0 == 333LL /* io_pgetevents */)) || (pv.b0 == 426LL /* io_uring_enter */)) || (pv.b0 == 70LL /* msgrcv */)) || (pv.b0 == 65LL /* semop */)) || (pv.b0 == 220LL /* semtimedop */)) || (pv.b0 == 243LL /* mq_timedreceive */)) || (pv.b0 == 73LL /* flock */))) break;
         struct bpfrun_agg4_waits_key k;
@@ -119,7 +119,7 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
     return 0;
 }
 
-/* span begin rawtracepoint:sys_enter (runbook runbooks/syscalls.yaml:49:9) */
+/* span begin rawtracepoint:sys_enter (runbook runbooks/syscalls.yaml:50:9) */
 static __always_inline int bpfrun_syscalls_probe2_h0(struct bpf_raw_tracepoint_args *ctx) {
     u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
     char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
@@ -241,13 +241,13 @@ struct bpfrun_agg1_stacks_key { u64 k0; u64 k1; u32 tgid; };
 BPF_PERCPU_HASH(agg0_calls, struct bpfrun_agg0_calls_key, u64, 10240);
 BPF_PERCPU_HASH(agg1_stacks, struct bpfrun_agg1_stacks_key, u64, 10240);
 
-/* tracepoint:raw_syscalls:sys_enter (runbook runbooks/syscalls.yaml:152:9) */
+/* tracepoint:raw_syscalls:sys_enter (runbook runbooks/syscalls.yaml:153:9) */
 static __always_inline int bpfrun_storm_code_probe1_h0(void *ctx) {
     struct bpfrun_tp_raw_syscalls_sys_enter *args = ctx;
     u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
     char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
     if (!((BPFRUN_PID_TGID() >> 32) == 0 /* steps.syscalls.storm_pid: bound at run time */)) return 0;
-    /* aggregation calls: count (runbook runbooks/syscalls.yaml:155:13) */
+    /* aggregation calls: count (runbook runbooks/syscalls.yaml:156:13) */
     do {
         struct bpfrun_agg0_calls_key k;
         __builtin_memset(&k, 0, sizeof(k));
@@ -259,7 +259,7 @@ static __always_inline int bpfrun_storm_code_probe1_h0(void *ctx) {
         u64 *v_agg0_calls = agg0_calls.lookup_or_try_init(&k, &z_agg0_calls);
         if (v_agg0_calls) *v_agg0_calls += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation stacks: count (runbook runbooks/syscalls.yaml:156:13) */
+    /* aggregation stacks: count (runbook runbooks/syscalls.yaml:157:13) */
     do {
         struct bpfrun_agg1_stacks_key k;
         __builtin_memset(&k, 0, sizeof(k));
