@@ -4,13 +4,15 @@ its cost per event against a plain frame-pointer walk (bpf_get_stack).
     unwind_proto.py [--pid PID | --workload NAME] [--seconds S] [--probe tp:CATEGORY:EVENT]
 
 Without --pid it starts a tests/workloads program (-O2, frame pointers; prodcons unless
---workload says otherwise). Two programs are
+--workload says otherwise). Three programs are
 attached at once to the same tracepoint, for the target process only: `plain` takes the
 stack with bpf_get_stack(BPF_F_USER_STACK), `unwound` with bpfrun_unwind_user()
 (bpfrun/compile/templates/unwind.c.j2, the generator's own code). Both then hash the stack
-and count it, as bpfrun's programs do. Prints each program's distinct stacks (symbolized by
-BCC) and the nanoseconds per run of each, from the kernel's BPF run-time statistics
-(bench/progstats.py) — paired, so both see the same events on the same machine state.
+and count it, as bpfrun's programs do; `none` stops before taking a stack (its cost, paid
+on every event of every process, is subtracted by bench/unwind_cost.py). Prints each
+program's distinct stacks (symbolized by BCC) and the nanoseconds per stack of each, from
+the kernel's BPF run-time statistics (bench/progstats.py) — paired, so all see the same
+events on the same machine state.
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ static __always_inline int count_stack(void *ctx, int unwind) {
     u32 zero = 0;
     struct bpfrun_stack *buf = buf_map.lookup(&zero);
     if (!buf) return 0;
+    if (unwind == 2) return 0;  /* `none`: what every program pays besides the stack */
     long len = unwind ? bpfrun_unwind_user(ctx, buf)
                       : bpf_get_stack(ctx, buf, sizeof(*buf), BPF_F_USER_STACK);
     if (len <= 0) return 0;
@@ -70,11 +73,17 @@ static __always_inline int count_stack(void *ctx, int unwind) {
 }
 int plain(void *ctx) { return count_stack(ctx, 0); }
 int unwound(void *ctx) { return count_stack(ctx, 1); }
+int none(void *ctx) { return count_stack(ctx, 2); }
 """
 LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
 
 
-def load(pid: int, probe: str):  # noqa: ANN201 (BCC's BPF object, untyped)
+PROGRAMS = ("plain", "unwound", "none")
+
+
+def load(pid: int, probe: str, order: tuple[str, ...] = PROGRAMS):  # noqa: ANN201 (BCC)
+    """Compiles, fills the unwind maps for `pid` and attaches the programs in `order` (the
+    first attached runs first on each event: the bench swaps them to cancel that out)."""
     from bcc import BPF
 
     unwind_c = (REPO / "bpfrun/compile/templates/unwind.c.j2").read_text()
@@ -91,12 +100,40 @@ def load(pid: int, probe: str):  # noqa: ANN201 (BCC's BPF object, untyped)
     procs = b["bpfrun_unwind_procs"]
     procs[procs.Key(pid)] = procs.Leaf(module.lo, module.hi, module.bias, len(table.rules), 0)
     kind, _, target = probe.partition(":")
-    for fn in ("plain", "unwound"):
+    for fn in order:
         if kind == "tp":
             b.attach_tracepoint(tp=target, fn_name=fn)
         else:
             b.attach_raw_tracepoint(tp=target, fn_name=fn)
     return b
+
+
+def prog_ids(b) -> dict[str, int]:  # noqa: ANN001
+    """Program name -> kernel program id (what progstats reports by)."""
+    out = {}
+    for name in PROGRAMS:
+        with open(f"/proc/self/fdinfo/{b.funcs[name.encode()].fd}") as f:
+            info = dict(line.split(":", 1) for line in f if ":" in line)
+        out[name] = int(info["prog_id"])
+    return out
+
+
+def measure(b, seconds: float) -> dict[str, tuple[float, int, int | None]]:  # noqa: ANN001
+    """Program name -> (ns per stack taken, stacks taken, instructions verified), from the
+    kernel's run-time statistics over `seconds`."""
+    me = os.getpid()
+    with progstats.stats_enabled():
+        before = progstats.programs(me)
+        time.sleep(seconds)
+        after = progstats.programs(me)
+    stacks = sum(v.value for v in b["counts_plain"].values())
+    by_id = {p.prog_id: p for p in progstats.delta(before, after)}
+    out = {}
+    for name, prog_id in prog_ids(b).items():
+        p = by_id.get(prog_id)
+        if p is not None:
+            out[name] = (p.run_ns / max(stacks, 1), stacks, p.insns)
+    return out
 
 
 def show(b, pid: int, counts: str) -> None:  # noqa: ANN001
@@ -122,18 +159,12 @@ def main() -> int:
         args.pid = workload.pid
     try:
         b = load(args.pid, args.probe)
-        me = os.getpid()
-        with progstats.stats_enabled():
-            before = progstats.programs(me)
-            time.sleep(args.seconds)
-            after = progstats.programs(me)
+        costs = measure(b, args.seconds)
         show(b, args.pid, "counts_plain")
         show(b, args.pid, "counts_unwound")
-        stacks = sum(v.value for v in b["counts_plain"].values())
-        for p in progstats.delta(before, after):
-            print(f"prog {p.prog_id} ({p.kind}, {p.insns} insns verified): "
-                  f"{p.run_ns / p.runs:.0f} ns per run over {p.runs} runs, "
-                  f"{p.run_ns / max(stacks, 1):.0f} ns per stack taken ({stacks} stacks)")
+        for name, (ns, stacks, insns) in costs.items():
+            print(f"{name}: {ns:.0f} ns per stack taken ({stacks} stacks; "
+                  f"{insns} instructions verified)")
     finally:
         if workload is not None:
             workload.kill()

@@ -100,4 +100,4 @@ def _fill_rows(rows: Any, table: UnwindTable) -> None:
         rows.items_update_batch(keys, values)
     except Exception:  # noqa: BLE001 (BCC raises plain Exceptions)
         for i in range(n):
-            rows[keys[i]] = values[i]
+            rows[rows.Key(i)] = values[i]

@@ -1,0 +1,86 @@
+"""Filling a program's unwind maps, on a stand-in for BCC's tables: libc's rules go into the
+rows map in the kernel's layout, this process (which maps libc) gets its entry, each process
+is read once, and a program that does not unwind gets nothing."""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from typing import Any
+
+import pytest
+
+from bpfrun.compile.program import Program
+from bpfrun.kernel.unwind import ROW_FORMAT
+from bpfrun.runtime.unwind_tables import PROCS_MAP, ROWS_MAP, UnwindTables, libc_table
+
+
+class Row(ctypes.Structure):
+    _fields_ = [("start", ctypes.c_uint32), ("cfa_off", ctypes.c_int32),
+                ("rbp_off", ctypes.c_int16), ("cfa_reg", ctypes.c_uint8),
+                ("pad", ctypes.c_uint8)]
+
+
+class Module(ctypes.Structure):
+    _fields_ = [("lo", ctypes.c_uint64), ("hi", ctypes.c_uint64), ("bias", ctypes.c_uint64),
+                ("rows", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+
+
+class Table(dict[int, Any]):
+    """What the runtime uses of a BCC table: Key, Leaf, max_entries, item assignment."""
+
+    def __init__(self, key: Any, leaf: Any, max_entries: int, batch: bool = True) -> None:
+        super().__init__()
+        self.Key, self.Leaf, self.max_entries, self.batch = key, leaf, max_entries, batch
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        super().__setitem__(int(key.value), value)
+
+    def items_update_batch(self, keys: Any, values: Any) -> None:
+        if not self.batch:
+            raise Exception("BPF_MAP_UPDATE_BATCH has failed")  # noqa: TRY002 (as BCC does)
+        for k, v in zip(keys, values, strict=True):
+            super().__setitem__(int(k), v)
+
+
+def program(unwind: bool) -> Program:
+    prog = Program("s")
+    prog.unwind_user = unwind
+    return prog
+
+
+needs_libc = pytest.mark.skipif(libc_table() is None, reason="needs a readable C library")
+
+
+@needs_libc
+@pytest.mark.parametrize("batch", [True, False])
+def test_rules_and_this_process_are_loaded(batch: bool) -> None:
+    assert ctypes.sizeof(Row) == ROW_FORMAT.size
+    bpf = {ROWS_MAP: Table(ctypes.c_int, Row, 65536, batch),
+           PROCS_MAP: Table(ctypes.c_uint32, Module, 16384)}
+    tables = UnwindTables.load(bpf, program(True))
+    assert tables is not None
+    table = libc_table()
+    assert table is not None
+    rows = bpf[ROWS_MAP]
+    assert len(rows) == len(table.rules)
+    last = len(table.rules) - 1
+    assert (rows[last].start, rows[last].cfa_reg) == (table.rules[-1].start,
+                                                     table.rules[-1].cfa_reg)
+    me = bpf[PROCS_MAP][os.getpid()]
+    assert me.lo < me.hi and me.rows == len(table.rules)
+    assert tables.processes >= 1
+    del bpf[PROCS_MAP][os.getpid()]
+    tables.add(os.getpid())  # already seen: not read again
+    assert os.getpid() not in bpf[PROCS_MAP]
+
+
+def test_a_program_that_does_not_unwind_gets_nothing() -> None:
+    assert UnwindTables.load({}, program(False)) is None
+
+
+@needs_libc
+def test_a_table_larger_than_the_map_is_not_loaded() -> None:
+    bpf = {ROWS_MAP: Table(ctypes.c_int, Row, 10), PROCS_MAP: Table(ctypes.c_uint32, Module, 1)}
+    assert UnwindTables.load(bpf, program(True)) is None
+    assert not bpf[PROCS_MAP]
