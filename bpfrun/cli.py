@@ -36,6 +36,10 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
 
 ParamOpt = Annotated[list[str] | None, typer.Option("--param", "-p", metavar="NAME=VALUE",
                                                    help="Set a runbook param (repeatable).")]
+PolicyOpt = Annotated[str | None, typer.Option(
+    "--policy", metavar="FILE",
+    help="Policy file (default: /etc/bpfrun/policy.yaml if it exists, else the built-in "
+         "policy, which refuses exporting read/write buffers).")]
 
 
 def safe(text: str) -> str:
@@ -105,15 +109,20 @@ def list_cmd() -> None:
 
 @app.command()
 def validate(paths: Annotated[list[str], typer.Argument(
-        help="Runbook files, folders or names of shipped runbooks.")]) -> None:
-    """Check runbooks (schema, names, types against this kernel when readable). No root."""
+        help="Runbook files, folders or names of shipped runbooks.")],
+        policy: PolicyOpt = None) -> None:
+    """Check runbooks (schema, names, types against this kernel when readable, the policy).
+    No root."""
     def body() -> int:  # plain strings: typer's Path would stop at the first unreadable one
+        from bpfrun.frontend.policy import find_policy  # noqa: PLC0415
+
         kernel = default_kernel()
+        rules = find_policy(policy)
         failed = total = 0
         for p in paths:
             for f in _runbook_files(Path(p)):
                 total += 1
-                failed += 0 if _validate_file(f, kernel) else 1
+                failed += 0 if _validate_file(f, kernel, rules) else 1
         if failed:
             err(f"{failed} of {total} runbook(s) invalid")
         return EXIT_INVALID if failed else 0
@@ -140,9 +149,10 @@ def _kind(p: Path) -> str:
         return "other"
 
 
-def _validate_file(f: Path, kernel: Any) -> bool:
+def _validate_file(f: Path, kernel: Any, policy: Any) -> bool:
     """Check one runbook file through every stage, printing its problems; True when ok."""
     from bpfrun.compile.pipeline import check_against_kernel  # noqa: PLC0415
+    from bpfrun.compile.policy_check import check_runbook_policy  # noqa: PLC0415
     from bpfrun.frontend.durations import step_duration_problems  # noqa: PLC0415
     from bpfrun.frontend.params import placeholder_params  # noqa: PLC0415
     from bpfrun.frontend.runbooks import check_file, clean_steps, find_runbook  # noqa: PLC0415
@@ -169,6 +179,8 @@ def _validate_file(f: Path, kernel: Any) -> bool:
         problems += step_duration_problems(rb, params, clean)
         try:
             notes = check_against_kernel(rb, params, kernel, near_misses=True, only=clean)
+            if not problems:  # the policy reads compiled facts: only of a sound runbook
+                check_runbook_policy(policy, rb, params, kernel)
         except ValidationError as e:
             problems += [d for d in e.diagnostics if d not in problems]
     if problems:
@@ -182,13 +194,18 @@ def _validate_file(f: Path, kernel: Any) -> bool:
 
 @app.command("compile")
 def compile_cmd(runbook: str, param: ParamOpt = None,
-                step: Annotated[str | None, typer.Option(help="Only this step.")] = None
-                ) -> None:
-    """Print the BCC C of each step. No root, no BCC needed."""
+                step: Annotated[str | None, typer.Option(help="Only this step.")] = None,
+                policy: PolicyOpt = None) -> None:
+    """Print the BCC C of each step, after what the runbook reads and costs. No root, no BCC
+    needed."""
     def body() -> int:
         from bpfrun.compile.cexpr import NullInput  # noqa: PLC0415
+        from bpfrun.compile.explain import explain_runbook  # noqa: PLC0415
+        from bpfrun.compile.explain_text import c_comment  # noqa: PLC0415
         from bpfrun.compile.pipeline import compile_step, placeholder_values  # noqa: PLC0415
+        from bpfrun.compile.policy_check import check_runbook_policy  # noqa: PLC0415
         from bpfrun.frontend.params import parse_assignments, resolve_params  # noqa: PLC0415
+        from bpfrun.frontend.policy import find_policy  # noqa: PLC0415
 
         rb = _load(runbook)
         params = resolve_params(rb, parse_assignments(param or []))
@@ -199,6 +216,9 @@ def compile_cmd(runbook: str, param: ParamOpt = None,
         if not steps:
             raise UsageError(f"no step '{step}' in {rb.name}",
                              "steps: " + ", ".join(s.id for s in rb.steps))
+        expl = explain_runbook(rb, params, kernel, only={s.id for s in steps})
+        check_runbook_policy(find_policy(policy), rb, params, kernel, explanation=expl)
+        print(c_comment(expl))
         for s in steps:
             try:
                 compiled = compile_step(rb, s, params, placeholder_values(rb, s), kernel,
@@ -214,6 +234,33 @@ def compile_cmd(runbook: str, param: ParamOpt = None,
 
 
 @app.command()
+def explain(runbook: str, param: ParamOpt = None) -> None:
+    """What a runbook attaches to, reads, exports and costs, probe by probe. No root."""
+    def body() -> int:
+        from bpfrun.compile.explain import explain_runbook  # noqa: PLC0415
+        from bpfrun.compile.explain_text import text  # noqa: PLC0415
+        from bpfrun.frontend.params import (  # noqa: PLC0415
+            check_value,
+            parse_assignments,
+            placeholder_params,
+        )
+
+        rb = _load(runbook)
+        params = placeholder_params(rb)  # a param without a default is not needed here
+        for name, raw in parse_assignments(param or []).items():
+            p = rb.param(name)
+            try:
+                if p is None:
+                    raise ValueError(f"no such param in {rb.name}")
+                params[name] = check_value(p, raw)
+            except ValueError as e:
+                raise UsageError(f"param '{name}': {e}") from None
+        print(safe(text(explain_runbook(rb, params, default_kernel()))), end="")
+        return 0
+    guarded(body)
+
+
+@app.command()
 def run(runbook: str, param: ParamOpt = None,
         duration: Annotated[str | None, typer.Option(help="Override every step's duration.")]
         = None,
@@ -224,19 +271,34 @@ def run(runbook: str, param: ParamOpt = None,
             "--format", "-f", metavar="LIST",
             help="Reports to write: md,html,json (result.json is always written).")]
         = "md,html,json",
+        policy: PolicyOpt = None,
+        report_mode: Annotated[str, typer.Option(
+            "--report-mode", metavar="OCTAL",
+            help="Mode of the report's files, e.g. 0640 to share them with the folder's "
+                 "group (its folder gets the matching x bits). Default 0600: only you.")]
+        = "0600",
         ) -> None:
     """Run a runbook (root): write report.md, report.html and result.json; print the path."""
     def body() -> int:
         from bpfrun.compile.pipeline import check_against_kernel  # noqa: PLC0415
+        from bpfrun.compile.policy_check import check_runbook_policy  # noqa: PLC0415
         from bpfrun.frontend.params import parse_assignments, resolve_params  # noqa: PLC0415
+        from bpfrun.frontend.policy import check_unchanged, find_policy  # noqa: PLC0415
         from bpfrun.report.reportdir import default_report_dir  # noqa: PLC0415
-        from bpfrun.report.writers import parse_formats, render_json, write_outputs  # noqa: PLC0415
+        from bpfrun.report.writers import (  # noqa: PLC0415
+            parse_formats,
+            parse_mode,
+            render_json,
+            write_outputs,
+        )
         from bpfrun.runtime.doctor import require_runnable  # noqa: PLC0415
         from bpfrun.runtime.investigate import Investigation  # noqa: PLC0415
         from bpfrun.runtime.progress import Progress  # noqa: PLC0415
         from bpfrun.units import Duration, parse_duration  # noqa: PLC0415
 
         chosen = parse_formats(formats)  # a typo exits 2 before anything is loaded
+        mode = parse_mode(report_mode)
+        rules = find_policy(policy)
         rb = _load(runbook)
         params = resolve_params(rb, parse_assignments(param or []))
         override = None
@@ -248,6 +310,9 @@ def run(runbook: str, param: ParamOpt = None,
         require_runnable()
         kernel = default_kernel()
         check_against_kernel(rb, params, kernel, strict=True)  # before loading anything
+        expl = check_runbook_policy(rules, rb, params, kernel,
+                                    override.ns if override is not None else None)
+        check_unchanged(rb)  # the text checked is the text run
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -257,8 +322,10 @@ def run(runbook: str, param: ParamOpt = None,
             result = inv.run()
         finally:
             progress.close()  # take the live line down even on Ctrl-C or a bug
-        folder = out or default_report_dir(rb.name, datetime.fromisoformat(result.started))
-        written = write_outputs(folder, result, inv.programs, {}, chosen, latest=out is None)
+        folder = out or default_report_dir(rb.name, datetime.fromisoformat(result.started),
+                                           mode=mode)
+        written = write_outputs(folder, result, inv.programs, {}, chosen, latest=out is None,
+                                explanation=expl, mode=mode)
         if as_json:
             sys.stdout.write(render_json(result))
         else:
@@ -274,10 +341,11 @@ def test_cmd(runbooks: Annotated[list[str], typer.Argument(
                  help="Runbook files, folders of runbooks, or shipped runbook names.")],
              out: Annotated[Path | None, typer.Option(
                  "-o", "--out", help="Keep each report in DIR/<runbook name>.")] = None,
-             quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False
-             ) -> None:
+             quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
+             policy: PolicyOpt = None) -> None:
     """Run runbooks' self-tests (root): start each workload, run, check `expect`."""
     def body() -> int:
+        from bpfrun.frontend.policy import find_policy  # noqa: PLC0415
         from bpfrun.runtime.progress import Progress  # noqa: PLC0415
         from bpfrun.runtime.selftest import (  # noqa: PLC0415
             collect,
@@ -288,9 +356,11 @@ def test_cmd(runbooks: Annotated[list[str], typer.Argument(
         )
 
         progress = Progress(quiet=quiet)
+        rules = find_policy(policy)
         results, invalid = [], 0
         for path in collect(runbooks):
             try:
+                _check_policy(path, rules)
                 res = run_selftest(path, out, progress)
             except (ValidationError, UsageError) as e:  # MachineError: exit 3 at once
                 err(e.render())
@@ -302,6 +372,16 @@ def test_cmd(runbooks: Annotated[list[str], typer.Argument(
         print(summary(results, invalid))
         return exit_code(results, invalid)
     guarded(body)
+
+
+def _check_policy(path: Path, policy: Any) -> None:
+    """The policy on one runbook, with its params' defaults (placeholders where none)."""
+    from bpfrun.compile.policy_check import check_runbook_policy  # noqa: PLC0415
+    from bpfrun.frontend.params import placeholder_params  # noqa: PLC0415
+    from bpfrun.frontend.runbooks import load_runbook  # noqa: PLC0415
+
+    rb = load_runbook(path)
+    check_runbook_policy(policy, rb, placeholder_params(rb), default_kernel())
 
 
 @app.command()

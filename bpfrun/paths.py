@@ -25,3 +25,12 @@ def schema_path() -> Path:
 def result_schema_path() -> Path:
     """schema/result.schema.json: the shape of result.json (bpfrun.result.validate_result)."""
     return _data_dir("schema") / "result.schema.json"
+
+
+def policy_schema_path() -> Path:
+    """schema/policy.schema.json: the shape of a policy file (bpfrun.frontend.policy)."""
+    return _data_dir("schema") / "policy.schema.json"
+
+
+# The host's policy, read when no --policy is given (bpfrun.frontend.policy).
+SYSTEM_POLICY = Path("/etc/bpfrun/policy.yaml")

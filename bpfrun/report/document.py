@@ -15,6 +15,8 @@ from datetime import datetime
 from pathlib import PurePath
 from typing import Any
 
+from bpfrun.compile.explain import Explanation
+from bpfrun.compile.explain_text import sections
 from bpfrun.report.blocks import (
     Badge,
     Bar,
@@ -125,16 +127,20 @@ def program_file(step_id: str, program: str | None = None) -> str:
 
 def build_document(result: RunResult | Mapping[str, Any],
                    programs: Mapping[str, str] | None = None,
-                   folded: Mapping[str, Mapping[str, int]] | None = None) -> Document:
+                   folded: Mapping[str, Mapping[str, int]] | None = None,
+                   explanation: Explanation | None = None) -> Document:
     """The report of `result` (a result.json document is read into a RunResult first).
     `programs`: step id → generated C (only those are shown); `folded`: as for `stacks_for`
-    (flame graphs of stacks not in it come from the result)."""
+    (flame graphs of stacks not in it come from the result); `explanation`: what the runbook
+    reads and costs, shown after the header."""
     run = as_run_result(result)
     title = run.runbook.title or run.runbook.name or "bpfrun report"
     blocks: list[Block] = []
     if run.runbook.description:
         blocks.append(Prose(run.runbook.description.strip()))
     blocks.append(_header(run))
+    if explanation is not None:
+        blocks.append(_explanation(explanation))
     blocks.append(_findings(run))
     for step in run.steps:
         blocks.append(_step(step, (programs or {}).get(step.id), folded or {}))
@@ -155,6 +161,13 @@ def _header(run: RunResult) -> Table:
         ("Status", inline(Badge(run.status, run.status), f" (exit code {run.exit_code})")),
     ]
     return Table(((), ()), tuple(((k,), v) for k, v in rows), (False, False))
+
+
+def _explanation(expl: Explanation) -> Section:
+    out: list[Block] = []
+    for heading, lines in sections(expl):
+        out += [Para((Strong(heading),)), BulletList(tuple((line,) for line in lines))]
+    return Section(2, ("What this runbook reads and costs",), tuple(out), "explanation")
 
 
 def _findings(run: RunResult) -> Section:

@@ -8,7 +8,8 @@ The reports directory is, first match wins:
 3. `$XDG_STATE_HOME/bpfrun/reports`, that is `~/.local/state/bpfrun/reports` by default.
 
 Each run gets its own folder in it, `<runbook>-<UTC start, YYYYmmddTHHMMSSZ>` (a `-2`, `-3`
-suffix when two runs start in the same second), and `<reports dir>/latest` is a relative
+suffix when two runs start in the same second), private (0700) unless a wider mode is asked
+for (`run --report-mode`), and `<reports dir>/latest` is a relative
 symlink to the newest complete report: it is moved (atomically, by rename) only after
 result.json is written, so `latest/result.json` is always a whole result.
 """
@@ -26,6 +27,24 @@ from bpfrun.errors import UsageError
 REPORTS_ENV = "BPFRUN_REPORTS_DIR"
 SYSTEM_REPORTS_DIR = Path("/var/lib/bpfrun/reports")
 LATEST = "latest"
+PRIVATE = 0o600  # report files: they name other users' processes and files, and what was read
+
+
+def folder_mode(mode: int) -> int:
+    """The mode of a folder whose files have `mode`: x wherever r is (0600 → 0700)."""
+    return mode | (mode & 0o444) >> 2
+
+
+def make_folder(folder: Path, mode: int = PRIVATE) -> None:
+    """Create `folder` (and its parents) for files of `mode`; one that exists is left as is."""
+    if folder.is_dir():
+        return
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        folder.mkdir(mode=folder_mode(mode))
+    except FileExistsError:
+        return
+    os.chmod(folder, folder_mode(mode))  # mkdir's mode is cut by the umask
 
 
 def reports_base() -> Path:
@@ -47,12 +66,13 @@ def reports_base() -> Path:
 
 
 def default_report_dir(runbook_name: str, now: datetime | None = None,
-                       base: Path | None = None) -> Path:
+                       base: Path | None = None, mode: int = PRIVATE) -> Path:
     """Create and return a new, empty folder for one run's report.
 
     `<base>/<runbook>-<YYYYmmddTHHMMSSZ>`, the time in UTC (`now`, default the current time;
     a naive `now` is taken as UTC); `base` defaults to `reports_base()`, whose rules the
-    module docstring gives. Raises UsageError when no folder can be created there.
+    module docstring gives; the folder is made for files of `mode` (folder_mode). Raises
+    UsageError when no folder can be created there.
     """
     root = base if base is not None else reports_base()
     when = now or datetime.now(UTC)
@@ -64,9 +84,10 @@ def default_report_dir(runbook_name: str, now: datetime | None = None,
         for n in range(1, 1000):
             folder = root / (stem if n == 1 else f"{stem}-{n}")
             try:
-                folder.mkdir()
+                folder.mkdir(mode=folder_mode(mode))
             except FileExistsError:
                 continue
+            os.chmod(folder, folder_mode(mode))  # mkdir's mode is cut by the umask
             return folder
     except OSError as e:
         raise UsageError(f"cannot create a report folder in {root}: {e.strerror or e}",

@@ -7,6 +7,10 @@ SVGs are written whatever the formats, because result.json names them.
 Every file is written atomically (temp file in the same directory, fsync, rename), so a reader
 or a cron job never sees half a report, even when the run is killed while writing. result.json
 is always written, and last: when it is there, everything it names is there too.
+
+Reports are private by default: files 0600 and a folder created here 0700, because they hold
+command lines, paths and whatever a runbook read. `mode` (`run --report-mode 0640`) shares
+them; a folder that already exists keeps its mode.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bpfrun.errors import UsageError
 from bpfrun.report.blocks import Document, flame_graphs
@@ -27,12 +31,30 @@ from bpfrun.report.document import build_document, program_file
 from bpfrun.report.flamegraph import folded_text, render_svg
 from bpfrun.report.html import html_text
 from bpfrun.report.markdown import markdown_text
-from bpfrun.report.reportdir import link_latest
+from bpfrun.report.reportdir import PRIVATE, link_latest, make_folder
 from bpfrun.result import RunResult, as_run_result
 
+if TYPE_CHECKING:
+    from bpfrun.compile.explain import Explanation
 
-def write_atomic(path: str | PathLike[str], data: str | bytes) -> None:
-    """Replace `path` with `data` in one step; on failure the old file (if any) is untouched."""
+
+def parse_mode(text: str) -> int:
+    """`--report-mode 0640` → 0o640: read and write bits only (no x, no setuid), and the
+    owner must keep reading and writing them."""
+    try:
+        mode = int(text, 8)
+    except ValueError:
+        mode = -1
+    if mode < 0 or mode & ~0o666 or mode & 0o600 != 0o600:
+        raise UsageError(f"--report-mode: {text!r} is not a file mode such as 0600 or 0640",
+                         hint="octal read/write bits, the owner's included: 0600 (only you), "
+                              "0640 (your group too), 0644 (everyone)")
+    return mode
+
+
+def write_atomic(path: str | PathLike[str], data: str | bytes, mode: int = PRIVATE) -> None:
+    """Replace `path` with `data` in one step; on failure the old file (if any) is untouched.
+    The file has `mode` from its first byte on (its temporary file too)."""
     target = Path(path)
     raw = data.encode("utf-8") if isinstance(data, str) else data
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
@@ -41,7 +63,7 @@ def write_atomic(path: str | PathLike[str], data: str | bytes) -> None:
             f.write(raw)
             f.flush()
             os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp makes 0600; reports are meant to be shared
+        os.chmod(tmp, mode)  # whatever the umask: a wider umask must not share a report
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
@@ -79,6 +101,7 @@ class RunReport:
 
     result: RunResult
     document: Document
+    mode: int = PRIVATE
 
 
 @dataclass(frozen=True)
@@ -88,7 +111,7 @@ class Reporter:
 
     def write(self, out_dir: Path, report: RunReport) -> Path:
         path = out_dir / self.file
-        write_atomic(path, self.render(report))
+        write_atomic(path, self.render(report), mode=report.mode)
         return path
 
 
@@ -121,6 +144,8 @@ def write_outputs(
     formats: Iterable[str] = DEFAULT_FORMATS,
     *,
     latest: bool = False,
+    explanation: Explanation | None = None,
+    mode: int = PRIVATE,
 ) -> dict[str, Path]:
     """Write the output of a run into `out_dir`; returns format → path of the file written.
 
@@ -129,20 +154,24 @@ def write_outputs(
     name) → folded stacks; a stack aggregation missing from it is folded from the rows the
     result kept, so a flame graph is never silently absent. `latest=True` (for the default
     reports directory) points `<parent>/latest` at `out_dir` once everything is written.
+    `explanation` (what the runbook reads and costs) opens the report; `mode` is the files'
+    (a folder made here gets folder_mode(mode)).
     """
     chosen = parse_formats(formats)
     out = Path(out_dir)
     run = as_run_result(result)
-    report = RunReport(run, build_document(run, programs, folded))
+    report = RunReport(run, build_document(run, programs, folded, explanation), mode)
     written: dict[str, Path] = {}
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        make_folder(out, mode)
         for graph in flame_graphs(report.document.blocks):
-            write_atomic(out / graph.folded, folded_text(graph.stacks))
-            write_atomic(out / graph.svg, render_svg(graph.stacks, graph.title, graph.unit))
+            write_atomic(out / graph.folded, folded_text(graph.stacks), mode=mode)
+            write_atomic(out / graph.svg, render_svg(graph.stacks, graph.title, graph.unit),
+                         mode=mode)
         for step_id, text in programs.items():
             step = run.step(step_id)
-            write_atomic(out / program_file(step_id, step.program if step else None), text)
+            write_atomic(out / program_file(step_id, step.program if step else None), text,
+                         mode=mode)
         for name, reporter in REPORTERS.items():
             if name in chosen:
                 written[name] = reporter.write(out, report)

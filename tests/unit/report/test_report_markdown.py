@@ -276,7 +276,8 @@ def test_write_report_dir_writes_every_file_atomically(tmp_path: Path) -> None:
         "clone3;start_thread;main;__schedule_[k] 42\n"
     ET.fromstring((out / "offcpu-stacks.svg").read_text())
     assert (out / "runq.c").read_text() == "/* runq */\n"
-    assert oct((out / "report.md").stat().st_mode & 0o777) == oct(0o644)
+    # private by default (issue #18.5): reports hold command lines, paths, what was read
+    assert oct((out / "report.md").stat().st_mode & 0o777) == oct(0o600)
 
 
 def test_write_report_dir_folds_stacks_from_the_result_when_not_given(tmp_path: Path) -> None:

@@ -88,9 +88,9 @@ def test_result_json_is_written_last(tmp_path: Path, monkeypatch: pytest.MonkeyP
     order: list[str] = []
     real = writers.write_atomic
 
-    def recording(path: str | os.PathLike[str], data: str | bytes) -> None:
+    def recording(path: str | os.PathLike[str], data: str | bytes, mode: int = 0o600) -> None:
         order.append(Path(path).name)
-        real(path, data)
+        real(path, data, mode)
 
     monkeypatch.setattr(writers, "write_atomic", recording)
     write_outputs(tmp_path, load("runq_fired"), PROGRAMS, {})
@@ -102,10 +102,10 @@ def test_a_failed_write_leaves_no_result_json(tmp_path: Path,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     real = writers.write_atomic
 
-    def full_disk(path: str | os.PathLike[str], data: str | bytes) -> None:
+    def full_disk(path: str | os.PathLike[str], data: str | bytes, mode: int = 0o600) -> None:
         if Path(path).name == "report.html":
             raise OSError(28, "No space left on device")
-        real(path, data)
+        real(path, data, mode)
 
     monkeypatch.setattr(writers, "write_atomic", full_disk)
     with pytest.raises(UsageError, match="No space left on device"):
