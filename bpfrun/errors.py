@@ -14,6 +14,8 @@ EXIT_INVALID = 2
 EXIT_MACHINE = 3
 EXIT_STEP_FAILED = 4
 
+# The `style` of a Loc that points at an alias (`*name`) rather than at the scalar's text.
+ALIAS_STYLE = "*"
 # Longest source line shown under a diagnostic; longer ones are cut around the culprit.
 MAX_SHOWN_LINE = 200
 
@@ -35,6 +37,8 @@ class Loc:
 
     def inner(self, offset: int, length: int = 1) -> Loc:
         """The position `offset` characters into the scalar this Loc points at."""
+        if self.style == ALIAS_STYLE:  # the text is at the anchor; show the alias as a whole
+            return Loc(self.file, self.line, self.col, "", self.length)
         if self.style in ("|", ">"):
             # Block scalars start on the next line; expressions there are rarely multi-line.
             return Loc(self.file, self.line + 1, self.col + 2 + offset, "", length)

@@ -5,7 +5,8 @@ its file:line:col and scalars follow YAML 1.2 core rules (`0777` and `1:30` stay
 look like). Rejected, with a fix: YAML 1.1 booleans such as `no` as values (a key is always a
 name), duplicate and non-string keys, merge keys (`<<`, dropped by YAML 1.2), tags other than
 !!str/!!seq/!!map, and aliases expanding past MAX_EXPANDED_NODES ("billion laughs").
-An aliased value keeps the position of its anchored original.
+An aliased value is placed at its alias (a Loc of style ALIAS_STYLE: a position inside it is
+the alias itself), the values inside an aliased list or mapping at their anchored original.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 from yaml.reader import ReaderError
 from yaml.resolver import BaseResolver
 
-from bpfrun.errors import Diagnostic, Loc, ValidationError
+from bpfrun.errors import ALIAS_STYLE, Diagnostic, Loc, ValidationError
 from bpfrun.frontend.source import MAX_RUNBOOK_BYTES, read_runbook
 
 MAX_EXPANDED_NODES = 10_000
@@ -271,7 +272,12 @@ class _Builder:
 
     def build(self, node: Node | _Alias, path: KeyPath) -> Any:
         if isinstance(node, _Alias):
-            node = node.target
+            # The value is the anchored node's, but a problem with it here is shown at the
+            # alias (`*name`), not at the anchor, which may be in another step.
+            value = self.build(node.target, path)
+            at = self.loc(node)
+            self.doc.locs[path] = Loc(at.file, at.line, at.col, ALIAS_STYLE, at.length)
+            return value
         self.doc.locs[path] = self.loc(node)
         if node.tag not in (_PLAIN, _STR, _SEQ, _MAP):
             tag = str(node.tag).replace("tag:yaml.org,2002:", "!!")

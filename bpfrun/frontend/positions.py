@@ -11,7 +11,7 @@ which case Loc.inner's plain offset is used.
 
 from __future__ import annotations
 
-from bpfrun.errors import Loc
+from bpfrun.errors import ALIAS_STYLE, Loc
 
 CharLocs = tuple[tuple[int, int], ...]
 # Length in the file of a double-quoted escape, by the character after the backslash.
@@ -19,6 +19,8 @@ _ESCAPE_LENGTHS = {"x": 4, "u": 6, "U": 10}
 
 
 def char_locs(lines: list[str], loc: Loc, value: str) -> CharLocs:
+    if loc.style == ALIAS_STYLE:
+        return ()  # an alias: its value is written elsewhere
     if loc.style in ("|", ">"):
         return block_char_locs(lines, loc, value)
     if loc.style == '"':
