@@ -431,6 +431,11 @@ def test_execs_gives_starts_a_second_and_the_launcher_of_a_respawn_loop(tmp_path
     assert "launched by bpfr_execer" in churn and "The most started: true" in churn
     forks = rows(step, "forks")[0]["key"]
     assert (forks["args.parent_pid"], forks["args.parent_comm"]) == (w.pid, "bpfr_execer")
+    # The follow-up names the launcher by pid: the process to look at.
+    assert steps_of(result)["launchers"]["captures"]["launcher_pid"] == w.pid
+    launcher = finding(result, "launchers.launcher")
+    assert re.match(rf"bpfr_execer \(pid {w.pid}\) forked and started true [\d.]+ times a "
+                    r"second", launcher), launcher
 
 
 @pytest.mark.bpf
