@@ -300,7 +300,8 @@ def _field(e: Expr, kf: KeyField | None, use: ProbeUse | None) -> Field:
         return Field(e.text, STACK, e.loc)
     if kind == "str":
         path = dotted(e.node)
-        name = path in ("comm", "begin.comm") or (path or "").endswith("_comm")
+        last = (path or "").rsplit(".", 1)[-1]
+        name = last == "comm" or last.endswith("_comm")
         return Field(e.text, TASK_NAME if name else KERNEL_STRING, e.loc)
     return Field(e.text, NUMBER, e.loc)
 

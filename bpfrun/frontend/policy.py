@@ -26,7 +26,7 @@ from jsonschema import Draft7Validator
 
 from bpfrun.errors import Diagnostic, Loc, ValidationError
 from bpfrun.expr.evaluate import EvalError, render_template
-from bpfrun.frontend.loader import load_file
+from bpfrun.frontend.loader import Document, load_file
 from bpfrun.frontend.model import Runbook
 from bpfrun.paths import SYSTEM_POLICY, policy_schema_path, runbooks_dir
 from bpfrun.units import format_duration, parse_duration
@@ -71,7 +71,7 @@ def find_policy(option: str | os.PathLike[str] | None) -> Policy:
 def load_policy(path: str | os.PathLike[str]) -> Policy:
     """Read and check a policy file; raises ValidationError with every problem at its place."""
     doc = load_file(path)
-    problems = [Diagnostic(_schema_message(e), doc.loc(tuple(e.absolute_path)))
+    problems = [_schema_problem(e, doc)
                 for e in sorted(_validator().iter_errors(doc.data), key=lambda e: e.path)]
     if problems:
         raise ValidationError(diagnostics=problems, sources={doc.path: doc.text})
@@ -101,11 +101,15 @@ def _validator() -> Draft7Validator:
         return Draft7Validator(json.load(f))
 
 
-def _schema_message(e: Any) -> str:
-    at = ".".join(str(p) for p in e.absolute_path) or "the policy"
-    if e.validator == "additionalProperties":
-        return f"{at}: {e.message} (see schema/policy.schema.json)"
-    return f"policy {at}: {e.message}"
+def _schema_problem(e: Any, doc: Document) -> Diagnostic:
+    path = tuple(e.absolute_path)
+    at = ".".join(str(p) for p in path) or "the policy"
+    if e.validator == "additionalProperties" and isinstance(e.instance, dict):
+        unknown = sorted(set(e.instance) - set(e.schema.get("properties", {})))
+        known = ", ".join(e.schema.get("properties", {}))
+        return Diagnostic(f"unknown key '{unknown[0]}' in {at}", doc.key_loc((*path, unknown[0])),
+                          f"known keys: {known} (schema/policy.schema.json)")
+    return Diagnostic(f"policy {at}: {e.message}", doc.loc(path))
 
 
 def check_origin(policy: Policy, runbook: Runbook) -> list[Diagnostic]:
