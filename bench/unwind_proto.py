@@ -28,8 +28,8 @@ sys.path[:0] = [str(REPO), str(REPO / "tests"), str(REPO / "bench")]
 
 import progstats  # noqa: E402
 
-from bpfrun.kernel.unwind import build_table  # noqa: E402
-from bpfrun.kernel.unwind_procs import find_module  # noqa: E402
+from bpfrun.compile.program import Program  # noqa: E402
+from bpfrun.runtime.unwind_tables import UnwindTables  # noqa: E402
 
 PROGRAM = r"""
 #include <uapi/linux/ptrace.h>
@@ -75,7 +75,6 @@ int plain(void *ctx) { return count_stack(ctx, 0); }
 int unwound(void *ctx) { return count_stack(ctx, 1); }
 int none(void *ctx) { return count_stack(ctx, 2); }
 """
-LIBC = "/lib/x86_64-linux-gnu/libc.so.6"
 
 
 PROGRAMS = ("plain", "unwound", "none")
@@ -89,16 +88,12 @@ def load(pid: int, probe: str, order: tuple[str, ...] = PROGRAMS):  # noqa: ANN2
     unwind_c = (REPO / "bpfrun/compile/templates/unwind.c.j2").read_text()
     text = PROGRAM.replace("UNWIND_C", unwind_c).replace("TARGET", str(pid))
     b = BPF(text=text.encode(), cflags=["-Wno-unused-value"])
-    table = build_table(LIBC)
-    rows = b["bpfrun_unwind_rows"]
-    for i, rule in enumerate(table.rules):
-        row = rows.Leaf(rule.start, rule.cfa_offset, rule.rbp_offset, rule.cfa_reg, 0)
-        rows[rows.Key(i)] = row
-    module = find_module(pid, table)
-    if module is None:
-        raise SystemExit(f"process {pid} has no {LIBC} mapped")
-    procs = b["bpfrun_unwind_procs"]
-    procs[procs.Key(pid)] = procs.Leaf(module.lo, module.hi, module.bias, len(table.rules), 0)
+    prog = Program("proto")
+    prog.unwind_user = True
+    tables = UnwindTables.load(b, prog)  # what bpfrun's runner does
+    if tables is None:
+        raise SystemExit("no unwind table could be loaded")
+    tables.add(pid)
     kind, _, target = probe.partition(":")
     for fn in order:
         if kind == "tp":

@@ -19,9 +19,10 @@ rule (a DWARF expression for the CFA, as in PLT stubs and signal trampolines) be
 from __future__ import annotations
 
 import bisect
+import io
 import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 REG_RBP, REG_RSP, REG_RA = 6, 7, 16  # DWARF register numbers on x86-64
 CFA_NONE, CFA_RSP, CFA_RBP = 0, 1, 2  # UnwindRule.cfa_reg, as the kernel program reads it
@@ -82,8 +83,25 @@ class UnwindTable:
                         for r in self.rules)
 
 
+VDSO = "[vdso]"  # UnwindTable.path of the vDSO's table: an image in memory, not a file
+
+
 def build_table(path: str) -> UnwindTable:
     """Reads `path`'s `.eh_frame` and returns its unwind table."""
+    try:
+        with open(path, "rb") as f:
+            return _table_of(f, path)
+    except OSError as exc:
+        raise UnwindError(f"{path}: {exc}") from exc
+
+
+def build_vdso_table(image: bytes) -> UnwindTable:
+    """The unwind table of the vDSO, from its image (the bytes of a process's [vdso]
+    mapping: the kernel maps the same image into every process)."""
+    return _table_of(io.BytesIO(image), VDSO)
+
+
+def _table_of(stream: BinaryIO, path: str) -> UnwindTable:
     try:
         from elftools.common.exceptions import ELFError
         from elftools.dwarf.callframe import FDE
@@ -91,19 +109,17 @@ def build_table(path: str) -> UnwindTable:
     except ImportError as exc:  # a declared dependency; say so rather than crash
         raise UnwindError("pyelftools is not installed (pip install pyelftools)") from exc
     try:
-        with open(path, "rb") as f:
-            elf = ELFFile(f)
-            if elf["e_machine"] != "EM_X86_64":
-                raise UnwindError(f"{path}: unwind tables are built for x86-64 only")
-            if elf.get_section_by_name(".eh_frame") is None:
-                raise UnwindError(f"{path}: no .eh_frame section")
-            segments = tuple(_code_segments(elf))
-            entries = elf.get_dwarf_info().EH_CFI_entries()
-            rows: list[UnwindRule] = []
-            for entry in entries:
-                if isinstance(entry, FDE):
-                    rows.extend(_fde_rules(entry))
-    except (OSError, ELFError) as exc:
+        elf = ELFFile(stream)
+        if elf["e_machine"] != "EM_X86_64":
+            raise UnwindError(f"{path}: unwind tables are built for x86-64 only")
+        if elf.get_section_by_name(".eh_frame") is None:
+            raise UnwindError(f"{path}: no .eh_frame section")
+        segments = tuple(_code_segments(elf))
+        rows: list[UnwindRule] = []
+        for entry in elf.get_dwarf_info().EH_CFI_entries():
+            if isinstance(entry, FDE):
+                rows.extend(_fde_rules(entry))
+    except (OSError, ELFError, ValueError, KeyError) as exc:
         raise UnwindError(f"{path}: {exc}") from exc
     return UnwindTable(path, _merged(rows), segments)
 

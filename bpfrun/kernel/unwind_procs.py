@@ -3,7 +3,8 @@ load bias, read from /proc/PID/maps, for the kernel program's per-process entry.
 
 A mapping counts only when it is the very file the table was built from (same device and
 inode): a process in a container with its own libc gets no entry, and its stacks are walked
-by frame pointers alone, as before.
+by frame pointers alone, as before. The vDSO is no file: its table is built from this
+process's own [vdso] image (`vdso_image`), which the kernel maps into every process.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from bpfrun.kernel.unwind import UnwindTable
+from bpfrun.kernel.unwind import VDSO, UnwindTable
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,14 @@ def find_module(pid: int, table: UnwindTable) -> MappedModule | None:
 
 def module_in_maps(lines: list[str], table: UnwindTable) -> MappedModule | None:
     """Like find_module, from the lines of a maps file."""
-    try:
-        identity = file_identity(table.path)
-    except OSError:
-        return None
-    for start, end, offset, ident in _code_mappings(lines):
-        if ident != identity:
+    identity: tuple[int, int, int] | None = None
+    if table.path != VDSO:
+        try:
+            identity = file_identity(table.path)
+        except OSError:
+            return None
+    for start, end, offset, ident, path in _code_mappings(lines):
+        if (path != VDSO) if identity is None else (ident != identity):
             continue
         for seg_offset, seg_vaddr, seg_size in table.segments:
             if seg_offset <= offset < seg_offset + max(seg_size, 1):
@@ -56,15 +59,31 @@ def module_in_maps(lines: list[str], table: UnwindTable) -> MappedModule | None:
     return None
 
 
-def _code_mappings(lines: list[str]) -> Iterator[tuple[int, int, int, tuple[int, int, int]]]:
-    """(start, end, file offset, (major, minor, inode)) of each executable file mapping."""
+def vdso_image() -> bytes | None:
+    """The bytes of this process's [vdso] mapping (None where it cannot be read)."""
+    try:
+        with open("/proc/self/maps") as f:
+            lines = f.read().splitlines()
+        start, end = next((s, e) for s, e, _o, _i, path in _code_mappings(lines)
+                          if path == VDSO)
+        with open("/proc/self/mem", "rb", buffering=0) as mem:
+            mem.seek(start)
+            return mem.read(end - start)
+    except (OSError, StopIteration):
+        return None
+
+
+def _code_mappings(
+        lines: list[str]) -> Iterator[tuple[int, int, int, tuple[int, int, int], str]]:
+    """(start, end, file offset, (major, minor, inode), path) of each executable mapping."""
     for line in lines:
         parts = line.split(None, 5)
-        if len(parts) < 6 or "x" not in parts[1]:
+        if len(parts) < 5 or "x" not in parts[1]:
             continue
         try:
             start, end = (int(x, 16) for x in parts[0].split("-"))
             major, minor = (int(x, 16) for x in parts[3].split(":"))
-            yield start, end, int(parts[2], 16), (major, minor, int(parts[4]))
+            ident = (major, minor, int(parts[4]))
+            yield start, end, int(parts[2], 16), ident, parts[5].strip() if len(parts) > 5 else ""
         except ValueError:
             continue

@@ -3,7 +3,8 @@
 blocks in, for the sleep (clock_nanosleep ← nanosleep ← usleep ← bpfr_producer) and for the
 lock wait (__lll_lock_wait ← pthread_mutex_lock ← bpfr_producer), each at its marked line.
 With unwinding turned off (BPFRUN_USER_UNWIND=0) the frame-pointer walk skips that caller:
-the control that shows what the unwinder adds.
+the control that shows what the unwinder adds. `profile` on oncpu reaches the spinner from
+samples inside the vDSO's clock_gettime, through libc's __clock_gettime.
 
 Runs filter on the workload's pid, so other processes cannot change the answer.
 """
@@ -84,3 +85,22 @@ def test_without_unwinding_the_frame_pointer_walk_skips_the_producer(tmp_path: P
     sleeps = waits_in(result, "clock_nanosleep")
     assert sleeps
     assert not any(f["function"] == PRODUCER for s in sleeps for f in s), sleeps
+
+
+@pytest.mark.timeout(180)
+def test_profile_names_the_spinner_above_the_vdso(tmp_path: Path) -> None:
+    """Samples inside the vDSO's clock_gettime reach the program's own code through libc's
+    __clock_gettime, which keeps no frame pointer either."""
+    with Workload("oncpu", opt="O2", frame_pointers=True) as w:
+        env = {**os.environ, "BPFRUN_USER_UNWIND": "1"}
+        proc = subprocess.run([*BPFRUN, "run", "profile", "--param", f"pid={w.pid}",
+                               "--param", "duration=2s", "-o", str(tmp_path)], cwd=REPO,
+                              env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode in (0, 1), proc.stderr
+    result = json.loads((tmp_path / "result.json").read_text())
+    stacks = [frames for s in result["steps"] for a in s["aggregations"].values()
+              for row in a["rows"] for frames in (row.get("frames") or {}).values()]
+    in_vdso = [s for s in stacks if s and s[0]["module"] == "vdso"]
+    assert in_vdso, [[f["function"] for f in s] for s in stacks]
+    named = [s for s in in_vdso if any(f["function"] == "bpfr_spinner" for f in s)]
+    assert len(named) * 2 > len(in_vdso), [[f["function"] for f in s] for s in in_vdso]

@@ -213,3 +213,20 @@ def test_this_process_maps_its_libc_where_the_bias_points() -> None:
     addr = ctypes.cast(ctypes.CDLL(LIBC).clock_nanosleep, ctypes.c_void_p).value
     assert addr is not None and module.lo <= addr < module.hi
     assert addr - module.bias == function_code(table.path, "clock_nanosleep")[0]
+
+
+# -- the vDSO --------------------------------------------------------------------------------
+
+def test_the_vdso_has_a_table_and_is_found_in_maps_by_name() -> None:
+    from bpfrun.kernel.unwind import VDSO, build_vdso_table
+    from bpfrun.kernel.unwind_procs import vdso_image
+    image = vdso_image()
+    if image is None:
+        pytest.skip("this process has no readable [vdso]")
+    table = build_vdso_table(image)
+    assert table.path == VDSO and table.rules
+    assert any(r.cfa_reg == CFA_RBP for r in table.rules)  # its functions keep frame pointers
+    line = "7ffd00000000-7ffd00002000 r-xp 00000000 00:00 0                  [vdso]"
+    assert module_in_maps([line], table) == MappedModule(0x7FFD00000000, 0x7FFD00002000,
+                                                         0x7FFD00000000)
+    assert module_in_maps([line.replace("[vdso]", "[vsyscall]")], table) is None

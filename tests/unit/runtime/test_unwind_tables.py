@@ -1,6 +1,6 @@
-"""Filling a program's unwind maps, on a stand-in for BCC's tables: libc's rules go into the
-rows map in the kernel's layout, this process (which maps libc) gets its entry, each process
-is read once, and a program that does not unwind gets nothing."""
+"""Filling a program's unwind maps, on a stand-in for BCC's tables: libc's rules then the
+vDSO's go into the rows map in the kernel's layout, this process (which maps both) gets its
+entry, each process is read once, and a program that does not unwind gets nothing."""
 
 from __future__ import annotations
 
@@ -12,7 +12,13 @@ import pytest
 
 from bpfrun.compile.program import Program
 from bpfrun.kernel.unwind import ROW_FORMAT
-from bpfrun.runtime.unwind_tables import PROCS_MAP, ROWS_MAP, UnwindTables, libc_table
+from bpfrun.runtime.unwind_tables import (
+    PROCS_MAP,
+    ROWS_MAP,
+    UnwindTables,
+    libc_table,
+    vdso_table,
+)
 
 
 class Row(ctypes.Structure):
@@ -23,7 +29,11 @@ class Row(ctypes.Structure):
 
 class Module(ctypes.Structure):
     _fields_ = [("lo", ctypes.c_uint64), ("hi", ctypes.c_uint64), ("bias", ctypes.c_uint64),
-                ("rows", ctypes.c_uint32), ("pad", ctypes.c_uint32)]
+                ("first", ctypes.c_uint32), ("rows", ctypes.c_uint32)]
+
+
+class Proc(ctypes.Structure):
+    _fields_ = [("mod", Module * 2)]
 
 
 class Table(dict[int, Any]):
@@ -57,18 +67,23 @@ needs_libc = pytest.mark.skipif(libc_table() is None, reason="needs a readable C
 def test_rules_and_this_process_are_loaded(batch: bool) -> None:
     assert ctypes.sizeof(Row) == ROW_FORMAT.size
     bpf = {ROWS_MAP: Table(ctypes.c_int, Row, 65536, batch),
-           PROCS_MAP: Table(ctypes.c_uint32, Module, 16384)}
+           PROCS_MAP: Table(ctypes.c_uint32, Proc, 16384)}
     tables = UnwindTables.load(bpf, program(True))
     assert tables is not None
     table = libc_table()
     assert table is not None
+    vdso = vdso_table()
+    assert vdso is not None and vdso.rules  # the vDSO's rules follow libc's
     rows = bpf[ROWS_MAP]
-    assert len(rows) == len(table.rules)
+    assert len(rows) == len(table.rules) + len(vdso.rules)
     last = len(table.rules) - 1
     assert (rows[last].start, rows[last].cfa_reg) == (table.rules[-1].start,
                                                      table.rules[-1].cfa_reg)
-    me = bpf[PROCS_MAP][os.getpid()]
-    assert me.lo < me.hi and me.rows == len(table.rules)
+    assert rows[last + 1].start == vdso.rules[0].start
+    libc, vdso_mod = bpf[PROCS_MAP][os.getpid()].mod
+    assert libc.lo < libc.hi and (libc.first, libc.rows) == (0, len(table.rules))
+    assert vdso_mod.lo < vdso_mod.hi and vdso_mod.bias == vdso_mod.lo  # mapped from offset 0
+    assert (vdso_mod.first, vdso_mod.rows) == (len(table.rules), len(vdso.rules))
     assert tables.processes >= 1
     del bpf[PROCS_MAP][os.getpid()]
     tables.add(os.getpid())  # already seen: not read again
@@ -81,6 +96,6 @@ def test_a_program_that_does_not_unwind_gets_nothing() -> None:
 
 @needs_libc
 def test_a_table_larger_than_the_map_is_not_loaded() -> None:
-    bpf = {ROWS_MAP: Table(ctypes.c_int, Row, 10), PROCS_MAP: Table(ctypes.c_uint32, Module, 1)}
+    bpf = {ROWS_MAP: Table(ctypes.c_int, Row, 10), PROCS_MAP: Table(ctypes.c_uint32, Proc, 1)}
     assert UnwindTables.load(bpf, program(True)) is None
     assert not bpf[PROCS_MAP]
