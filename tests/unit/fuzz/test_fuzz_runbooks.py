@@ -14,6 +14,7 @@ Bounded: about 30 s in all on a 2-CPU VM (hypothesis' deadline off, examples cou
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ def bounded(examples: int) -> settings:
     return settings(max_examples=examples, deadline=None, database=None, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
                                            HealthCheck.function_scoped_fixture])
+CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\u202a-\u202e\u2066-\u2069]")
 SEEDS = sorted((REPO / "runbooks").glob("*.yaml")) + sorted(
     (TESTS / "runbooks" / "valid").glob("*.yaml"))
 
@@ -61,6 +63,7 @@ def check_outcome(path: Path, text: str) -> Any:
             assert int(col) >= 1, line
     for c_text in result.c_texts:
         tokens(c_text)  # every comment and literal closed, no stray character
+        assert not CONTROL.search(c_text), "a raw control character in the C"
     return result
 
 
