@@ -283,7 +283,11 @@ def run(runbook: str, param: ParamOpt = None,
         from bpfrun.compile.pipeline import check_against_kernel  # noqa: PLC0415
         from bpfrun.compile.policy_check import check_runbook_policy  # noqa: PLC0415
         from bpfrun.frontend.params import parse_assignments, resolve_params  # noqa: PLC0415
-        from bpfrun.frontend.policy import check_unchanged, find_policy  # noqa: PLC0415
+        from bpfrun.frontend.policy import (  # noqa: PLC0415
+            check_unchanged,
+            find_policy,
+            is_scheduled,
+        )
         from bpfrun.report.reportdir import default_report_dir  # noqa: PLC0415
         from bpfrun.report.writers import (  # noqa: PLC0415
             parse_formats,
@@ -311,7 +315,8 @@ def run(runbook: str, param: ParamOpt = None,
         kernel = default_kernel()
         check_against_kernel(rb, params, kernel, strict=True)  # before loading anything
         expl = check_runbook_policy(rules, rb, params, kernel,
-                                    override.ns if override is not None else None)
+                                    override.ns if override is not None else None,
+                                    scheduled=is_scheduled())
         check_unchanged(rb)  # the text checked is the text run
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):

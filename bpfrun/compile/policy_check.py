@@ -23,12 +23,14 @@ RAW_BUFFER_FIELDS = ("buf", "ubuf", "vec")
 
 def check_runbook_policy(policy: Policy, runbook: Runbook, params: dict[str, Any],
                          kernel: Kernel, override: int | None = None,
-                         explanation: Explanation | None = None) -> Explanation:
-    """Every rule of `policy` on `runbook`; raises ValidationError listing every violation,
-    else returns the explanation it checked (computed here unless given)."""
+                         explanation: Explanation | None = None,
+                         scheduled: bool = False) -> Explanation:
+    """Every rule of `policy` on `runbook` (`override`: run --duration; `scheduled`: a run
+    nobody watches); raises ValidationError listing every violation, else returns the
+    explanation it checked (computed here unless given)."""
     expl = explanation or explain_runbook(runbook, params, kernel)
-    problems = check_origin(policy, runbook) + check_durations(policy, runbook, params,
-                                                               override)
+    problems = check_origin(policy, runbook, scheduled)
+    problems += check_durations(policy, runbook, params, override)
     problems += policy_problems(policy, expl)
     if problems:
         raise ValidationError(diagnostics=problems, sources={runbook.path: runbook.source})

@@ -33,6 +33,7 @@ from bpfrun.units import format_duration, parse_duration
 
 SHIPPED = "shipped"
 DEFAULT_NAME = "default policy"
+SCHEDULED_ENV = "BPFRUN_SCHEDULED"
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class Policy:
     raw_buffers: bool = False
     max_duration: int | None = None  # ns
     runbooks_from: tuple[str, ...] | None = None
+    scheduled_from: tuple[str, ...] | None = None  # the same, for scheduled runs
     where: dict[str, str] = field(default_factory=dict, compare=False)
 
     def rule(self, name: str) -> str:
@@ -92,7 +94,8 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         user_memory_read=memory.get("read", True), user_memory_emit=memory.get("emit", True),
         raw_buffers=memory.get("raw_buffers", False),
         max_duration=parse_duration(data["max_duration"]) if "max_duration" in data else None,
-        runbooks_from=opt(data.get("runbooks", {}), "from"), where=where)
+        runbooks_from=opt(data.get("runbooks", {}), "from"),
+        scheduled_from=opt(data.get("runbooks", {}), "scheduled"), where=where)
 
 
 @functools.cache
@@ -112,17 +115,36 @@ def _schema_problem(e: Any, doc: Document) -> Diagnostic:
     return Diagnostic(f"policy {at}: {e.message}", doc.loc(path))
 
 
-def check_origin(policy: Policy, runbook: Runbook) -> list[Diagnostic]:
-    """`runbooks.from`: the runbook file lies in one of the allowed folders."""
-    if policy.runbooks_from is None:
-        return []
+def is_scheduled() -> bool:
+    """A run nobody watches: BPFRUN_SCHEDULED=1, or no controlling terminal (cron, systemd)."""
+    flag = os.environ.get(SCHEDULED_ENV, "")
+    if flag:
+        return flag != "0"
+    try:
+        os.close(os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY))
+    except OSError:
+        return True
+    return False
+
+
+def check_origin(policy: Policy, runbook: Runbook, scheduled: bool = False) -> list[Diagnostic]:
+    """`runbooks.from` (and `runbooks.scheduled` for a scheduled run): the runbook file lies
+    in one of the allowed folders."""
+    rules = [("runbooks.from", policy.runbooks_from, "runbooks")]
+    if scheduled:
+        rules.append(("runbooks.scheduled", policy.scheduled_from, "scheduled runs' runbooks"))
     real = Path(runbook.path).resolve()
-    folders = [runbooks_dir() if f == SHIPPED else Path(f) for f in policy.runbooks_from]
-    if any(real.is_relative_to(f.resolve()) for f in folders):
-        return []
-    return [Diagnostic(f"{policy.rule('runbooks.from')}: runbooks may only come from "
-                       + ", ".join(policy.runbooks_from) + f"; this one is {real}",
-                       Loc(runbook.path, 1, 1), "copy it into an allowed folder after review")]
+    out = []
+    for name, allowed, what in rules:
+        if allowed is None:
+            continue
+        folders = [runbooks_dir() if f == SHIPPED else Path(f) for f in allowed]
+        if not any(real.is_relative_to(f.resolve()) for f in folders):
+            out.append(Diagnostic(f"{policy.rule(name)}: {what} may only come from "
+                                  + ", ".join(allowed) + f"; this one is {real}",
+                                  Loc(runbook.path, 1, 1),
+                                  "copy it into an allowed folder after review"))
+    return out
 
 
 def check_durations(policy: Policy, runbook: Runbook, params: dict[str, Any],

@@ -111,6 +111,23 @@ def test_a_shipped_runbook_comes_from_the_shipped_folder(tmp_path: Path) -> None
     assert violations(rules, write(tmp_path, "mine.yaml", PROFILE)) == []
 
 
+def test_scheduled_runs_may_be_held_to_the_shipped_runbooks(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    rules = load_policy(write(tmp_path, "p.yaml", "runbooks: {scheduled: [shipped]}\n"))
+    mine = write(tmp_path, "mine.yaml", PROFILE)
+    rb = load_runbook(mine)
+    check_runbook_policy(rules, rb, {}, KERNEL)  # by hand: anything
+    with pytest.raises(ValidationError, match="'runbooks.scheduled'") as e:
+        check_runbook_policy(rules, rb, {}, KERNEL, scheduled=True)
+    assert str(e.value.diagnostics[0].loc) == f"{mine}:1:1"
+    shipped = load_runbook(REPO / "runbooks" / "profile.yaml")
+    check_runbook_policy(rules, shipped, placeholder_params(shipped), KERNEL, scheduled=True)
+    monkeypatch.setenv("BPFRUN_SCHEDULED", "1")
+    assert policy_mod.is_scheduled()
+    monkeypatch.setenv("BPFRUN_SCHEDULED", "0")
+    assert not policy_mod.is_scheduled()
+
+
 def test_max_duration_bounds_run_duration_too(tmp_path: Path) -> None:
     rules = load_policy(write(tmp_path, "p.yaml", "max_duration: 2h\n"))
     path = write(tmp_path, "w.yaml", WRITES.replace("emit: [comm, str(args.buf)]",
