@@ -19,6 +19,12 @@ from bpfrun.kernel.tracefs import Kernel
 # Fields of system calls that hold the data a process reads or writes (read, write, pread64,
 # pwrite64, sendto, recvfrom: buf or ubuf; readv, writev: vec).
 RAW_BUFFER_FIELDS = ("buf", "ubuf", "vec")
+# Library functions whose arguments are the data a program sends, receives or writes: any
+# user memory read at their uprobes is that data (TLS plaintext included).
+RAW_BUFFER_FUNCTIONS = ("SSL_write", "SSL_read", "SSL_write_ex", "SSL_read_ex",
+                        "gnutls_record_send", "gnutls_record_recv", "PR_Write", "PR_Read",
+                        "write", "read", "pwrite", "pread", "pwrite64", "pread64", "send",
+                        "recv", "sendto", "recvfrom", "sendmsg", "recvmsg", "fwrite", "fread")
 
 
 def check_runbook_policy(policy: Policy, runbook: Runbook, params: dict[str, Any],
@@ -88,6 +94,9 @@ def _memory_problems(policy: Policy, expl: Explanation) -> list[Diagnostic]:
 
 
 def _raw_buffer(probe: str, pointers: tuple[str, ...]) -> bool:
+    kind, _, rest = probe.partition(":")
+    if kind in ("uprobe", "uretprobe"):
+        return rest.rsplit(":", 1)[-1] in RAW_BUFFER_FUNCTIONS
     if not probe.startswith("tracepoint:syscalls:"):
         return False
     return any(p.rsplit(".", 1)[-1] in RAW_BUFFER_FIELDS for p in pointers)

@@ -72,6 +72,17 @@ def test_the_default_policy_refuses_exporting_a_write_buffer(tmp_path: Path) -> 
     assert violations(load_policy(allowed), path) == []
 
 
+def test_the_default_policy_refuses_exporting_io_data_at_a_uprobe(tmp_path: Path) -> None:
+    path = write(tmp_path, "tls.yaml", HEAD + """\
+    probes:
+      - probe: uprobe:libc:write
+        emit: [pid, str(arg1)]
+""")
+    [v] = violations(DEFAULT_POLICY, path)
+    assert v.startswith(f"{path}:8:21: policy rule 'user_memory.raw_buffers'")
+    assert "at uprobe:libc:write" in v
+
+
 @pytest.mark.parametrize("path", shipped_runbooks(), ids=lambda p: p.stem)
 def test_every_shipped_runbook_passes_the_default_policy(path: Path) -> None:
     assert violations(DEFAULT_POLICY, path) == []
