@@ -19,14 +19,16 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bpfrun.compile.cexpr import NullInput
+from bpfrun.compile.costs import Cost, cost_of
 from bpfrun.compile.pipeline import compile_step, names_for, placeholder_values, substitute
 from bpfrun.compile.program import KeyField, Program
 from bpfrun.compile.resolution import resolve_step
 from bpfrun.errors import Loc
+from bpfrun.expr.evaluate import EvalError, Evaluator
 from bpfrun.expr.nodes import Binary, Call, In, Name, Node, dotted, unparse
 from bpfrun.expr.parser import walk
 from bpfrun.frontend.model import Aggregation, Expr, Runbook, Step, Template
-from bpfrun.kernel.resolve import ProbeRef, Resolved
+from bpfrun.kernel.resolve import Resolved
 from bpfrun.kernel.tracefs import Kernel
 
 # What a value that leaves the kernel is, from the least to the most sensitive.
@@ -49,15 +51,6 @@ class Read:
 
 
 @dataclass(frozen=True)
-class Cost:
-    """How often a probe runs: `per` says on what ("every system call"); `rate` is one of
-    none (user space), bounded (a fixed sampling rate), rare, frequent, very frequent."""
-
-    per: str
-    rate: str
-
-
-@dataclass(frozen=True)
 class ProbeUse:
     step: str
     role: str  # probe | span begin | span end
@@ -71,6 +64,9 @@ class ProbeUse:
     reads: tuple[Read, ...]
     cost: Cost
     loc: Loc
+    # With these params some `||` branch of `where` holds for every process (`params.pid ==
+    # 0 || pid == params.pid` with pid 0): `processes` then only say what a param narrows.
+    all_processes: bool = True
 
     @property
     def user_pointers(self) -> bool:
@@ -143,7 +139,7 @@ def explain_runbook(runbook: Runbook, params: dict[str, Any], kernel: Kernel,
         except NullInput:
             program = None
             unknown.append(step.id)
-        uses = _step_probes(step, resolve_step(step, kernel, bind))
+        uses = _step_probes(step, resolve_step(step, kernel, bind), params)
         probes += [u for u, _ in uses]
         outputs += _step_outputs(step, uses, program)
     return Explanation(runbook.name, runbook.path, tuple(probes), tuple(outputs), tuple(unknown))
@@ -157,7 +153,7 @@ def _binder(runbook: Runbook, names: dict[str, Any]) -> Callable[[Template], str
 _Use = tuple[ProbeUse, list[Expr]]
 
 
-def _step_probes(step: Step, resolved: Any) -> list[_Use]:
+def _step_probes(step: Step, resolved: Any, params: dict[str, Any]) -> list[_Use]:
     out: list[_Use] = []
     span = step.span
     if span is not None and resolved.begin is not None and resolved.end is not None:
@@ -167,27 +163,28 @@ def _step_probes(step: Step, resolved: Any) -> list[_Use]:
         end_exprs = [*span.end.key, *_opt(span.end.where)]
         end_exprs += [e for a in aggs for e in _agg_exprs(a) if not _mentions_begin(e.node)]
         out.append(_use(step, "span begin", resolved.begin, span.begin.where, begin_exprs,
-                        span.begin.loc))
+                        span.begin.loc, params))
         out.append(_use(step, "span end", resolved.end, span.end.where, end_exprs,
-                        span.end.loc))
+                        span.end.loc, params))
     for probe, res in zip(step.probes, resolved.probes, strict=True):
         if res is None or res.ref.kind == "interval":
             continue
         exprs = [*_opt(probe.where), *probe.emit,
                  *(e for a in probe.aggregate for e in _agg_exprs(a))]
-        out.append(_use(step, "probe", res, probe.where, exprs, probe.loc))
+        out.append(_use(step, "probe", res, probe.where, exprs, probe.loc, params))
     return out
 
 
 def _use(step: Step, role: str, res: Resolved, where: Expr | None, exprs: list[Expr],
-         loc: Loc) -> _Use:
+         loc: Loc, params: dict[str, Any]) -> _Use:
     ref = res.ref
     category = ref.parts[0] if ref.kind == "tracepoint" else None
     uprobe = ref.kind in USER_POINTER_KINDS
     use = ProbeUse(step.id, role, ref.canonical, ref.kind, category,
                    ref.parts[0] if uprobe else None, res.target if uprobe else None,
                    ref.parts[-1] if uprobe else None,
-                   _process_terms(where), (), cost_of(ref), loc)
+                   _process_terms(where), (), cost_of(ref), loc,
+                   _admits_all(where, params))
     reads = tuple(dict.fromkeys(r for e in exprs for r in _reads(e, use)))
     return replace(use, reads=reads), exprs
 
@@ -202,6 +199,25 @@ def _agg_exprs(a: Aggregation) -> list[Expr]:
 
 def _mentions_begin(node: Node) -> bool:
     return any(isinstance(n, Name) and n.name == "begin" for n in walk(node))
+
+
+def _admits_all(where: Expr | None, params: dict[str, Any]) -> bool:
+    return where is None or _selects(where.node, params) == "all"
+
+
+def _selects(node: Node, params: dict[str, Any]) -> str:
+    """Which processes `node` lets through with these params: "all", "none" or "some".
+    A condition on the event alone (retval != 0) does not pick processes: "all"."""
+    if isinstance(node, Binary) and node.op in ("&&", "||"):
+        sides = {_selects(node.left, params), _selects(node.right, params)}
+        first, second = ("none", "all") if node.op == "&&" else ("all", "none")
+        return first if first in sides else second if sides == {second} else "some"
+    try:
+        value = Evaluator({"params": params, "steps": {}}).truth(node)
+    except (EvalError, TypeError, ValueError):  # reads the process or the event
+        picks = any(_picks_process(dotted(n)) for n in walk(node))
+        return "some" if picks else "all"
+    return "all" if value else "none"
 
 
 def _process_terms(where: Expr | None) -> tuple[str, ...]:
@@ -315,57 +331,3 @@ def _guess_kind(node: Node) -> str:
                                                                                    "argv")):
         return "str"
     return "int"
-
-
-def cost_of(ref: ProbeRef) -> Cost:
-    """How often a probe fires, by what it is attached to."""
-    if ref.kind == "interval":
-        return Cost(f"a user-space tick every {ref.parts[1]}{ref.parts[0]}", "none")
-    if ref.kind == "profile":
-        return Cost(f"sample: {ref.parts[1]} {ref.parts[0]} on every CPU", "bounded")
-    if ref.kind == "software":
-        return Cost(f"sample: every {ref.parts[1]} {ref.parts[0]} events on every CPU",
-                    "bounded")
-    if ref.kind in ("uprobe", "uretprobe", "usdt"):
-        fn = ref.parts[-1]
-        if fn in ALLOCATORS:
-            return Cost(f"per {ALLOCATORS[fn]} ({fn} in {ref.parts[0]}, every process "
-                        "using it), a trap to the kernel each", "very frequent")
-        return Cost(f"per call of {fn} in {ref.parts[0]} (a trap to the kernel each)",
-                    "frequent")
-    if ref.kind in ("kprobe", "kretprobe"):
-        return Cost(f"per call of the kernel function {ref.parts[0]}", "frequent")
-    event = ref.parts[-1]
-    category = ref.parts[0] if ref.kind == "tracepoint" else ""
-    for (cat, prefix), cost in EVENT_COSTS:
-        if cat == category and event.startswith(prefix):
-            return cost
-    if category == "syscalls":
-        call = event.removeprefix("sys_enter_").removeprefix("sys_exit_")
-        return Cost(f"per {call} system call", "frequent")
-    return Cost(f"per {category + ':' if category else ''}{event} event", "frequent")
-
-
-ALLOCATORS = {"malloc": "allocation", "calloc": "allocation", "realloc": "allocation",
-              "free": "free", "aligned_alloc": "allocation", "posix_memalign": "allocation",
-              "memalign": "allocation", "valloc": "allocation", "pvalloc": "allocation"}
-# (category, event prefix) → cost; category "" is a raw tracepoint's. First match wins.
-EVENT_COSTS: tuple[tuple[tuple[str, str], Cost], ...] = (
-    (("raw_syscalls", "sys_"), Cost("per system call (every call of every process)",
-                                    "very frequent")),
-    (("", "sys_enter"), Cost("per system call (every call of every process)", "very frequent")),
-    (("", "sys_exit"), Cost("per system call (every call of every process)", "very frequent")),
-    (("syscalls", "sys_enter_execve"), Cost("per exec", "rare")),
-    (("syscalls", "sys_exit_execve"), Cost("per exec", "rare")),
-    (("sched", "sched_switch"), Cost("per context switch", "very frequent")),
-    (("sched", "sched_wak"), Cost("per wakeup", "very frequent")),
-    (("sched", "sched_process_exec"), Cost("per exec", "rare")),
-    (("sched", "sched_process_fork"), Cost("per fork", "rare")),
-    (("sched", "sched_process_exit"), Cost("per process exit", "rare")),
-    (("block", "block_rq"), Cost("per block I/O request", "frequent")),
-    (("irq", "irq_handler"), Cost("per hardware interrupt", "frequent")),
-    (("irq", "softirq"), Cost("per softirq", "very frequent")),
-    (("tcp", "tcp_retransmit"), Cost("per TCP retransmission", "rare")),
-    (("kmem", ""), Cost("per kernel allocation", "very frequent")),
-    (("net", ""), Cost("per packet", "very frequent")),
-)

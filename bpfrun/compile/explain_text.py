@@ -48,7 +48,12 @@ def summary(expl: Explanation) -> list[str]:
 
 
 def probe_line(p: ProbeUse) -> str:
-    who = "all processes" if not p.processes else "processes picked by " + ", ".join(p.processes)
+    if not p.processes:
+        who = "all processes"
+    elif p.all_processes:
+        who = "all processes with these params (narrowed by " + ", ".join(p.processes) + ")"
+    else:
+        who = "processes picked by " + ", ".join(p.processes)
     reads = sorted({r.what for r in p.reads}, key=READ_ORDER.index)
     detail = "; ".join(f"{what}: " + ", ".join(dict.fromkeys(r.expr for r in p.reads
                                                              if r.what == what))

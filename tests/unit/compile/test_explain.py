@@ -78,6 +78,11 @@ def test_memleak_traps_every_allocation_and_free_of_libc_and_exports_numbers() -
     reads = {r.what for p in expl.probes for r in p.reads}
     assert {"function argument", "user stack"} <= reads
     assert all(p.processes == ("pid == params.pid",) for p in expl.probes)
+    assert all(p.all_processes for p in expl.probes)  # pid 0: every process
+    rb = load_runbook(REPO / "runbooks" / "memleak.yaml")
+    one = explain_runbook(rb, {**placeholder_params(rb), "pid": 42}, KERNEL)
+    assert not any(p.all_processes for p in one.probes)
+    assert "processes picked by pid == params.pid" in text(one)
 
 
 def test_syscalls_is_every_system_call_and_numbers_only() -> None:
