@@ -234,16 +234,19 @@ def compile_cmd(runbook: str, param: ParamOpt = None,
 
 
 @app.command()
-def explain(runbook: str, param: ParamOpt = None) -> None:
-    """What a runbook attaches to, reads, exports and costs, probe by probe. No root."""
+def explain(runbook: str, param: ParamOpt = None, policy: PolicyOpt = None) -> None:
+    """What a runbook attaches to, reads, exports and costs, probe by probe, and whether the
+    policy lets it run (its violations are listed; the exit code is still 0). No root."""
     def body() -> int:
         from bpfrun.compile.explain import explain_runbook  # noqa: PLC0415
         from bpfrun.compile.explain_text import text  # noqa: PLC0415
+        from bpfrun.compile.policy_check import check_runbook_policy  # noqa: PLC0415
         from bpfrun.frontend.params import (  # noqa: PLC0415
             check_value,
             parse_assignments,
             placeholder_params,
         )
+        from bpfrun.frontend.policy import find_policy  # noqa: PLC0415
 
         rb = _load(runbook)
         params = placeholder_params(rb)  # a param without a default is not needed here
@@ -255,7 +258,16 @@ def explain(runbook: str, param: ParamOpt = None) -> None:
                 params[name] = check_value(p, raw)
             except ValueError as e:
                 raise UsageError(f"param '{name}': {e}") from None
-        print(safe(text(explain_runbook(rb, params, default_kernel()))), end="")
+        kernel = default_kernel()
+        rules = find_policy(policy)
+        expl = explain_runbook(rb, params, kernel)
+        print(safe(text(expl)))
+        try:
+            check_runbook_policy(rules, rb, params, kernel, explanation=expl)
+            print(f"Policy ({rules.source}): allows it.")
+        except ValidationError as e:
+            print(f"Policy ({rules.source}): refuses it ({len(e.diagnostics)} violation(s)):")
+            print(safe(e.render()))
         return 0
     guarded(body)
 

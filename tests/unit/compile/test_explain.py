@@ -138,6 +138,16 @@ def test_every_shipped_runbook_is_explained(path: Path) -> None:
     assert bool(readers) == (path.stem in ("execs", "opens")), readers
 
 
+def test_explain_lists_the_policy_violations(tmp_path: Path) -> None:
+    path = tmp_path / "leak.yaml"
+    path.write_text(LEAK)
+    r = subprocess.run([sys.executable, "-m", "bpfrun", "explain", str(path)], cwd=REPO,
+                       text=True, capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "Policy (default policy): refuses it (1 violation(s)):" in r.stdout
+    assert f"{path}:9:22: error: policy rule 'user_memory.raw_buffers'" in r.stdout
+
+
 def test_compile_comment_cannot_be_closed_by_the_runbook(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(LEAK.replace("pid == 42", 'comm == "*/x"'))
@@ -157,3 +167,5 @@ def test_cli_explain_and_compile_show_it() -> None:
     assert c.returncode == 0, c.stderr
     assert c.stdout.startswith("/*\n * syscalls (") and "per system call" in c.stdout
     assert bpfrun("explain", "memleak", "-p", "nope=1").returncode == 2
+    r = bpfrun("explain", "execs")
+    assert r.returncode == 0 and "Policy (default policy): allows it." in r.stdout
