@@ -31,6 +31,9 @@ SCENARIOS = (
     (("prodcons", "--sleep-ms", "2", "--wait-ms", "1"), "tp:sched:sched_switch",
      "threads blocking in usleep, pthread_mutex_lock, pthread_cond_timedwait: 2-4 libc "
      "frames, 4-6 in all"),
+    (("oncpu",), "hz:999",
+     "CPU samples of a thread spinning on clock_gettime: mostly vDSO + libc frames, 4-5 in "
+     "all"),
 )
 
 

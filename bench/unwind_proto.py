@@ -1,7 +1,8 @@
 """Prototype of user-stack unwinding through libc by its .eh_frame rules (issue #12.3), and
 its cost per event against a plain frame-pointer walk (bpf_get_stack).
 
-    unwind_proto.py [--pid PID | --workload NAME] [--seconds S] [--probe tp:CATEGORY:EVENT]
+    unwind_proto.py [--pid PID | --workload NAME] [--seconds S]
+                    [--probe tp:CATEGORY:EVENT | hz:FREQUENCY]
 
 Without --pid it starts a tests/workloads program (-O2, frame pointers; prodcons unless
 --workload says otherwise). Three programs are
@@ -98,6 +99,10 @@ def load(pid: int, probe: str, order: tuple[str, ...] = PROGRAMS):  # noqa: ANN2
     for fn in order:
         if kind == "tp":
             b.attach_tracepoint(tp=target, fn_name=fn)
+        elif kind == "hz":  # perf samples, as bpfrun's profile:hz:N
+            from bcc import PerfSWConfig, PerfType
+            b.attach_perf_event(ev_type=PerfType.SOFTWARE, ev_config=PerfSWConfig.CPU_CLOCK,
+                                fn_name=fn, sample_freq=int(target))
         else:
             b.attach_raw_tracepoint(tp=target, fn_name=fn)
     return b
