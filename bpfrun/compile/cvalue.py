@@ -245,8 +245,9 @@ def compare_hint(lt: str, rt: str) -> str | None:
 
 def arith_type(op: str, lt: str, rt: str) -> str | None:
     """The type of `lt op rt`, or None where op does not apply to those types."""
-    if "any" in (lt, rt):
-        return lt if rt == "any" else rt
+    if "any" in (lt, rt):  # bound at run time: the other side decides, if it can do arithmetic
+        other = lt if rt == "any" else rt
+        return other if other in ("any", "int", "ptr", "duration", "size") else None
     if lt in ("int", "ptr") and rt in ("int", "ptr"):
         return "int"
     for unit in ("duration", "size"):
