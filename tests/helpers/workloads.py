@@ -156,7 +156,26 @@ def _kill_group(proc: subprocess.Popen[bytes]) -> None:
         return
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, signal.SIGKILL)
+    # SIGKILL is delivered, not done: on a busy machine a member can still be running a
+    # moment later. The leader stays unreaped (a zombie) meanwhile, so the group id is ours.
+    deadline = time.monotonic() + 5.0
+    while _live_members(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.01)
     proc.wait()
+
+
+def _live_members(pgid: int) -> list[int]:
+    """Live (non-zombie) processes of process group `pgid`."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, IndexError):
+            # Fields after the parenthesised comm: state ppid pgrp ...
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                pids.append(int(entry.name))
+    return sorted(pids)
 
 
 class Workload:
@@ -243,16 +262,7 @@ class Workload:
 
     def group_pids(self) -> list[int]:
         """Live (non-zombie) processes of the workload's process group, leader included."""
-        pids = []
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            with contextlib.suppress(FileNotFoundError, ProcessLookupError, IndexError):
-                # Fields after the parenthesised comm: state ppid pgrp ...
-                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-                if int(fields[2]) == self.pid and fields[0] != "Z":
-                    pids.append(int(entry.name))
-        return sorted(pids)
+        return _live_members(self.pid)
 
     def stop(self, timeout: float = 5.0) -> dict[str, str]:
         """Sends SIGTERM, waits for the totals line and returns it (also kept in .totals)."""
