@@ -274,6 +274,7 @@ def test_hist_lhist_and_stats_of_a_known_distribution(tmp_path: Path) -> None:
     assert s["aggregations"]["biggest"]["rows"][0]["value"] == 65536
     assert s["thresholds"]["big"] == {"fired": True, "severity": "warning",
                                       "message": "largest write 64KiB",
+                                      "message_markdown": "largest write 64KiB",
                                       "when": "biggest.value >= 64KiB"}
     avg = {r["key"]["comm"]: r["value"] for r in s["aggregations"]["avg"]["rows"]}
     assert avg == {"bpfr_heavy": 65536, "bpfr_light": 512}
