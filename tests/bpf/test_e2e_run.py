@@ -76,23 +76,41 @@ def test_syscalls_counts_every_openat_of_the_workload(tmp_path: Path) -> None:
     assert "bpfr\\_open" in report and "openat" in report
 
 
+BY_SYSCALL = """\
+apiVersion: bpfrun/v1
+name: by-syscall
+title: System calls by number
+description: Counts the calls of bpfr_nosys by syscall number.
+steps:
+  - id: syscalls
+    title: by number
+    duration: 3s
+    span:
+      begin: {probe: rawtracepoint:sys_enter, key: tid, where: comm == "bpfr_nosys"}
+      end: {probe: rawtracepoint:sys_exit, key: tid}
+      aggregate:
+        - {id: by_syscall, stats: duration, by: [syscall_name(begin.arg1)], unit: us}
+"""
+
+
 def test_syscalls_by_number_counts_valid_and_invalid_numbers_exactly(tmp_path: Path) -> None:
     # by_syscall is keyed by the syscall number alone: numbers below 512 are counted in a
     # per-CPU array indexed by the number, others (here 1000, which no kernel has) in the
     # hash behind it. Both must come out exact and by name.
+    runbook = tmp_path / "by-syscall.yaml"
+    runbook.write_text(BY_SYSCALL)
     with Workload("syscall_loop", "--syscall", "nr:1000", "--calls", "700", "--seconds", "30",
                   "--name", "bpfr_nosys", wait_signal=True) as bad, \
          Workload("syscall_loop", "--syscall", "getppid", "--calls", "900", "--seconds", "30",
                   "--name", "bpfr_nosys", wait_signal=True) as good:
-        proc = start_run(["syscalls", "--param", "comm=bpfr_nosys", "--duration", "3s",
-                          "-o", str(tmp_path)])
+        proc = start_run([str(runbook), "--duration", "3s", "-o", str(tmp_path / "out")])
         wait_attached(proc, "syscalls")
         bad.start()
         good.start()
         code, out, err = finish(proc)
         assert bad.stop()["calls"] == "700" and good.stop()["calls"] == "900"
     assert code == 0, err
-    step = json.loads((tmp_path / "result.json").read_text())["steps"][0]
+    step = json.loads((tmp_path / "out" / "result.json").read_text())["steps"][0]
     by_syscall = {r["key"]["syscall_name(begin.arg1)"]: r["value"]
                   for r in step["aggregations"]["by_syscall"]["rows"]}
     assert by_syscall["[unknown: 1000]"]["count"] == 700
