@@ -202,7 +202,7 @@ def check_profile(result: dict[str, Any], out: Path) -> None:
     hot = rows(step, "stacks")[0]
     assert frames(hot, "ustack")[:2] == ["bpfr_hot_function", "bpfr_outer"]
     assert "bpfr_hot_function" in (out / "cpu-stacks.folded").read_text()
-    assert step["captures"]["cpu_percent"] >= 50  # a spinning thread, on a shared machine
+    assert step["captures"]["cpu_percent"] >= 25  # a spinning thread, on a shared machine
 
 
 def check_writes(result: dict[str, Any], _: Path) -> None:
