@@ -138,20 +138,26 @@ def test_runq_latency_names_the_culprit_and_collects_offcpu_stacks(tmp_path: Pat
     assert (tmp_path / "offcpu-stacks.svg").read_text().startswith("<?xml")
 
 
-def test_runq_latency_without_contention_is_clean_and_skips_offcpu(tmp_path: Path) -> None:
-    # Without contention the victim waits well under a millisecond; 25ms leaves room for a
-    # noisy machine (other jobs on the other CPU) without blurring the difference.
+def test_runq_latency_without_contention_does_not_blame_the_hog(tmp_path: Path) -> None:
+    # Split, the hog and the victim are pinned to different CPUs: the hog cannot delay the
+    # victim. On an idle machine the victim waits well under a millisecond and the step is
+    # clean; on a busy one (CI runs beside other jobs) more than 1 % of its wakeups can wait
+    # over 25ms for those jobs, and then the finding must name them, never the hog.
     with Workload("runq_contention", "--split", "--seconds", "60"):
         code, _, err = finish(start_run(
             ["runq-latency", "--param", "comm=bpfr_victim", "--param", "threshold=25ms",
              "--duration", "3s", "-o", str(tmp_path)]))
-    assert code == 0, err
+    assert code in (0, 1), err
     result = json.loads((tmp_path / "result.json").read_text())
     runq, offcpu = result["steps"]
-    assert runq["thresholds"]["slow"]["fired"] is False
     assert runq["aggregations"]["dist"]["rows"][0]["value"]["count"] > 0
-    assert offcpu["status"] == "skipped"
-    assert "steps.runq.slow" in offcpu["reason"] and "did not fire" in offcpu["reason"]
+    culprits = {r["key"]["args.prev_comm"] for r in runq["aggregations"]["slow_by"]["rows"]}
+    assert "bpfr_hog" not in culprits
+    fired = runq["thresholds"]["slow"]["fired"]
+    assert fired is (code == 1)
+    if not fired:
+        assert offcpu["status"] == "skipped"
+        assert "steps.runq.slow" in offcpu["reason"] and "did not fire" in offcpu["reason"]
 
 
 def test_sigterm_stops_the_step_and_still_writes_the_report(tmp_path: Path) -> None:
