@@ -7,8 +7,8 @@ Processes are entered at the step's start (every process that maps one of them: 
 filter is the kernel's business) and, later, when one stores its first user stack (the
 runner passes the owner notices on): its first stacks are walked by frame pointers alone.
 A process that the map has no room for, or whose libc is another file (a container), keeps
-the plain walk for that module. The tables are built once per bpfrun process (≈0.5 s for
-libc, a few ms for the vDSO).
+the plain walk for that module. libc's table is built once (≈0.5 s) and kept on disk
+(kernel/unwind_cache.py); the vDSO's, a few ms, once per bpfrun process.
 """
 
 from __future__ import annotations
@@ -24,13 +24,15 @@ from bpfrun.kernel.unwind import (
     ROW_FORMAT,
     UnwindError,
     UnwindTable,
-    build_table,
     build_vdso_table,
 )
+from bpfrun.kernel.unwind_cache import cached_table
 from bpfrun.kernel.unwind_procs import MappedModule, find_module, vdso_image
 
 ROWS_MAP, PROCS_MAP = "bpfrun_unwind_rows", "bpfrun_unwind_procs"  # unwind.c.j2's names
 MODULES = 2  # BPFRUN_UNWIND_MODULES: the entries of struct bpfrun_unwind_proc
+def _tables() -> list[UnwindTable]:
+    return [t for t in (libc_table(), vdso_table()) if t is not None and t.rules]
 
 
 @functools.lru_cache(maxsize=4)
@@ -38,8 +40,8 @@ def _table(path: str, identity: tuple[int, int, int, int]) -> UnwindTable | None
     """The table of one version of a file (`identity`: device, inode, size, mtime)."""
     del identity  # only part of the cache key: a replaced file is read again
     try:
-        return build_table(path)
-    except UnwindError:
+        return cached_table(path)
+    except (UnwindError, OSError):
         return None
 
 
@@ -80,7 +82,7 @@ class UnwindTables:
         table is usable; its stacks are then walked by frame pointers)."""
         if not prog.unwind_user:
             return None
-        found = [t for t in (libc_table(), vdso_table()) if t is not None and t.rules]
+        found = _tables()
         rows = bpf[ROWS_MAP]
         if ctypes.sizeof(rows.Leaf) != ROW_FORMAT.size:
             return None

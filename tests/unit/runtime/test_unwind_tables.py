@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import ctypes
 import os
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from bpfrun.compile.program import Program
+from bpfrun.kernel.elf import resolve_library
 from bpfrun.kernel.unwind import ROW_FORMAT
 from bpfrun.runtime.unwind_tables import (
     PROCS_MAP,
@@ -59,7 +61,12 @@ def program(unwind: bool) -> Program:
     return prog
 
 
-needs_libc = pytest.mark.skipif(libc_table() is None, reason="needs a readable C library")
+@pytest.fixture(autouse=True)
+def _cache_in_tmp(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("BPFRUN_CACHE_DIR", str(tmp_path))
+
+
+needs_libc = pytest.mark.skipif(resolve_library("c") is None, reason="needs the C library")
 
 
 @needs_libc
