@@ -326,6 +326,11 @@ def run(runbook: str, param: ParamOpt = None,
         require_runnable()
         kernel = default_kernel()
         check_against_kernel(rb, params, kernel, strict=True)  # before loading anything
+        from bpfrun.frontend.durations import step_duration_problems  # noqa: PLC0415
+
+        late = step_duration_problems(rb, params, {s.id for s in rb.steps})
+        if late:  # e.g. --param duration=0s: refused now, not after the first steps ran
+            raise ValidationError(diagnostics=late, sources={rb.path: rb.source})
         expl = check_runbook_policy(rules, rb, params, kernel,
                                     override.ns if override is not None else None,
                                     scheduled=is_scheduled())
