@@ -289,6 +289,10 @@ def run(runbook: str, param: ParamOpt = None,
             help="Mode of the report's files, e.g. 0640 to share them with the folder's "
                  "group (its folder gets the matching x bits). Default 0600: only you.")]
         = "0600",
+        baseline: Annotated[str | None, typer.Option(
+            "--baseline", metavar="RUN",
+            help="Compare with an earlier run of this runbook (a report folder, a result.json, "
+                 "latest or latest~N) and judge the runbook's regression gates.")] = None,
         ) -> None:
     """Run a runbook (root): write report.md, report.html and result.json; print the path."""
     def body() -> int:
@@ -335,6 +339,7 @@ def run(runbook: str, param: ParamOpt = None,
                                     override.ns if override is not None else None,
                                     scheduled=is_scheduled())
         check_unchanged(rb)  # the text checked is the text run
+        before = _baseline_run(baseline, rb.name) if baseline is not None else None
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
@@ -344,10 +349,16 @@ def run(runbook: str, param: ParamOpt = None,
             result = inv.run()
         finally:
             progress.close()  # take the live line down even on Ctrl-C or a bug
+        appendix: list[Any] = []
+        if before is not None:
+            from bpfrun.diff.baseline import baseline_section, with_baseline  # noqa: PLC0415
+
+            result, compared = with_baseline(result, before[0], rb, params, before[1])
+            appendix = baseline_section(compared)
         folder = out or default_report_dir(rb.name, datetime.fromisoformat(result.started),
                                            mode=mode)
         written = write_outputs(folder, result, inv.programs, {}, chosen, latest=out is None,
-                                explanation=expl, mode=mode)
+                                explanation=expl, mode=mode, appendix=appendix)
         if as_json:
             sys.stdout.write(render_json(result))
         else:
@@ -355,6 +366,58 @@ def run(runbook: str, param: ParamOpt = None,
         if result.error and not quiet:
             err(f"bpfrun: {result.error}")
         return result.exit_code
+    guarded(body)
+
+
+def _baseline_run(spec: str, runbook: str) -> tuple[Any, str]:
+    """The baseline run `spec` names (latest: this runbook's newest) and its source."""
+    from bpfrun.diff.locate import load_run, resolve_run, source_name  # noqa: PLC0415
+
+    path = resolve_run(spec, runbook)
+    run = load_run(path)
+    if run.runbook.name != runbook:
+        raise UsageError(f"--baseline {spec}: a run of {run.runbook.name}, not of {runbook}",
+                         hint=f"give a run of {runbook}, e.g. latest")
+    return run, source_name(path)
+
+
+@app.command()
+def diff(before: Annotated[str, typer.Argument(
+             help="The earlier run: a report folder, a result.json, latest or latest~N.")],
+         after: Annotated[str, typer.Argument(help="The later run, the same way.")],
+         out: Annotated[Path | None, typer.Option("-o", "--out", help="Report folder.")] = None,
+         as_json: Annotated[bool, typer.Option("--json", help="diff.json on stdout.")] = False,
+         formats: Annotated[str, typer.Option(
+             "--format", "-f", metavar="LIST",
+             help="Reports to write: md,html,json (diff.json is always written).")]
+         = "md,html,json") -> None:
+    """Compare two runs of one runbook: what changed most, a differential flame graph, which
+    thresholds stopped or started firing. Writes report.md, report.html and diff.json."""
+    def body() -> int:
+        from bpfrun.diff import (  # noqa: PLC0415
+            compare_runs,
+            load_run,
+            render_diff_json,
+            resolve_run,
+            source_name,
+            write_diff,
+        )
+        from bpfrun.report.reportdir import default_report_dir  # noqa: PLC0415
+        from bpfrun.report.writers import parse_formats  # noqa: PLC0415
+
+        chosen = parse_formats(formats)
+        paths = [resolve_run(before), resolve_run(after)]
+        runs = [load_run(p) for p in paths]
+        compared = compare_runs(runs[0], runs[1], *(source_name(p) for p in paths))
+        for warning in compared.warnings:
+            err(f"warning: {warning}")
+        folder = out or default_report_dir(f"diff-{compared.runbook}")
+        written = write_diff(folder, compared, chosen)
+        if as_json:
+            sys.stdout.write(render_diff_json(compared))
+        else:
+            print(written.get("md") or written.get("html") or written["json"])
+        return 0
     guarded(body)
 
 

@@ -218,7 +218,42 @@ class Checker:
             self.step_fields[step.id] = self.fields_of(step)
             self.step(step)
             self.step_names[step.id] = self.names_of(step)
+        self.regressions()
         check_selftest(self.rb, self.diags)
+
+    def regressions(self) -> None:
+        """A regression gate reads the run's steps by id (`runq.dist.p99`), the baseline's
+        under `baseline.` and params: every such name must exist, as in a `when`."""
+        self.current = ""
+        seen: dict[str, Loc] = {}
+        for r in self.rb.regressions:
+            if r.id in seen:
+                self.diags.error(f"regression id '{r.id}' is used twice", r.loc,
+                                 f"the first is at {seen[r.id]}")
+            seen.setdefault(r.id, r.loc)
+            self.regression_refs(r.when.node, r.when)
+            for part in r.message.parts if r.message else ():
+                if isinstance(part, TemplateExpr):
+                    self.regression_refs(part.node, r.message)
+
+    def regression_refs(self, node: Node, loc_of: object) -> None:
+        at = loc_of.at  # type: ignore[attr-defined]
+        inner: set[int] = set()
+        for n in walk(node):
+            if id(n) in inner or not isinstance(n, Attr | Name):
+                continue
+            inner |= {id(sub) for sub in walk(n)}
+            chain = _chain(n) or []
+            if chain[:1] == ["baseline"]:
+                chain = chain[1:]
+            if chain[:1] == ["params"]:
+                self.chain(chain, n, at)
+            elif chain and chain[0] in self.step_names and len(chain) > 1:
+                self.chain(["steps", *chain], n, at)
+            elif chain:
+                self.diags.error(f"unknown name '{'.'.join(chain[:2])}' in a regression gate",
+                                 at(n), "write <step>.<aggregation, threshold or capture>, "
+                                 "baseline.<the same> or params.<name>")
 
 
 def check_runbook(runbook: Runbook) -> None:

@@ -162,6 +162,9 @@ class Runbook:
     selftest: Selftest | None
     path: str
     source: str = field(repr=False)
+    # Gates on the change from a baseline run (`run --baseline`): `runq.dist.p99 >
+    # baseline.runq.dist.p99 * 1.5`; judged only when a baseline is given.
+    regressions: tuple[Threshold, ...] = ()
 
     def step(self, step_id: str) -> Step | None:
         return next((s for s in self.steps if s.id == step_id), None)
@@ -247,6 +250,18 @@ class _Builder:
         return SpanEnd(self.candidates(d, path), tuple(k for k in key_exprs if k is not None),
                        self.opt_expr(d, "where", path), self.doc.loc(path))
 
+    def thresholds(self, items: list[Any], path: tuple[Any, ...]) -> tuple[Threshold, ...]:
+        """A step's thresholds, or the runbook's regression gates (the same shape)."""
+        out = []
+        for i, t in enumerate(items):
+            tp = (*path, i)
+            when = self.expr(t["when"], (*tp, "when"))
+            msg = self.template(t["message"], (*tp, "message")) if "message" in t else None
+            if when is not None:
+                out.append(Threshold(t["id"], when, t.get("severity", "warning"), msg,
+                                     self.doc.loc(tp)))
+        return tuple(out)
+
     def step(self, d: dict[str, Any], path: tuple[Any, ...]) -> Step:
         span = None
         if "span" in d:
@@ -258,14 +273,7 @@ class _Builder:
                         s.get("max_pending"), self.doc.loc(sp),
                         self.aggregations(s.get("pending", []), (*sp, "pending")))
         duration = self.template(d.get("duration", DEFAULT_STEP_DURATION), (*path, "duration"))
-        thresholds = []
-        for i, t in enumerate(d.get("thresholds", [])):
-            tp = (*path, "thresholds", i)
-            when = self.expr(t["when"], (*tp, "when"))
-            msg = self.template(t["message"], (*tp, "message")) if "message" in t else None
-            if when is not None:
-                thresholds.append(Threshold(t["id"], when, t.get("severity", "warning"), msg,
-                                            self.doc.loc(tp)))
+        thresholds = self.thresholds(d.get("thresholds", []), (*path, "thresholds"))
         captures = []
         for name, text in (d.get("capture") or {}).items():
             e = self.expr(text, (*path, "capture", name))
@@ -290,7 +298,8 @@ class _Builder:
         steps = tuple(self.step(s, ("steps", i)) for i, s in enumerate(d["steps"]))
         return Runbook(d["name"], d["title"], d.get("description", ""),
                        tuple(d.get("tags", ())), params, steps, build_selftest(self.doc),
-                       self.doc.path, self.doc.text)
+                       self.doc.path, self.doc.text,
+                       self.thresholds(d.get("regressions", []), ("regressions",)))
 
 
 def build_runbook(doc: Document) -> Runbook:

@@ -139,6 +139,10 @@ class FlameGraph:
     unit: str
     stacks: Mapping[str, int]  # folded stacks, "root;...;leaf" → weight
     anchor: str
+    # A differential graph (bpfrun diff): the other run's stacks, frames coloured by the
+    # change (render_svg's `baseline`, `reverse`); None for a plain graph.
+    baseline: Mapping[str, int] | None = None
+    reverse: bool = False
 
 
 @dataclass(frozen=True)

@@ -158,6 +158,7 @@ class _Node:
     name: str
     value: int = 0
     children: dict[str, _Node] = field(default_factory=dict)
+    other: int = 0  # a differential graph's: the other run's value of this frame
 
 
 def _tree(folded: Mapping[str, int]) -> _Node:
@@ -171,6 +172,30 @@ def _tree(folded: Mapping[str, int]) -> _Node:
             node = node.children.setdefault(name, _Node(name))
             node.value += count
     return root
+
+
+def _add_other(root: _Node, other: Mapping[str, int]) -> None:
+    """The other run's values on the frames this graph draws (its other stacks have no
+    width here: the reverse graph shows them)."""
+    for stack, count in other.items():
+        if count <= 0:
+            continue
+        root.other += count
+        node: _Node | None = root
+        for name in stack.split(";"):
+            node = node.children.get(name) if node else None
+            if node is None:
+                break
+            node.other += count
+
+
+def diff_colour(delta: float, largest: float) -> str:
+    """Brendan Gregg's differential colours: red for more, blue for less, deeper the larger
+    the change; white for none."""
+    if not largest or not delta:
+        return "rgb(250,250,250)"
+    fade = int(210 * (1 - min(abs(delta) / largest, 1.0)))
+    return f"rgb(255,{fade},{fade})" if delta > 0 else f"rgb({fade},{fade},255)"
 
 
 def _xml(text: str) -> str:
@@ -196,13 +221,20 @@ def _label(name: str, width: float) -> str:
 
 
 def render_svg(folded: Mapping[str, int], title: str, unit: str = "samples", *,
-               id_prefix: str = "", standalone: bool = True) -> str:
+               id_prefix: str = "", standalone: bool = True,
+               baseline: Mapping[str, int] | None = None, reverse: bool = False) -> str:
     """A flame graph of `folded` as an SVG document (deterministic).
 
     `standalone=False` leaves out the XML declaration, for an SVG inlined in HTML; there
-    `id_prefix` keeps the ids of several graphs on one page apart.
+    `id_prefix` keeps the ids of several graphs on one page apart. With `baseline` (the
+    other run's stacks) it is a differential graph, as difffolded.pl's: widths from
+    `folded`, each frame red where `folded` has more than `baseline`, blue where less;
+    `reverse` says `folded` is the BEFORE run, so red still means more in AFTER.
     """
     root = _tree(folded)
+    sign = -1 if reverse else 1
+    if baseline is not None:
+        _add_other(root, baseline)
     frames: list[tuple[_Node, int, float]] = []  # node, depth, offset in value units
     todo: list[tuple[_Node, int, float]] = [(root, 0, 0.0)]
     scale = (WIDTH - 2 * XPAD) / root.value if root.value else 0.0
@@ -219,6 +251,7 @@ def render_svg(folded: Mapping[str, int], title: str, unit: str = "samples", *,
             child_offset += child.value
         todo.extend(reversed(pending))
     depth_max = max((d for _, d, _ in frames), default=0)
+    largest = max((abs(n.value - n.other) for n, d, _ in frames if d), default=0)
     height = TITLE_H + (depth_max + 1) * FRAME_H + BOTTOM
     background = f"{id_prefix}background"
     out = [
@@ -245,6 +278,10 @@ def render_svg(folded: Mapping[str, int], title: str, unit: str = "samples", *,
         pct = 100.0 * node.value / root.value
         tip = f"{shown} ({format_amount(node.value, unit)}, {pct:.2f}%)"
         colour = "rgb(200,200,200)" if depth == 0 else _colour(node.name)
+        if baseline is not None:
+            delta = sign * (node.value - node.other)
+            tip += f"; change {'+' if delta >= 0 else '-'}{format_amount(abs(delta), unit)}"
+            colour = diff_colour(delta, largest) if depth else colour
         out.append(f'<g class="frame"><title>{_xml(tip)}</title>'
                    f'<rect x="{x:.2f}" y="{y}" width="{w:.2f}" height="{FRAME_H - 1}" '
                    f'fill="{colour}" rx="2" ry="2"/>')

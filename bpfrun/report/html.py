@@ -272,7 +272,7 @@ def _histogram(hist: Histogram) -> str:
 
 def _flame_graph(graph: FlameGraph) -> str:
     svg = render_svg(graph.stacks, graph.title, graph.unit, id_prefix=f"{graph.anchor}-",
-                     standalone=False)
+                     standalone=False, baseline=graph.baseline, reverse=graph.reverse)
     return (f'<figure class="flame" id="{_attr(graph.anchor)}">\n{svg}'
             f"<figcaption>Flame graph (hover a frame for its name and share): "
             f"{_link(graph.svg, graph.svg)} · folded stacks: {_link(graph.folded, graph.folded)}"

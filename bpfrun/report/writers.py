@@ -19,14 +19,14 @@ import contextlib
 import json
 import os
 import tempfile
-from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from os import PathLike
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bpfrun.errors import UsageError
-from bpfrun.report.blocks import Document, flame_graphs
+from bpfrun.report.blocks import Block, Document, flame_graphs
 from bpfrun.report.document import build_document, program_file
 from bpfrun.report.flamegraph import folded_text, render_svg
 from bpfrun.report.html import html_text
@@ -146,6 +146,7 @@ def write_outputs(
     latest: bool = False,
     explanation: Explanation | None = None,
     mode: int = PRIVATE,
+    appendix: Sequence[Block] = (),
 ) -> dict[str, Path]:
     """Write the output of a run into `out_dir`; returns format → path of the file written.
 
@@ -155,19 +156,24 @@ def write_outputs(
     result kept, so a flame graph is never silently absent. `latest=True` (for the default
     reports directory) points `<parent>/latest` at `out_dir` once everything is written.
     `explanation` (what the runbook reads and costs) opens the report; `mode` is the files'
-    (a folder made here gets folder_mode(mode)).
+    (a folder made here gets folder_mode(mode)); `appendix` ends the report (the comparison
+    with a baseline run, bpfrun.diff).
     """
     chosen = parse_formats(formats)
     out = Path(out_dir)
     run = as_run_result(result)
-    report = RunReport(run, build_document(run, programs, folded, explanation), mode)
+    document = build_document(run, programs, folded, explanation)
+    if appendix:
+        document = replace(document, blocks=document.blocks + tuple(appendix))
+    report = RunReport(run, document, mode)
     written: dict[str, Path] = {}
     try:
         make_folder(out, mode)
         for graph in flame_graphs(report.document.blocks):
             write_atomic(out / graph.folded, folded_text(graph.stacks), mode=mode)
-            write_atomic(out / graph.svg, render_svg(graph.stacks, graph.title, graph.unit),
-                         mode=mode)
+            write_atomic(out / graph.svg, render_svg(graph.stacks, graph.title, graph.unit,
+                                                     baseline=graph.baseline,
+                                                     reverse=graph.reverse), mode=mode)
         for step_id, text in programs.items():
             step = run.step(step_id)
             write_atomic(out / program_file(step_id, step.program if step else None), text,

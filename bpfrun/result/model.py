@@ -207,19 +207,26 @@ class RunResult:
     steps: tuple[StepResult, ...] = ()
     error: str | None = None  # why the run failed, or that it was interrupted
     interrupted: bool = False
+    # The comparison with a baseline run (`run --baseline`), in bpfrun.diff's JSON form
+    # (RunDiff.to_json()); None without a baseline.
+    baseline: Mapping[str, Any] | None = None
 
     def step(self, step_id: str) -> StepResult | None:
         return next((s for s in self.steps if s.id == step_id), None)
 
     def to_json(self) -> dict[str, Any]:
-        return {
+        doc = {
             "runbook": self.runbook.to_json(), "host": self.host.to_json(),
             "bpfrun_version": self.bpfrun_version, "started": self.started,
             "finished": self.finished, "params": dict(self.params), "status": self.status,
             "exit_code": self.exit_code, "findings": [f.to_json() for f in self.findings],
             "steps": [s.to_json() for s in self.steps], "error": self.error,
-            "interrupted": self.interrupted, "version": RESULT_VERSION,
+            "interrupted": self.interrupted,
         }
+        if self.baseline is not None:
+            doc["baseline"] = plain(self.baseline)
+        doc["version"] = RESULT_VERSION
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> RunResult:
@@ -240,7 +247,7 @@ class RunResult:
             cast(RunStatus, doc["status"]), doc["exit_code"],
             tuple(Finding.from_json(f) for f in doc["findings"]),
             tuple(StepResult.from_json(s) for s in doc["steps"]), doc["error"],
-            doc["interrupted"])
+            doc["interrupted"], plain(doc["baseline"]) if "baseline" in doc else None)
 
 
 def as_run_result(result: RunResult | Mapping[str, Any]) -> RunResult:

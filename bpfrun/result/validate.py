@@ -118,6 +118,9 @@ def _consistency(doc: Mapping[str, Any]) -> list[str]:
         for agg_id, agg in step["aggregations"].items():
             out += _rows(("steps", i, "aggregations", agg_id), agg)
         fired |= {(step["id"], t) for t, th in step["thresholds"].items() if th["fired"]}
+    # Regression gates (run --baseline) fire as findings of the pseudo-step "regressions".
+    gates = (doc.get("baseline") or {}).get("regressions") or {}
+    fired |= {("regressions", g) for g, th in gates.items() if th["fired"]}
     for i, f in enumerate(doc["findings"]):
         if (f["step"], f["threshold"]) not in fired:
             out.append(f"{json_path(('findings', i))}: step {f['step']!r} has no threshold "
