@@ -81,10 +81,9 @@ def _agg_line(agg: AggregationDiff) -> Inline:
     where = Code(f"{agg.step}.{agg.id}")
     if agg.histograms:
         h = agg.histograms[0]
-        p99 = h.stat("p99")
-        if p99 is not None:
-            return inline(where, ": p99 ", _before_after(p99.before, p99.after, agg.unit),
-                          *_keyed(h, agg))
+        shown = [f"{s.name} {_before_after(s.before, s.after, agg.unit)}"
+                 for s in h.stats if s.name in ("p50", "p99")]
+        return inline(where, ": ", ", ".join(shown), *_keyed(h, agg))
     moved = [r for r in agg.rows if r.change != "same"]
     counts = {k: sum(1 for r in moved if r.change == k)
               for k in ("appeared", "vanished", "grew", "shrank")}

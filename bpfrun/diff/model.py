@@ -178,7 +178,7 @@ class AggregationDiff:
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
             "step": self.step, "id": self.id, "kind": self.kind, "keys": list(self.keys),
-            "unit": self.unit, "per_second": self.per_second, "score": round(self.score, 4),
+            "unit": self.unit, "per_second": self.per_second, "score": self.score,
             "changed": self.changed, "histograms": [h.to_json() for h in self.histograms],
             "rows": [r.to_json() for r in self.rows], "stacks": self.stacks}
         if self.stacks:
