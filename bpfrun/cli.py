@@ -355,6 +355,8 @@ def run(runbook: str, param: ParamOpt = None,
 
             result, compared = with_baseline(result, before[0], rb, params, before[1])
             appendix = baseline_section(compared)
+            for warning in compared.warnings:
+                err(f"warning: baseline: {warning}")
         folder = out or default_report_dir(rb.name, datetime.fromisoformat(result.started),
                                            mode=mode)
         written = write_outputs(folder, result, inv.programs, {}, chosen, latest=out is None,
@@ -383,8 +385,10 @@ def _baseline_run(spec: str, runbook: str) -> tuple[Any, str]:
 
 @app.command()
 def diff(before: Annotated[str, typer.Argument(
+             metavar="BEFORE",
              help="The earlier run: a report folder, a result.json, latest or latest~N.")],
-         after: Annotated[str, typer.Argument(help="The later run, the same way.")],
+         after: Annotated[str, typer.Argument(metavar="AFTER",
+                                              help="The later run, the same way.")],
          out: Annotated[Path | None, typer.Option("-o", "--out", help="Report folder.")] = None,
          as_json: Annotated[bool, typer.Option("--json", help="diff.json on stdout.")] = False,
          formats: Annotated[str, typer.Option(

@@ -31,6 +31,7 @@ from bpfrun.report.document import anchor
 from bpfrun.report.numbers import fmt_num, fmt_value
 
 ROWS_SHOWN = 10
+STACK_FRAMES_SHOWN = 6
 PERCENTILES_SHOWN = ("p50", "p90", "p99", "max")
 
 
@@ -157,9 +158,12 @@ def _histogram(h: HistChange, agg: AggregationDiff) -> list[Block]:
             out.append(Para(inline(f"Buckets that {what}: ",
                                    ", ".join(_bucket(b, agg.unit) for b in buckets))))
     for side in ("before", "after"):
-        bars = tuple(Bar(f"{_bucket(b, agg.unit)}", getattr(b, side)) for b in h.buckets
+        bars = tuple(Bar(_bucket(b, agg.unit), getattr(b, side)) for b in h.buckets
                      if getattr(b, side))
-        out.append(Histogram(bars, (side,), ()) if bars else Para((f"{side}: no data",)))
+        count = h.stat("count")
+        total = getattr(count, side) if count else None
+        out.append(Para((Strong(side.capitalize()), f": {fmt_num(total)} values")))
+        out.append(Histogram(bars, (), ()) if total else Para(("no data",)))
     return out
 
 
@@ -170,7 +174,8 @@ def _bucket(b: BucketCounts, unit: str | None) -> str:
 def _rows_table(agg: AggregationDiff) -> Table:
     moved = [r for r in agg.rows if r.change != "same"] or list(agg.rows)
     body = tuple(_row(r, agg) for r in moved[:ROWS_SHOWN])
-    head = ((", ".join(agg.keys) or "row",), ("before",), ("after",), ("change",))
+    keys = "stack, innermost frame first" if agg.stacks else ", ".join(agg.keys) or "row"
+    head = ((keys,), ("before",), ("after",), ("change",))
     return Table(head, body, (False, True, True, False))
 
 
@@ -178,9 +183,20 @@ def _row(r: RowChange, agg: AggregationDiff) -> tuple[Inline, ...]:
     unit = None if agg.kind == "count" else agg.unit
     rate = "/s" if agg.per_second else ""
     factor = factor_text(r.before, r.after) if r.change in ("grew", "shrank") else ""
-    return ((r.label,), (fmt_value(_num(r.before), unit) + rate,),
+    label = _stack_label(r.label) if agg.stacks else r.label
+    return ((label,), (fmt_value(_num(r.before), unit) + rate,),
             (fmt_value(_num(r.after), unit) + rate,),
             (r.change + (f" {factor}" if factor else ""),))
+
+
+def _stack_label(folded: str) -> str:
+    """A folded stack for a table, innermost frame first (as run reports list stacks): the
+    innermost frame, then those nearest the root, where stacks of one program differ (the
+    scheduler's frames on top are alike); the full lines are in the folded files."""
+    frames = folded.split(";")[::-1]
+    if len(frames) > STACK_FRAMES_SHOWN:
+        frames = [frames[0], "…", *frames[1 - STACK_FRAMES_SHOWN:]]
+    return " ← ".join(frames)
 
 
 def _num(value: float | None) -> float | int | None:
