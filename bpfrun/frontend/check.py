@@ -141,6 +141,15 @@ class Checker:
                 self.field(f"steps.{chain[1]}.{chain[2]}", chain[3],
                            self.step_fields[chain[1]].get(chain[2]), loc)
 
+    def step_ref(self, chain: list[str], loc: Loc) -> None:
+        """`<step>.<name>[.<field>]` of a regression gate."""
+        step, name = chain[0], chain[1]
+        if name not in self.step_names[step]:
+            self.diags.error(f"step '{step}' has no threshold, capture or aggregation "
+                             f"'{name}'", loc, _hint(name, self.step_names[step]))
+        elif len(chain) > 2:
+            self.field(f"{step}.{name}", chain[2], self.step_fields[step].get(name), loc)
+
     def span_key(self, key: Expr) -> None:
         """A span's key finds the begin; what is known only once it is found cannot be in it."""
         for n in walk(key.node):
@@ -249,7 +258,7 @@ class Checker:
             if chain[:1] == ["params"]:
                 self.chain(chain, n, at)
             elif chain and chain[0] in self.step_names and len(chain) > 1:
-                self.chain(["steps", *chain], n, at)
+                self.step_ref(chain, at(n))
             elif chain:
                 self.diags.error(f"unknown name '{'.'.join(chain[:2])}' in a regression gate",
                                  at(n), "write <step>.<aggregation, threshold or capture>, "

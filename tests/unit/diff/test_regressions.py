@@ -82,7 +82,7 @@ def test_unknown_names_in_gates_are_errors_at_validation(tmp_path: Path) -> None
         """)
     assert found == [
         "19:19: step 'runq' has no threshold, capture or aggregation 'dsit'",
-        "19:35: 'steps.runq.dist' has no field 'p98'",
+        "19:35: 'runq.dist' has no field 'p98'",
         "20:5: regression id 'a' is used twice",
         "20:19: unknown name 'nope.x' in a regression gate",
         "20:33: unknown param 'thresold'"]
