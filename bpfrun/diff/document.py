@@ -107,7 +107,11 @@ def factor_text(before: object, after: object) -> str:
     f = after / before
     if f == 1:
         return "="
-    return f"×{f:.3g}" if f > 1 else f"÷{1 / f:.3g}"
+    return f"×{_times(f)}" if f > 1 else f"÷{_times(1 / f)}"
+
+
+def _times(x: float) -> str:
+    return f"{x:,.0f}" if x >= 100 else f"{x:.3g}"
 
 
 def _before_after(before: object, after: object, unit: str | None) -> str:

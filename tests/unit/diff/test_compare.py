@@ -124,6 +124,7 @@ def test_the_json_form_reads_back_equal(diff: RunDiff) -> None:
 
 
 @pytest.mark.parametrize(("before", "after", "text"), [
-    (8192, 64, "÷128"), (64, 128, "×2"), (5, 5, "="), (0, 3, ""), (4, 0, "gone")])
+    (8192, 64, "÷128"), (64, 128, "×2"), (5, 5, "="), (0, 3, ""), (4, 0, "gone"),
+    (16384, 16, "÷1,024"), (3, 10, "×3.33")])
 def test_factors_read_as_times_or_divided_by(before: int, after: int, text: str) -> None:
     assert factor_text(before, after) == text
