@@ -3,7 +3,10 @@ and the runbook's regression gates judged on the pair.
 
 `compare` builds the `RunDiff` (model), `locate` finds the runs (`latest`, `latest~N`, a
 folder, a result.json), `regressions` judges a runbook's `regressions:`, `document` says
-what a comparison report says (with bpfrun.report's blocks), `write` writes its folder.
+what a comparison report says (with bpfrun.report's blocks), `write` writes its folder,
+`validate` checks diff.json against schema/diff.schema.json, `baseline` serves
+`run --baseline`.
+
 Stage: after `report` (it renders through report's blocks), before `runtime`.
 """
 
@@ -22,6 +25,7 @@ from bpfrun.diff.model import (
     RunRef,
     StatChange,
 )
+from bpfrun.diff.validate import diff_schema_path, validate_diff
 from bpfrun.diff.write import DIFF_JSON, render_diff_json, write_diff
 
 __all__ = [
@@ -37,10 +41,12 @@ __all__ = [
     "compare_runs",
     "diff_blocks",
     "diff_document",
+    "diff_schema_path",
     "load_run",
     "render_diff_json",
     "resolve_run",
     "runs_of",
     "source_name",
+    "validate_diff",
     "write_diff",
 ]

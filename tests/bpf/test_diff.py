@@ -13,6 +13,8 @@ import pytest
 from helpers.paths import REPO
 from helpers.workloads import Workload
 
+from bpfrun.diff.validate import validate_diff
+
 BPFRUN = [sys.executable, "-m", "bpfrun"]
 RUNQ = ["runq-latency", "--param", "comm=bpfr_victim", "--param", "threshold=5ms",
         "--duration", "3s"]
@@ -57,6 +59,7 @@ def test_diff_says_the_tail_fell_the_threshold_stopped_and_the_hog_is_gone(
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == str(tmp_path / "report.md")
     diff = json.loads((tmp_path / "diff.json").read_text())
+    assert validate_diff(diff) == []
     assert diff["runbook"] == "runq-latency" and diff["changed"] is True
     dist = next(a for a in diff["aggregations"] if a["id"] == "dist")
     stats = {s["name"]: s for s in dist["histograms"][0]["stats"]}
@@ -86,6 +89,7 @@ def test_a_regression_gate_fails_a_run_whose_tail_grew_against_its_baseline(
     done = run_runq("--same-cpu", out, "--baseline", str(split), runbook=str(gated))
     assert done.returncode == 1, done.stderr
     result = json.loads((out / "result.json").read_text())
+    assert validate_diff(result["baseline"]) == []
     gate = result["baseline"]["regressions"]["p99_grew"]
     assert gate["fired"] is True and gate["message"].startswith("p99 grew from")
     assert {"step": "regressions", "threshold": "p99_grew"}.items() <= next(

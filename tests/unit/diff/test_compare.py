@@ -11,6 +11,7 @@ from helpers.paths import FIXTURES
 
 from bpfrun.diff import RunDiff, compare_runs, load_run
 from bpfrun.diff.document import diff_document, factor_text
+from bpfrun.diff.validate import validate_diff
 from bpfrun.errors import EXIT_INVALID, UsageError
 from bpfrun.report.markdown import markdown_text
 from bpfrun.result import RunResult
@@ -128,3 +129,11 @@ def test_the_json_form_reads_back_equal(diff: RunDiff) -> None:
     (16384, 16, "÷1,024"), (3, 10, "×3.33")])
 def test_factors_read_as_times_or_divided_by(before: int, after: int, text: str) -> None:
     assert factor_text(before, after) == text
+
+
+def test_diff_json_and_the_baseline_section_follow_schema_diff_json(
+        diff: RunDiff, fired: RunResult) -> None:
+    assert validate_diff(diff.to_json()) == []
+    assert validate_diff(compare_runs(fired, fired).to_json()) == []
+    broken = {**diff.to_json(), "changed": "yes"}
+    assert validate_diff(broken) == ["$.changed: 'yes' is not of type 'boolean'"]

@@ -12,6 +12,7 @@ from helpers.paths import FIXTURES
 from bpfrun.diff import load_run
 from bpfrun.diff.baseline import baseline_section, with_baseline
 from bpfrun.diff.regressions import judge_regressions
+from bpfrun.diff.validate import validate_diff
 from bpfrun.errors import EXIT_FIRED, ValidationError
 from bpfrun.frontend.model import Runbook
 from bpfrun.frontend.runbooks import load_runbook
@@ -115,7 +116,7 @@ def test_a_baseline_goes_into_result_json_and_fired_gates_are_findings(
     assert list(doc)[-2:] == ["baseline", "version"]
     assert doc["baseline"]["before"]["source"] == "old"
     assert doc["baseline"]["regressions"]["p99_grew"]["fired"] is True
-    assert validate_result(doc) == []
+    assert validate_result(doc) == [] and validate_diff(doc["baseline"]) == []
     assert RunResult.from_json(doc) == run
     written = write_outputs(tmp_path / "out", run, {}, {}, appendix=baseline_section(diff))
     text = written["md"].read_text()
