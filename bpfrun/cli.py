@@ -400,6 +400,7 @@ def diff(before: Annotated[str, typer.Argument(
     def body() -> int:
         from bpfrun.diff import (  # noqa: PLC0415
             compare_runs,
+            folded_stacks,
             load_run,
             render_diff_json,
             resolve_run,
@@ -412,7 +413,9 @@ def diff(before: Annotated[str, typer.Argument(
         chosen = parse_formats(formats)
         paths = [resolve_run(before), resolve_run(after)]
         runs = [load_run(p) for p in paths]
-        compared = compare_runs(runs[0], runs[1], *(source_name(p) for p in paths))
+        stacks = (folded_stacks(paths[0], runs[0]), folded_stacks(paths[1], runs[1]))
+        compared = compare_runs(runs[0], runs[1], source_name(paths[0]),
+                                source_name(paths[1]), stacks)
         for warning in compared.warnings:
             err(f"warning: {warning}")
         folder = out or default_report_dir(f"diff-{compared.runbook}")

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from bpfrun.diff.compare import compare_runs
 from bpfrun.diff.document import diff_blocks, diff_document
-from bpfrun.diff.locate import load_run, resolve_run, runs_of, source_name
+from bpfrun.diff.locate import folded_stacks, load_run, resolve_run, runs_of, source_name
 from bpfrun.diff.model import (
     AggregationDiff,
     BucketCounts,
@@ -42,6 +42,7 @@ __all__ = [
     "diff_blocks",
     "diff_document",
     "diff_schema_path",
+    "folded_stacks",
     "load_run",
     "render_diff_json",
     "resolve_run",

@@ -26,7 +26,8 @@ REGRESSIONS_STEP = "regressions"
 
 def with_baseline(run: RunResult, baseline: RunResult, runbook: Runbook,
                   params: Mapping[str, Any], source: str) -> tuple[RunResult, RunDiff]:
-    """`run` with its comparison against `baseline` and the runbook's gates judged."""
+    """`run` with its comparison against `baseline` and the runbook's gates judged; stacks
+    are folded from the rows both results kept, so the two sides are cut alike."""
     diff = compare_runs(baseline, run, source, "this run")
     diff = replace(diff, regressions=judge_regressions(runbook.regressions, baseline, run,
                                                        params))

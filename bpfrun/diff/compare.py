@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeAlias
 
 from bpfrun.diff.model import (
     AggregationDiff,
@@ -26,7 +26,7 @@ from bpfrun.diff.model import (
     factor_of,
 )
 from bpfrun.errors import UsageError
-from bpfrun.report.flamegraph import fold_aggregation, is_stack_aggregation, row_weight
+from bpfrun.report.flamegraph import is_stack_aggregation, row_weight, stacks_for
 from bpfrun.result import AggregationResult, HistValue, RunResult, StepResult
 
 HIST_STATS = ("p50", "p90", "p99", "max", "count")
@@ -35,9 +35,14 @@ DURATION_SLACK = 0.05  # steps whose times differ by less are compared as they a
 VANISHED_SCORE = 10.0  # a histogram that emptied or filled up outranks any factor
 
 
+Folded: TypeAlias = Mapping[str, Mapping[str, int]]  # "<step>.<aggregation>" → stacks
+
+
 def compare_runs(before: RunResult, after: RunResult, before_source: str = "",
-                 after_source: str = "") -> RunDiff:
-    """BEFORE and AFTER compared; UsageError when they are runs of different runbooks."""
+                 after_source: str = "", folded: tuple[Folded, Folded] = ({}, {})) -> RunDiff:
+    """BEFORE and AFTER compared; UsageError when they are runs of different runbooks.
+    `folded`: each run's folded stacks where known (every stack, from the report folder's
+    files); stack aggregations not in them are folded from the rows result.json kept."""
     if before.runbook.name != after.runbook.name:
         raise UsageError(
             f"cannot compare runs of different runbooks: {before.runbook.name} "
@@ -49,7 +54,7 @@ def compare_runs(before: RunResult, after: RunResult, before_source: str = "",
     for step_id in _step_ids(before, after):
         b, a = before.step(step_id), after.step(step_id)
         outcomes += _thresholds(step_id, b, a) + _captures(step_id, b, a)
-        aggregations += _aggregations(step_id, b, a)
+        aggregations += _aggregations(step_id, b, a, folded)
     aggregations.sort(key=lambda d: -d.score)
     return RunDiff(after.runbook.name, _ref(before, before_source), _ref(after, after_source),
                    tuple(run_warnings(before, after)), tuple(outcomes), tuple(aggregations))
@@ -153,8 +158,8 @@ def _names(agg: AggregationResult, value: str) -> bool:
     return any(value == v for row in agg.rows for v in row.key.values())
 
 
-def _aggregations(step_id: str, b: StepResult | None,
-                  a: StepResult | None) -> list[AggregationDiff]:
+def _aggregations(step_id: str, b: StepResult | None, a: StepResult | None,
+                  folded: tuple[Folded, Folded]) -> list[AggregationDiff]:
     if b is None or a is None:
         return []  # a step that ran in one run only: its outcomes already say so
     scale = _rate_scale(b, a)
@@ -164,7 +169,9 @@ def _aggregations(step_id: str, b: StepResult | None,
         if old is None or old.kind != new.kind:
             continue
         if is_stack_aggregation(new):
-            out.append(_stacks(step_id, agg_id, old, new, scale))
+            stacks = (stacks_for(folded[0], step_id, agg_id, old),
+                      stacks_for(folded[1], step_id, agg_id, new))
+            out.append(_stacks(step_id, agg_id, new, stacks, scale))
         elif new.kind in ("hist", "lhist"):
             out.append(_histograms(step_id, agg_id, old, new))
         else:
@@ -254,12 +261,12 @@ def _rows_score(rows: list[RowChange]) -> float:
     return sum(abs(r.delta) for r in rows) / total if total else 0.0
 
 
-def _stacks(step_id: str, agg_id: str, old: AggregationResult, new: AggregationResult,
+def _stacks(step_id: str, agg_id: str, new: AggregationResult,
+            stacks: tuple[dict[str, int], dict[str, int]],
             scale: tuple[float, float] | None) -> AggregationDiff:
     """Stacks compared as folded lines; BEFORE's weights are scaled to AFTER's duration when
     the durations differ, so the differential flame graph compares like with like."""
-    folded_after = fold_aggregation(new)
-    folded_before = fold_aggregation(old)
+    folded_before, folded_after = stacks
     per_second = scale is not None
     sb, sa = scale if scale else (1.0, 1.0)
     if scale:

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 from bpfrun.errors import UsageError
+from bpfrun.report.flamegraph import is_stack_aggregation, stack_files
 from bpfrun.report.reportdir import LATEST, reports_base
 from bpfrun.result import ResultFormatError, RunResult
 
@@ -83,3 +84,25 @@ def load_run(path: Path) -> RunResult:
 def source_name(path: Path) -> str:
     """How a run is named in a comparison: its report folder, or the file itself."""
     return str(path.parent if path.name == RESULT_FILE else path)
+
+
+def folded_stacks(path: Path, run: RunResult) -> dict[str, dict[str, int]]:
+    """The folded files next to a result.json, "<step>.<aggregation>" → stacks: every stack
+    the run saw, where result.json keeps only the top rows. Missing or unreadable files are
+    left out (the rows are folded instead)."""
+    out: dict[str, dict[str, int]] = {}
+    for step in run.steps:
+        for agg_id, agg in step.aggregations.items():
+            if not is_stack_aggregation(agg):
+                continue
+            try:
+                text = (path.parent / stack_files(step.id, agg_id, agg)[0]).read_text()
+            except (OSError, UnicodeDecodeError):
+                continue
+            stacks: dict[str, int] = {}
+            for line in text.splitlines():
+                stack, _, count = line.rpartition(" ")
+                if stack and count.isdigit():
+                    stacks[stack] = stacks.get(stack, 0) + int(count)
+            out[f"{step.id}.{agg_id}"] = stacks
+    return out

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from helpers.paths import FIXTURES, REPO
 
-from bpfrun.diff import resolve_run, runs_of
+from bpfrun.diff import folded_stacks, load_run, resolve_run, runs_of
 from bpfrun.errors import UsageError
 from bpfrun.report.reportdir import link_latest
 
@@ -91,3 +91,20 @@ def test_diff_of_something_that_is_no_result_exits_2(tmp_path: Path) -> None:
     bad.write_text('{"runbook": 1}')
     r = bpfrun("diff", str(bad), str(RESULTS / "runq_fired.json"), "-o", str(tmp_path / "x"))
     assert r.returncode == 2 and "not a bpfrun result" in r.stderr
+
+
+def test_stacks_come_from_the_folded_files_next_to_result_json(tmp_path: Path) -> None:
+    """result.json keeps the top rows; the folder's folded file has every stack."""
+    base = reports(tmp_path)
+    folder = base / "runq-latency-20261125T100000Z"
+    (folder / "offcpu-stacks.folded").write_text("main;only_in_the_file 7\nmain;other 3\n")
+    path = folder / "result.json"
+    stacks = folded_stacks(path, load_run(path))
+    assert stacks == {"offcpu.stacks": {"main;only_in_the_file": 7, "main;other": 3}}
+    out = tmp_path / "cmp"
+    r = bpfrun("diff", str(folder), str(base / "runq-latency-20261125T110000Z"), "-o", str(out))
+    assert r.returncode == 0, r.stderr
+    doc = json.loads((out / "diff.json").read_text())
+    agg = next(a for a in doc["aggregations"] if a["id"] == "stacks")
+    assert agg["folded_before"] == {"main;only_in_the_file": 7, "main;other": 3}
+    assert "main;only_in_the_file" in (out / "diff-offcpu-stacks-before.folded").read_text()
