@@ -41,12 +41,9 @@ def test_memleak_names_main_and_its_line_for_a_slow_leak(opt: str, tmp_path: Pat
     assert not s["thresholds"]["outstanding"]["fired"]
 
 
-# Most samples are in the vDSO, called through libc's __clock_gettime, which keeps no frame
-# pointer. Perf samples now step over libc by its CFA rules, but not after a vDSO frame: the
-# stacks read __vdso_clock_gettime ← __clock_gettime ← bpfr_spinner (-O0) or ← start_thread
-# (-O2), bpfr_busy_spin_us skipped (issue #12.3).
-@pytest.mark.xfail(reason="the unwind through libc skips the caller after a vDSO frame (#12.3)",
-                   strict=False)
+# Most samples are in the vDSO, called through libc's __clock_gettime; neither keeps a frame
+# pointer. Perf samples step over both by their .eh_frame rules (issue #12.3), so the stack
+# reaches bpfr_busy_spin_us (inlined into bpfr_spinner at -O2).
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("opt", ["O0", "O2"])
 def test_profile_names_the_spinning_helper_and_its_line_via_clock_gettime(
