@@ -61,7 +61,7 @@ def agg_fields(agg: Aggregation) -> frozenset[str]:
     if agg.kind in ("stats", "hist", "lhist"):
         names |= {"sum", "min", "max", "avg"}
     if agg.kind in ("hist", "lhist"):
-        names |= {*PERCENTILE_RANKS, *(f"{p}_low" for p in PERCENTILE_RANKS)}
+        names |= {"buckets", *PERCENTILE_RANKS, *(f"{p}_low" for p in PERCENTILE_RANKS)}
     return frozenset(names)
 
 
