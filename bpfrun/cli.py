@@ -13,7 +13,7 @@ import sys
 import threading
 import unicodedata
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -281,9 +281,27 @@ def run(runbook: str, param: ParamOpt = None,
         quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress.")] = False,
         formats: Annotated[str, typer.Option(
             "--format", "-f", metavar="LIST",
-            help="Reports to write: md,html,json (result.json is always written).")]
+            help="Reports to write: md,html,json (result.json is always written); or nagios: "
+                 "all three, and one plugin status line on stdout, exit 0 OK, 1 WARNING, "
+                 "2 CRITICAL, 3 UNKNOWN.")]
         = "md,html,json",
         policy: PolicyOpt = None,
+        keep: Annotated[int | None, typer.Option(
+            "--keep", metavar="N",
+            help="After the run, remove this runbook's oldest complete reports but the newest "
+                 "N (default with BPFRUN_SCHEDULED=1: 96).")] = None,
+        keep_days: Annotated[str | None, typer.Option(
+            "--keep-days", metavar="D",
+            help="After the run, remove this runbook's complete reports older than D days.")]
+        = None,
+        min_free: Annotated[str, typer.Option(
+            "--min-free", metavar="SIZE",
+            help="Refuse to start (exit 3) when the reports' file system has less free; "
+                 "0: no floor.")] = "256MiB",
+        prom_textfile: Annotated[Path | None, typer.Option(
+            "--prom-textfile", metavar="DIR",
+            help="Write bpfrun_<runbook>.prom there for node_exporter's textfile "
+                 "collector.")] = None,
         report_mode: Annotated[str, typer.Option(
             "--report-mode", metavar="OCTAL",
             help="Mode of the report's files, e.g. 0640 to share them with the folder's "
@@ -316,7 +334,7 @@ def run(runbook: str, param: ParamOpt = None,
         from bpfrun.runtime.progress import Progress  # noqa: PLC0415
         from bpfrun.units import Duration, parse_duration  # noqa: PLC0415
 
-        chosen = parse_formats(formats)  # a typo exits 2 before anything is loaded
+        chosen = parse_formats(_report_formats(formats))  # a typo exits 2 at once
         mode = parse_mode(report_mode)
         rules = find_policy(policy)
         rb = _load(runbook)
@@ -339,6 +357,9 @@ def run(runbook: str, param: ParamOpt = None,
                                     override.ns if override is not None else None,
                                     scheduled=is_scheduled())
         check_unchanged(rb)  # the text checked is the text run
+        from bpfrun.ops.runops import RunOps  # noqa: PLC0415
+
+        ops = RunOps(rb.name, out, keep, keep_days, min_free, prom_textfile).start()
         before = _baseline_run(baseline, rb.name) if baseline is not None else None
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
@@ -361,6 +382,13 @@ def run(runbook: str, param: ParamOpt = None,
                                            mode=mode)
         written = write_outputs(folder, result, inv.programs, {}, chosen, latest=out is None,
                                 explanation=expl, mode=mode, appendix=appendix)
+        ops.finish(result, folder)
+        if _report_formats(formats) != formats:  # --format nagios
+            from bpfrun.ops.nagios import nagios_output  # noqa: PLC0415
+
+            state, line = nagios_output(result)
+            print(safe(line))
+            return state
         if as_json:
             sys.stdout.write(render_json(result))
         else:
@@ -368,7 +396,46 @@ def run(runbook: str, param: ParamOpt = None,
         if result.error and not quiet:
             err(f"bpfrun: {result.error}")
         return result.exit_code
-    guarded(body)
+    guarded(_run_outcome(body, runbook, formats.strip() == "nagios", prom_textfile))
+
+
+def _report_formats(formats: str) -> str:
+    """`--format nagios` writes every report: the line on stdout is for the check."""
+    return "md,html,json" if formats.strip() == "nagios" else formats
+
+
+def _run_outcome(body: Callable[[], int], runbook: str, nagios: bool,
+                 prom: Path | None) -> Callable[[], int]:
+    """`body` whose refusals (invalid, machine, already running) still reach monitoring: the
+    Prometheus file says the run errored (not for an overlap: the running one will write),
+    and a Nagios check gets an UNKNOWN line with exit 3 instead of bpfrun's code."""
+    def outcome() -> int:
+        from bpfrun.ops.lock import AlreadyRunning  # noqa: PLC0415
+
+        try:
+            return body()
+        except BpfrunError as e:
+            if prom is not None and not isinstance(e, AlreadyRunning):
+                from bpfrun.ops.prometheus import write_textfile  # noqa: PLC0415
+
+                write_textfile(prom, _runbook_name(runbook), e.exit_code, None, datetime.now(UTC))
+            if not nagios:
+                raise
+            from bpfrun.ops.nagios import nagios_unknown  # noqa: PLC0415
+
+            err(e.render())
+            state, line = nagios_unknown(_runbook_name(runbook), e.render().splitlines()[0])
+            print(safe(line))
+            return state
+    return outcome
+
+
+def _runbook_name(ref: str) -> str:
+    """The runbook's name, or the file's stem when it cannot be loaded."""
+    try:
+        return str(_load(ref).name)
+    except BpfrunError:
+        return Path(ref).stem or ref
 
 
 def _baseline_run(spec: str, runbook: str) -> tuple[Any, str]:
@@ -503,6 +570,90 @@ def probes(pattern: Annotated[str | None, typer.Argument(help="Glob, e.g. 'sched
             print(line)
         return 0
     guarded(body)
+
+
+schedule_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                           help="Run runbooks on a timer: systemd units, or a cron line.")
+app.add_typer(schedule_app, name="schedule")
+RootOpt = Annotated[Path | None, typer.Option(
+    "--root", metavar="DIR", help="Units folder (default /etc/systemd/system).")]
+
+
+@schedule_app.command("install")
+def schedule_install(runbook: str, every: Annotated[str, typer.Option(
+                         "--every", metavar="PERIOD", help="e.g. 5m, 15m, 1h, 24h.")],
+                     param: ParamOpt = None, root: RootOpt = None,
+                     keep: Annotated[int | None, typer.Option("--keep", metavar="N")] = None,
+                     prom_textfile: Annotated[Path | None, typer.Option(
+                         "--prom-textfile", metavar="DIR")] = None,
+                     init: Annotated[str, typer.Option(
+                         "--init", metavar="auto|systemd|cron",
+                         help="auto: systemd units when systemd runs, else the cron line.")]
+                     = "auto") -> None:
+    """Write a systemd service and timer running RUNBOOK every PERIOD (scheduled: quiet,
+    BPFRUN_SCHEDULED=1, low priority, hardened), or print the /etc/cron.d line."""
+    def body() -> int:
+        from bpfrun.frontend.params import parse_assignments, resolve_params  # noqa: PLC0415
+        from bpfrun.ops import schedule as sched  # noqa: PLC0415
+        from bpfrun.ops.runops import build_schedule  # noqa: PLC0415
+
+        if init not in ("auto", "systemd", "cron"):
+            raise UsageError(f"--init {init!r}: one of auto, systemd, cron")
+        rb = _load(runbook)
+        params = resolve_params(rb, parse_assignments(param or []))  # a bad one exits 2 now
+        is_file = Path(runbook).suffix in (".yaml", ".yml") or "/" in runbook
+        ref = str(Path(runbook).resolve()) if is_file else runbook  # a timer has no cwd
+        prom = [str(prom_textfile.resolve())] if prom_textfile else []
+        extra = [*(["--keep", str(keep)] if keep else []),
+                 *(["--prom-textfile", *prom] if prom else [])]
+        s = build_schedule(rb, ref, params, param or [], every, _bpfrun_command(), extra,
+                           prom)
+        if init == "cron" or (init == "auto" and not sched.systemd_running()):
+            err("systemd is not running here: add this line to /etc/cron.d/bpfrun")
+            print(sched.cron_line(s))
+            return 0
+        for path in sched.install(s, root or sched.DEFAULT_UNIT_ROOT):
+            print(path)
+        err(f"enable it: systemctl daemon-reload && systemctl enable --now {s.unit}.timer")
+        return 0
+    guarded(body)
+
+
+@schedule_app.command("list")
+def schedule_list(root: RootOpt = None) -> None:
+    """The schedules bpfrun installed: runbook, calendar, command."""
+    def body() -> int:
+        from bpfrun.ops import schedule as sched  # noqa: PLC0415
+
+        for s in sched.listing(root or sched.DEFAULT_UNIT_ROOT):
+            print(safe(f"{s.runbook:<16} {s.calendar:<22} {s.command}"))
+        return 0
+    guarded(body)
+
+
+@schedule_app.command("remove")
+def schedule_remove(runbook: str, root: RootOpt = None) -> None:
+    """Delete a runbook's service and timer (disable the timer first)."""
+    def body() -> int:
+        from bpfrun.ops import schedule as sched  # noqa: PLC0415
+
+        for path in sched.remove(runbook, root or sched.DEFAULT_UNIT_ROOT):
+            print(path)
+        err(f"then: systemctl disable --now {sched.unit_name(runbook)}.timer; "
+            "systemctl daemon-reload")
+        return 0
+    guarded(body)
+
+
+def _bpfrun_command() -> list[str]:
+    """How a timer starts this bpfrun: its script when run as one, else this Python."""
+    import shutil  # noqa: PLC0415
+
+    script = Path(sys.argv[0])
+    if script.name == "bpfrun" and script.exists():
+        return [str(script.resolve())]
+    found = shutil.which("bpfrun")
+    return [found] if found else [sys.executable, "-m", "bpfrun"]
 
 
 @app.command()
