@@ -1,9 +1,10 @@
 """"ok" means it compiles and loads (issue #13): the C of every fixture runbook that
-`validate` accepts goes through BCC's own clang and into the kernel.
+`validate` accepts, and of runbooks drawn by the fuzz tests' generator, goes through BCC's
+own clang and into the kernel.
 
 There is no clang binary on the test machines (gcc cannot parse BPF C), so BCC, which embeds
-clang, compiles the C here; tests/unit/fuzz checks the C of fuzzed runbooks without root.
-Shipped runbooks load in their self-tests (test_selftest_runs.py).
+clang, compiles the C here; tests/unit/fuzz checks the C of many more fuzzed runbooks without
+root. Shipped runbooks load in their self-tests (test_selftest_runs.py).
 """
 
 from __future__ import annotations
@@ -11,7 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from helpers.fuzz_runbooks import Drawn, dump, outcome, runbooks
 from helpers.paths import FIXTURES, TESTS
+from hypothesis import HealthCheck, given, settings
 
 from bpfrun.compile.cexpr import NullInput
 from bpfrun.compile.pipeline import check_against_kernel, compile_step, placeholder_values
@@ -52,3 +55,16 @@ def test_what_validates_compiles_and_loads(path: Path) -> None:
             continue
         program = bcc.BPF(text=compiled.c_text.encode(), cflags=["-Wno-unused-value"])
         program.cleanup()
+
+
+@settings(max_examples=12, deadline=None, database=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
+@given(drawn=runbooks())
+def test_drawn_runbooks_that_validate_compile_and_load(drawn: Drawn, tmp_path: Path) -> None:
+    from bpfrun.runtime.bccload import import_bcc  # noqa: PLC0415
+
+    bcc = import_bcc()
+    path = tmp_path / "drawn.yaml"
+    path.write_text(dump(drawn.data), encoding="utf-8")
+    for c_text in outcome(path).c_texts:  # empty when validate refused it
+        bcc.BPF(text=c_text.encode(), cflags=["-Wno-unused-value"]).cleanup()

@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from helpers.paths import FIXTURES
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -27,6 +26,7 @@ from bpfrun.compile.pipeline import compile_step, placeholder_values
 from bpfrun.frontend.params import placeholder_params
 from bpfrun.frontend.runbooks import load_runbook
 from bpfrun.kernel.tracefs import FakeKernel
+from helpers.paths import FIXTURES
 
 KERNEL = FakeKernel(FIXTURES / "tracefs")
 HEADER = re.compile(r"^(?P<file>[^\s:]+):(?P<line>\d+):(?P<col>\d+): error: ")

@@ -20,8 +20,8 @@ from typing import Any
 
 import pytest
 import yaml
-from fuzz_clex import code_only, skeleton, tokens
-from fuzz_runbooks import (
+from helpers.fuzz_clex import code_only, skeleton, tokens
+from helpers.fuzz_runbooks import (
     EXTREMES,
     Drawn,
     dump,
