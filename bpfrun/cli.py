@@ -311,6 +311,12 @@ def run(runbook: str, param: ParamOpt = None,
             "--baseline", metavar="RUN",
             help="Compare with an earlier run of this runbook (a report folder, a result.json, "
                  "latest or latest~N) and judge the runbook's regression gates.")] = None,
+        max_overhead: Annotated[float | None, typer.Option(
+            "--max-overhead", metavar="PERCENT",
+            help="Stop a step whose BPF programs take more than PERCENT of all CPUs "
+                 "(measured each second; default: the policy's max_overhead, else 5; "
+                 "0: no limit). A stopped step keeps its data and adds a warning (exit 1).")]
+        = None,
         ) -> None:
     """Run a runbook (root): write report.md, report.html and result.json; print the path."""
     def body() -> int:
@@ -337,6 +343,9 @@ def run(runbook: str, param: ParamOpt = None,
         chosen = parse_formats(_report_formats(formats))  # a typo exits 2 at once
         mode = parse_mode(report_mode)
         rules = find_policy(policy)
+        from bpfrun.runtime.overhead import run_budget  # noqa: PLC0415
+
+        budget = run_budget(max_overhead, rules.max_overhead, rules.rule("max_overhead"))
         rb = _load(runbook)
         params = resolve_params(rb, parse_assignments(param or []))
         override = None
@@ -365,7 +374,8 @@ def run(runbook: str, param: ParamOpt = None,
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
         progress = Progress.for_cli(quiet=quiet, json_output=as_json)
-        inv = Investigation(rb, params, kernel, override, stop, progress)
+        inv = Investigation(rb, params, kernel, override, stop, progress,
+                            max_overhead=budget)
         try:
             result = inv.run()
         finally:

@@ -49,6 +49,7 @@ class Policy:
     user_memory_emit: bool = True
     raw_buffers: bool = False
     max_duration: int | None = None  # ns
+    max_overhead: float | None = None  # percent of all CPUs; None: not set, 0: no limit
     runbooks_from: tuple[str, ...] | None = None
     scheduled_from: tuple[str, ...] | None = None  # the same, for scheduled runs
     where: dict[str, str] = field(default_factory=dict, compare=False)
@@ -94,6 +95,7 @@ def load_policy(path: str | os.PathLike[str]) -> Policy:
         user_memory_read=memory.get("read", True), user_memory_emit=memory.get("emit", True),
         raw_buffers=memory.get("raw_buffers", False),
         max_duration=parse_duration(data["max_duration"]) if "max_duration" in data else None,
+        max_overhead=data.get("max_overhead"),
         runbooks_from=opt(data.get("runbooks", {}), "from"),
         scheduled_from=opt(data.get("runbooks", {}), "scheduled"), where=where)
 

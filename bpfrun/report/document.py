@@ -215,6 +215,7 @@ def _step(step: StepResult, program: str | None,
         ran = f" ran for {fmt_seconds(step.seconds)} " \
               f"(compiled in {fmt_seconds(step.compile_seconds)})."
         out.append(Para((Strong("Status:"), ran)))
+        out += _overhead(step)
     else:
         out.append(Para((Strong("Status:"), f" {step.status}.")))
         if step.reason:
@@ -394,6 +395,18 @@ def _thresholds(thresholds: Mapping[str, ThresholdResult]) -> Section:
                      (_message(th.message, th.message_markdown),)))
     head = tuple((h,) for h in ("threshold", "result", "severity", "condition", "message"))
     return Section(3, ("Thresholds",), (Table(head, tuple(rows), (False,) * 5),))
+
+
+def _overhead(step: StepResult) -> list[Block]:
+    """Every step that ran says what its own probes cost, and whether that stopped it."""
+    o = step.overhead
+    if o is None:
+        return []
+    budget = f"budget {o.budget_percent:g} %" if o.budget_percent else "no budget"
+    text = (f" {o.cpu_percent:.2f} % of all CPUs in BPF programs "
+            f"({o.bpf_ns / 1e6:,.1f} ms over {o.events:,} probe hits; {budget})")
+    text += ": stopped early, over budget." if o.stopped else "."
+    return [Para((Strong("Overhead:"), text))]
 
 
 def _lost(lost: LostCounts) -> list[Block]:

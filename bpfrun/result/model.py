@@ -81,6 +81,28 @@ class LostCounts:
 
 
 @dataclass(frozen=True)
+class Overhead:
+    """What a step's own BPF programs cost while attached: nanoseconds in them, their runs
+    (probe hits), that time as a share of all CPUs, the budget, and whether it stopped the
+    step early."""
+
+    bpf_ns: int
+    events: int
+    cpu_percent: float
+    budget_percent: float | None  # None: no limit
+    stopped: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"bpf_ns": self.bpf_ns, "events": self.events, "cpu_percent": self.cpu_percent,
+                "budget_percent": self.budget_percent, "stopped": self.stopped}
+
+    @classmethod
+    def from_json(cls, doc: Mapping[str, Any]) -> Overhead:
+        return cls(doc["bpf_ns"], doc["events"], doc["cpu_percent"], doc["budget_percent"],
+                   doc["stopped"])
+
+
+@dataclass(frozen=True)
 class StepResult:
     """One step: whether it ran (and if not, why), what it attached and what it found."""
 
@@ -103,6 +125,7 @@ class StepResult:
     series: tuple[SeriesPoint, ...] = ()  # interval probes; () when the step has none
     notes: tuple[str, ...] = ()  # captures and thresholds that could not be evaluated
     symbols: SymbolCounts | None = None  # steps with user stacks only
+    overhead: Overhead | None = None  # steps that ran where BPF statistics could be read
 
     def to_json(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -122,6 +145,8 @@ class StepResult:
             out["notes"] = list(self.notes)
         if self.symbols is not None:
             out["symbols"] = self.symbols.to_json()
+        if self.overhead is not None:
+            out["overhead"] = self.overhead.to_json()
         return out
 
     @classmethod
@@ -136,7 +161,8 @@ class StepResult:
             plain(doc["captures"]), LostCounts.from_json(doc["lost"]),
             tuple(SeriesPoint.from_json(p) for p in (doc.get("series") or {}).get("points", ())),
             tuple(doc.get("notes") or ()),
-            SymbolCounts.from_json(doc["symbols"]) if "symbols" in doc else None)
+            SymbolCounts.from_json(doc["symbols"]) if "symbols" in doc else None,
+            Overhead.from_json(doc["overhead"]) if "overhead" in doc else None)
 
 
 @dataclass(frozen=True)
@@ -267,6 +293,7 @@ __all__ = [
     "JsonValue",
     "LostCounts",
     "Number",
+    "Overhead",
     "RowValue",
     "RunResult",
     "RunStatus",

@@ -118,6 +118,8 @@ def _consistency(doc: Mapping[str, Any]) -> list[str]:
         for agg_id, agg in step["aggregations"].items():
             out += _rows(("steps", i, "aggregations", agg_id), agg)
         fired |= {(step["id"], t) for t, th in step["thresholds"].items() if th["fired"]}
+        if (step.get("overhead") or {}).get("stopped"):  # the budget stopped it: a finding
+            fired.add((step["id"], "overhead_budget"))
     # Regression gates (run --baseline) fire as findings of the pseudo-step "regressions".
     gates = (doc.get("baseline") or {}).get("regressions") or {}
     fired |= {("regressions", g) for g, th in gates.items() if th["fired"]}

@@ -38,6 +38,7 @@ from bpfrun.result import (
     Finding,
     Host,
     LostCounts,
+    Overhead,
     RunbookInfo,
     RunResult,
     RunStatus,
@@ -46,6 +47,7 @@ from bpfrun.result import (
     ThresholdResult,
 )
 from bpfrun.runtime.collect import AggView, EventsView, agg_result, build_view, events_result
+from bpfrun.runtime.overhead import DEFAULT_BUDGET, budget_message
 from bpfrun.runtime.progress import Progress
 from bpfrun.runtime.runner import RawStep, StepRunner
 from bpfrun.units import Duration, Size, parse_duration
@@ -77,6 +79,8 @@ class Investigation:
     programs: dict[str, str] = field(default_factory=dict)  # step id → C text
     step_values: dict[str, dict[str, Any]] = field(default_factory=dict)
     outcome: BpfrunError | None = None
+    max_overhead: float | None = DEFAULT_BUDGET  # percent of all CPUs; None or 0: no limit
+    budget_findings: dict[str, str] = field(default_factory=dict)  # step id → its finding
 
     def run(self) -> RunResult:
         started = _now()
@@ -91,8 +95,13 @@ class Investigation:
         return self.finish(started, steps)
 
     def finish(self, started: str, steps: list[StepResult]) -> RunResult:
-        findings = tuple(Finding(s.id, tid, t.severity, t.message, t.message_markdown)
-                         for s in steps for tid, t in s.thresholds.items() if t.fired)
+        findings = tuple(
+            f for s in steps
+            for f in (*(Finding(s.id, tid, t.severity, t.message, t.message_markdown)
+                        for tid, t in s.thresholds.items() if t.fired),
+                      *([Finding(s.id, "overhead_budget", "warning",
+                                 self.budget_findings[s.id])]
+                        if s.id in self.budget_findings else [])))
         status: RunStatus = "clean"
         exit_code, error = EXIT_CLEAN, None
         if self.outcome is not None:
@@ -166,7 +175,7 @@ class Investigation:
             self.progress.step_started(step.id, step.title)
             raw = StepRunner(prog, compiled.c_text, seconds, self.stop,
                              lambda: self.progress.attached(step.id, len(prog.attaches), seconds),
-                             self.progress.tick).run()
+                             self.progress.tick, self.max_overhead).run()
         except BpfrunError as e:
             return self.failed(step, entry, e)
         except Exception as e:  # BCC errors are untyped; never lose the report over one
@@ -217,7 +226,18 @@ class Investigation:
             aggregations=aggregations, events=tuple(events_result(ev) for ev in raw.events),
             thresholds=thresholds, captures={k: jsonable(v) for k, v in captures.items()},
             lost=_lost(raw.lost), series=_deltas(raw.series), notes=tuple(notes),
-            symbols=raw.symbols)
+            symbols=raw.symbols, overhead=self._overhead(step, raw))
+
+    def _overhead(self, step: Step, raw: RawStep) -> Overhead | None:
+        """The step's measured cost; a step the budget stopped also gets its finding."""
+        if raw.overhead is None:
+            return None
+        if raw.over_budget is not None and raw.budget:
+            self.budget_findings[step.id] = budget_message(
+                step.id, raw.overhead, raw.over_budget, raw.budget, raw.seconds)
+        return Overhead(raw.overhead.bpf_ns, raw.overhead.events,
+                        round(raw.overhead.cpu_percent, 3), raw.budget,
+                        raw.over_budget is not None)
 
 
 def _judge(t: Threshold, local: dict[str, Any], values: dict[str, Any],

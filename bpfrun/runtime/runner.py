@@ -31,6 +31,7 @@ from bpfrun.runtime.bccload import import_bcc
 from bpfrun.runtime.clangerr import StderrCapture
 from bpfrun.runtime.clangerr import clang_errors as _clang_errors
 from bpfrun.runtime.mapvalues import TCP_STATES, combine, freeze, merge, syscall_name
+from bpfrun.runtime.overhead import Measured, OverheadMeter, stats_enabled
 from bpfrun.runtime.stacks import StackNamer, StackRef, named_key, named_rows
 from bpfrun.runtime.unwind_tables import UnwindTables
 
@@ -67,13 +68,19 @@ class RawStep:
     interrupted: bool = False
     series: list[dict[str, Any]] = field(default_factory=list)  # interval snapshots
     symbols: SymbolCounts | None = None  # how well user stacks were named, when any
+    overhead: Measured | None = None  # its programs' cost; None: statistics unavailable
+    over_budget: Measured | None = None  # the second that broke the budget: stopped early
+    budget: float | None = None  # percent; None: no limit
 
 
 class StepRunner:
     def __init__(self, prog: Program, c_text: str, seconds: float,
                  stop: threading.Event, on_attached: Callable[[], None] = lambda: None,
-                 on_tick: Callable[[int | None], None] = lambda _n: None) -> None:
+                 on_tick: Callable[[int | None], None] = lambda _n: None,
+                 budget: float | None = None) -> None:
         self.on_attached = on_attached
+        self.budget = budget or None  # 0: no limit
+        self.meter: OverheadMeter | None = None
         self.on_tick = on_tick
         self.perf_lost = 0
         self.prog = prog
@@ -95,11 +102,19 @@ class StepRunner:
         self.stacks = StackNamer(self.b)
         raw.compile_seconds = time.monotonic() - t0
         try:
-            self.attach()
-            attached = time.monotonic()
-            self.on_attached()
-            raw.interrupted = self.wait(raw)
-            raw.seconds = time.monotonic() - attached  # what the probes saw: `elapsed`
+            with stats_enabled() as timed:
+                self.attach()
+                attached = time.monotonic()
+                if timed:
+                    self.meter = OverheadMeter([f.fd for f in self.b.funcs.values()],
+                                               self.budget)
+                    self.meter.start()
+                self.on_attached()
+                raw.interrupted = self.wait(raw)
+                raw.seconds = time.monotonic() - attached  # what the probes saw: `elapsed`
+                if self.meter is not None:
+                    raw.overhead, raw.over_budget = self.meter.total(), self.meter.over
+                raw.budget = self.budget
             self.read(raw)
         finally:
             self.b.cleanup()
@@ -223,6 +238,8 @@ class StepRunner:
                 next_tick += tick  # type: ignore[operator]
             if self.stop.is_set():
                 return True
+            if self.meter is not None and self.meter.check():
+                break  # over budget: what was collected so far is read as usual
             if self._buffers:
                 self._poll(int(min(left, period) * 1000) or 1)
                 self._consume()
