@@ -9,6 +9,7 @@ an earlier error. Only invalid YAML, or a document with nothing valid left, stop
 
 from __future__ import annotations
 
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,8 +29,14 @@ def shipped_runbooks() -> list[Path]:
 def find_runbook(name_or_path: str) -> Path:
     """A path, or the name of a shipped runbook."""
     path = Path(name_or_path)
-    if path.is_file():
-        return path
+    try:
+        is_dir = stat.S_ISDIR(path.stat().st_mode)
+    except FileNotFoundError:
+        is_dir = None  # nothing there
+    except OSError:
+        return path  # there but closed to this user: reading it says why
+    if is_dir is False or (is_dir and "/" in name_or_path):
+        return path  # a file, pipe or device, or a folder given as a path: load_file says
     if "/" not in name_or_path:
         shipped = runbooks_dir() / f"{name_or_path}.yaml"
         if shipped.is_file():

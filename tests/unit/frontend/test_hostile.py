@@ -152,3 +152,17 @@ def test_validation_cost_grows_linearly_with_steps(tmp_path: Path) -> None:
     elapsed = time.monotonic() - started
     assert code == 0, stderr
     assert elapsed < 30, f"2,000 steps: {elapsed:.1f}s"
+
+
+def test_compile_refuses_what_is_no_runbook_text_at_its_place(tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch
+                                                             ) -> None:
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo("pipe.yaml")
+    Path("folder.yaml").mkdir()
+    for name, why in (("pipe.yaml", "not a regular file (a pipe, socket or device)"),
+                      ("folder.yaml", "it is a folder"),
+                      ("/dev/zero", "not a regular file (a pipe, socket or device)")):
+        result = CliRunner().invoke(bpfrun.cli.app, ["compile", name])
+        assert result.exit_code == 2, result.stderr
+        assert result.stderr.startswith(f"{name}:1:1: error: cannot read runbook {name}: {why}")
