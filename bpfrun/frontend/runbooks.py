@@ -35,8 +35,8 @@ def find_runbook(name_or_path: str) -> Path:
         is_dir = None  # nothing there
     except OSError:
         return path  # there but closed to this user: reading it says why
-    if is_dir is False or (is_dir and "/" in name_or_path):
-        return path  # a file, pipe or device, or a folder given as a path: load_file says
+    if is_dir is False or (is_dir and ("/" in name_or_path or path.suffix in (".yaml", ".yml"))):
+        return path  # a file, pipe or device, or a folder named as a runbook: load_file says
     if "/" not in name_or_path:
         shipped = runbooks_dir() / f"{name_or_path}.yaml"
         if shipped.is_file():
