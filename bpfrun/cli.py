@@ -2,7 +2,9 @@
 
 Thin on purpose: every decision lives in the library. Diagnostics and progress go to stderr,
 the product (C, JSON, the report's path) to stdout. Exit codes follow the CLI contract:
-0 clean · 1 threshold fired · 2 invalid input · 3 machine cannot run it · 4 a step failed.
+0 clean · 1 threshold fired · 2 invalid input · 3 machine cannot run it · 4 a step failed ·
+5 another run of the same runbook holds its lock (`run` skipped itself; bpfrun.ops.lock).
+`run --format nagios` exits with the plugin convention instead (bpfrun.ops.nagios).
 """
 
 from __future__ import annotations

@@ -3,12 +3,15 @@ and the free-space floor."""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from helpers.paths import FIXTURES
 
 from bpfrun.errors import MachineError, UsageError
+from bpfrun.ops.lock import AlreadyRunning
 from bpfrun.ops.retention import (
     check_free_space,
     parse_keep,
@@ -17,6 +20,7 @@ from bpfrun.ops.retention import (
     report_folders,
 )
 from bpfrun.report.reportdir import link_latest
+from bpfrun.result import RunResult
 
 
 def make(base: Path, name: str, complete: bool = True) -> Path:
@@ -89,3 +93,27 @@ def test_free_space_floor(tmp_path: Path) -> None:
     assert "floor: the run was not started" in e.value.render()
     with pytest.raises(UsageError):
         parse_min_free("lots")
+
+
+def test_scheduled_runs_keep_96_by_default_and_o_folders_are_not_pruned(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bpfrun.ops.runops import RunOps
+
+    monkeypatch.setenv("BPFRUN_REPORTS_DIR", str(tmp_path))
+    monkeypatch.setenv("BPFRUN_SCHEDULED", "1")
+    assert RunOps("t", None).keep == 96
+    assert RunOps("t", None, keep_days="2").keep is None  # an explicit rule replaces it
+    monkeypatch.setenv("BPFRUN_SCHEDULED", "0")
+    assert RunOps("t", None).keep is None
+    result = RunResult.from_json(json.loads((FIXTURES / "results" / "files_clean.json")
+                                            .read_text()))
+    folders = [make(tmp_path, f"t-2026120{d}T000000Z") for d in (1, 2, 3)]
+    mine = make(tmp_path / "elsewhere", "mine")
+    ops = RunOps("t", mine, keep=1).start()
+    with pytest.raises(AlreadyRunning):
+        RunOps("t", None).start()
+    assert ops.finish(result, mine) == []  # a run written with -o prunes nothing
+    assert all(f.is_dir() for f in folders)
+    ops = RunOps("t", None, keep=1, prom_dir=tmp_path).start()  # the lock was released
+    assert ops.finish(result, folders[-1]) == folders[:2]
+    assert (tmp_path / "bpfrun_t.prom").is_file()
