@@ -67,6 +67,7 @@ class ProbeUse:
     # With these params some `||` branch of `where` holds for every process (`params.pid ==
     # 0 || pid == params.pid` with pid 0): `processes` then only say what a param narrows.
     all_processes: bool = True
+    sample: int | None = None  # `sample: 1/N`: records every Nth hit, counts scaled by N
 
     @property
     def user_pointers(self) -> bool:
@@ -171,7 +172,8 @@ def _step_probes(step: Step, resolved: Any, params: dict[str, Any]) -> list[_Use
             continue
         exprs = [*_opt(probe.where), *probe.emit,
                  *(e for a in probe.aggregate for e in _agg_exprs(a))]
-        out.append(_use(step, "probe", res, probe.where, exprs, probe.loc, params))
+        use, used = _use(step, "probe", res, probe.where, exprs, probe.loc, params)
+        out.append((replace(use, sample=probe.sample), used))
     return out
 
 

@@ -59,7 +59,8 @@ def probe_line(p: ProbeUse) -> str:
                                                              if r.what == what))
                        for what in reads) or "nothing but the task's identity"
     return (f"step {p.step}, {p.role} {p.probe} ({p.loc.line}:{p.loc.col}): {who}; "
-            f"reads {detail}; runs {p.cost.per} [{p.cost.rate}]")
+            f"reads {detail}; runs {p.cost.per} [{p.cost.rate}]"
+            + (f"; sampled 1 in {p.sample} (counts scaled)" if p.sample else ""))
 
 
 def output_line(o: Output) -> str:

@@ -72,6 +72,9 @@ class AggPlan:
     # (lower/limits.py), as slots limit_slot, limit_slot + 1, ... of the same map.
     limits: tuple[int, ...] = ()
     limit_slot: int = 0
+    # `sample: 1/N` on its probe: the kernel records every Nth hit; counts and sums are read
+    # multiplied by N (1: every hit).
+    sample: int = 1
 
 
 @dataclass

@@ -190,6 +190,10 @@ class Checker:
         for p in step.probes:
             for c in p.candidates:
                 self.template(c, outer)
+            if p.sample is not None and p.emit:
+                self.diags.error("a sampled probe cannot emit: its rows would be a sample "
+                                 "no count could be scaled back", p.loc,
+                                 "aggregate instead, or drop `sample`")
             kernel_exprs += [e for e in (p.where,) if e] + list(p.emit)
             for a in p.aggregate:
                 kernel_exprs += [e for e in (a.value, a.where) if e] + list(a.by)

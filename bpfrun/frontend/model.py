@@ -102,6 +102,7 @@ class Probe:
     emit: tuple[Expr, ...]
     limit: int | None
     loc: Loc
+    sample: int | None = None  # `sample: 1/N`: N (every Nth hit recorded, counts scaled)
 
 
 @dataclass(frozen=True)
@@ -240,7 +241,8 @@ class _Builder:
             aggregate=self.aggregations(d.get("aggregate", []), (*path, "aggregate")),
             emit=tuple(e for i, x in enumerate(d.get("emit", []))
                        if (e := self.expr(x, (*path, "emit", i))) is not None),
-            limit=d.get("limit"), loc=self.doc.loc(path))
+            limit=d.get("limit"), loc=self.doc.loc(path),
+            sample=int(d["sample"].split("/")[1]) if "sample" in d else None)
 
     def span_end(self, d: dict[str, Any], path: tuple[Any, ...]) -> SpanEnd:
         keys = d["key"] if isinstance(d["key"], list) else [d["key"]]

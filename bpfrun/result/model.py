@@ -123,7 +123,7 @@ class StepResult:
     captures: Mapping[str, JsonValue] = field(default_factory=dict)
     lost: LostCounts = field(default_factory=LostCounts)
     series: tuple[SeriesPoint, ...] = ()  # interval probes; () when the step has none
-    notes: tuple[str, ...] = ()  # captures and thresholds that could not be evaluated
+    notes: tuple[str, ...] = ()  # captures and thresholds not evaluated; sampled aggregations
     symbols: SymbolCounts | None = None  # steps with user stacks only
     overhead: Overhead | None = None  # steps that ran where BPF statistics could be read
 

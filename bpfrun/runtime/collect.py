@@ -271,7 +271,8 @@ class AggView(Distribution):
 def build_view(raw: RawAgg) -> AggView:
     plan = raw.plan
     rows = []
-    for key, value in raw.rows:
+    for key, recorded in raw.rows:
+        value = unsampled(recorded, plan.sample) if plan.sample > 1 else recorded
         if plan.kind in ("hist", "lhist"):
             typed: Any = hist_value(plan, value)
         elif plan.kind in ("count", "sum"):
@@ -282,6 +283,17 @@ def build_view(raw: RawAgg) -> AggView:
         rows.append(Row(key, typed))
     rows.sort(key=lambda r: (-_sort_weight(r.value), repr(r.key)))
     return AggView(plan, rows)
+
+
+def unsampled(value: Any, n: int) -> Any:
+    """A value of a probe sampled 1 in `n`, as if every hit had been recorded: counts, sums
+    and histogram buckets times n; min and max stay (an average, sum / count, too)."""
+    if not isinstance(value, dict):
+        return value * n
+    if "slots" in value:
+        return {"slots": {slot: c * n for slot, c in value["slots"].items()},
+                "stats": None if value["stats"] is None else unsampled(value["stats"], n)}
+    return {**value, "count": value["count"] * n, "sum": value["sum"] * n}
 
 
 # -- result.json ---------------------------------------------------------------------------

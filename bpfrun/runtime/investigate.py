@@ -200,7 +200,8 @@ class Investigation:
             aggregations[agg.plan.id] = agg_result(view)
         for ev in raw.events:
             views[ev.plan.id] = EventsView(ev)
-        notes: list[str] = []
+        notes = [f"aggregation {agg.plan.id}: sampled 1 in {agg.plan.sample}; counts scaled"
+                 for agg in raw.aggs if agg.plan.sample > 1]
         series = [p.to_json() for p in _deltas(raw.series)]  # trend(series, ...) reads it
         local = {**self.names(), "elapsed": Duration(round(raw.seconds * 1e9)),
                  "series": series, **views}

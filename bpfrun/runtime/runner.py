@@ -262,7 +262,7 @@ class StepRunner:
             summed = plan.kind in ("count", "sum")
             hist_array = plan.array and plan.kind in ("hist", "lhist")
             tables = [self.b[name]] + ([self.b[plan.index_map]] if plan.index_map else [])
-            out[plan.id] = sum(
+            out[plan.id] = plan.sample * sum(  # as if unsampled, like the final rows
                 int(sum(per_cpu)) if summed else
                 sum(int(v.st.count if hist_array else v.count) for v in per_cpu)
                 for table in tables for _, per_cpu in table.items())

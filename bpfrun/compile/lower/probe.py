@@ -22,20 +22,37 @@ def lower_probe(ctx: StepContext, probe: Probe, res: Resolved) -> None:
     if guard is None:
         return  # the predicate folded to false: the probe can never contribute
     body = list(guard)
+    if probe.sample and probe.sample > 1:
+        body += sample_gate(ctx, probe.sample)
     if ctx.prog.stop_after:
         body.append("bpfrun_hit();")
+    first = len(ctx.prog.aggs)
     for agg in probe.aggregate:
         body += lower_aggregation(ctx, agg, scope)
+    for plan in ctx.prog.aggs[first:]:
+        plan.sample = probe.sample or 1  # the runner scales its counts and sums by it
     if probe.emit:
         body += lower_events(ctx, probe, res, scope)
     add_handler(ctx, fn, res, f"{res.ref.canonical} (runbook {probe.loc})", body, scope.uses)
 
 
+def sample_gate(ctx: StepContext, n: int) -> list[str]:
+    """Returns early but on every `n`th hit, counted per CPU: exact and repeatable (a test
+    can count on it), unlike bpf_get_prandom_u32() % n, and a per-CPU array slot costs no
+    lock or atomic. It runs after `where` (1 in n of the hits that count) and before any
+    other map work."""
+    name = ctx.fresh(f"bpfrun_{ctx.step.id}_sample")
+    ctx.prog.maps.append(f"BPF_PERCPU_ARRAY({name}, u64, 1);")
+    return [f"int {name}_slot = 0;",
+            f"u64 *{name}_n = {name}.lookup(&{name}_slot);",
+            f"if (!{name}_n || (*{name}_n)++ % {n}) return 0;  /* sample: 1/{n} */"]
+
+
 def lower_interval(ctx: StepContext, probe: Probe, res: Resolved) -> None:
     """A user-space tick: the runner snapshots this step's aggregations each period."""
-    if probe.where or probe.aggregate or probe.emit:
-        ctx.error("an interval probe runs in user space: it takes no where, aggregate or "
-                  "emit (it records the step's aggregations over time)", probe.loc)
+    if probe.where or probe.aggregate or probe.emit or probe.sample:
+        ctx.error("an interval probe runs in user space: it takes no where, aggregate, "
+                  "sample or emit (it records the step's aggregations over time)", probe.loc)
     unit, n = res.ref.parts
     ctx.prog.interval = int(n) * (1.0 if unit == "s" else 0.001)
 

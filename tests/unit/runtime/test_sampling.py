@@ -1,0 +1,112 @@
+"""`sample: 1/N` without BPF (issue #18.4): the schema's form, the model's N, the refusals,
+the per-CPU gate in the C after `where`, N on the AggPlan, values scaled when read, and the
+explanation saying the probe is sampled."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+from helpers.paths import FIXTURES
+
+from bpfrun.compile.explain import explain_runbook
+from bpfrun.compile.explain_text import probe_line
+from bpfrun.compile.pipeline import Compiled, compile_step, placeholder_values
+from bpfrun.compile.program import AggPlan
+from bpfrun.errors import ValidationError
+from bpfrun.frontend.params import resolve_params
+from bpfrun.frontend.runbooks import load_runbook
+from bpfrun.kernel.tracefs import FakeKernel
+from bpfrun.runtime.collect import build_view, unsampled
+from bpfrun.runtime.runner import RawAgg
+
+KERNEL = FakeKernel(FIXTURES / "tracefs")
+RUNBOOK = """\
+    apiVersion: bpfrun/v1
+    name: t
+    title: T
+    steps:
+      - id: s
+        probes:
+          - probe: tracepoint:syscalls:sys_enter_write
+            where: pid == 42
+            {sample}
+            aggregate:
+              - {{id: writes, count: true, by: [comm]}}
+              - {{id: bytes, sum: args.count, unit: bytes}}
+              - {{id: biggest, max: args.count}}
+    """
+
+
+def write(tmp_path: Path, sample: str) -> Path:
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(RUNBOOK.format(sample=sample)))
+    return path
+
+
+def compiled(tmp_path: Path, sample: str) -> Compiled:
+    rb = load_runbook(write(tmp_path, sample))
+    step = rb.steps[0]
+    return compile_step(rb, step, resolve_params(rb, {}), placeholder_values(rb, step), KERNEL)
+
+
+def test_the_kernel_records_every_nth_hit_after_where(tmp_path: Path) -> None:
+    c = compiled(tmp_path, "sample: 1/10")
+    assert load_runbook(tmp_path / "t.yaml").steps[0].probes[0].sample == 10
+    assert [p.sample for p in c.program.aggs] == [10, 10, 10]
+    gate = c.c_text.index("% 10) return 0;  /* sample: 1/10 */")
+    assert c.c_text.index("42") < gate  # `where` first: 1 in 10 of the hits that count
+    assert "BPF_PERCPU_ARRAY(bpfrun_s_sample" in c.c_text
+
+
+def test_unsampled_probes_compile_as_before(tmp_path: Path) -> None:
+    c = compiled(tmp_path, "")
+    assert [p.sample for p in c.program.aggs] == [1, 1, 1]
+    assert "sample:" not in c.c_text and "_sample" not in c.c_text
+
+
+@pytest.mark.parametrize("sample", ["sample: 2/10", "sample: 1/0", "sample: 1/x", "sample: '10%'"])
+def test_only_one_in_n_is_a_sample(tmp_path: Path, sample: str) -> None:
+    with pytest.raises(ValidationError, match=r"must be 1/N, e.g. sample: 1/10"):
+        load_runbook(write(tmp_path, sample))
+
+
+def test_a_sampled_probe_cannot_emit(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent("""\
+        apiVersion: bpfrun/v1
+        name: t
+        title: T
+        steps:
+          - id: s
+            probes:
+              - probe: tracepoint:syscalls:sys_enter_write
+                sample: 1/10
+                emit: [comm]
+        """))
+    with pytest.raises(ValidationError) as e:
+        load_runbook(path)
+    assert "a sampled probe cannot emit" in str(e.value.render())
+
+
+def test_counts_sums_and_buckets_are_scaled_but_not_extremes() -> None:
+    assert unsampled(7, 10) == 70
+    stats = {"count": 3, "sum": 30, "min": 2, "max": 20}
+    assert unsampled(stats, 10) == {"count": 30, "sum": 300, "min": 2, "max": 20}
+    hist = {"slots": {3: 2, 5: 1}, "stats": stats}
+    assert unsampled(hist, 4) == {"slots": {3: 8, 5: 4},
+                                  "stats": {"count": 12, "sum": 120, "min": 2, "max": 20}}
+
+
+def test_the_view_reads_a_sampled_aggregation_scaled(tmp_path: Path) -> None:
+    plan: AggPlan = compiled(tmp_path, "sample: 1/10").program.aggs[0]
+    view = build_view(RawAgg(plan, [({"comm": "a"}, 3), ({"comm": "b"}, 1)]))
+    assert [int(r.value) for r in view.rows] == [30, 10]
+
+
+def test_explain_says_the_probe_is_sampled(tmp_path: Path) -> None:
+    rb = load_runbook(write(tmp_path, "sample: 1/10"))
+    expl = explain_runbook(rb, resolve_params(rb, {}), KERNEL)
+    assert expl.probes[0].sample == 10
+    assert probe_line(expl.probes[0]).endswith("; sampled 1 in 10 (counts scaled)")
