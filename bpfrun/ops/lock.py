@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from types import TracebackType
 
-from bpfrun.errors import BpfrunError
+from bpfrun.errors import BpfrunError, UsageError
 
 EXIT_ALREADY_RUNNING = 5
 
@@ -43,8 +43,12 @@ class RunLock:
 
     def acquire(self) -> RunLock:
         """Take the lock without waiting; AlreadyRunning when another run holds it."""
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        except OSError as e:
+            raise UsageError(f"cannot open the run lock {self.path}: {e.strerror or e}",
+                             hint="set BPFRUN_REPORTS_DIR to a writable directory") from e
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -121,3 +121,8 @@ def test_free_space_floor_refuses_before_the_run(tmp_path: Path) -> None:
     assert not reports().exists() or not any(reports().glob("full-*"))
     r = bpfrun("run", str(path), "--format", "nagios", "--min-free", "1000000GiB")
     assert r.returncode == 3 and r.stdout.startswith("BPFRUN UNKNOWN - full: ")
+    r = bpfrun("run", str(path), "-q", "--min-free", "1000000GiB", "--prom-textfile",
+               str(tmp_path))
+    text = (tmp_path / "bpfrun_full.prom").read_text()
+    assert r.returncode == 3 and 'bpfrun_last_run_status{runbook="full",status="error"} 1' in text
+    assert 'bpfrun_last_run_exit_code{runbook="full"} 3' in text

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from bpfrun.errors import UsageError
 from bpfrun.ops.lock import EXIT_ALREADY_RUNNING, AlreadyRunning, RunLock
 
 
@@ -49,3 +50,9 @@ def test_a_killed_holders_lock_never_blocks(tmp_path: Path) -> None:
     deadline = time.monotonic() + 5
     RunLock(tmp_path, "triage").acquire().release()
     assert time.monotonic() < deadline
+
+
+def test_an_unwritable_lock_folder_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "file").write_text("")
+    with pytest.raises(UsageError):
+        RunLock(tmp_path / "file", "triage").acquire()
