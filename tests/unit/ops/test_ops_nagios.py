@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
-from helpers.paths import FIXTURES
+from helpers.paths import FIXTURES, REPO
 
 from bpfrun.ops.nagios import nagios_output, nagios_unknown, perf_item
 from bpfrun.result import Finding, RunResult
@@ -56,3 +59,14 @@ def test_unknown_for_a_run_that_never_started() -> None:
 def test_perf_labels_are_quoted_and_numbers_plain() -> None:
     assert perf_item("it's", 0.0000015, "s") == "'it''s'=0.000002s"
     assert perf_item("a=b", 3, minimum=0) == "'a_b'=3;;;0"
+
+
+def test_cli_invalid_runbook_is_unknown_exit_3(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("apiVersion: bpfrun/v1\nname: bad\n")
+    for ref in ("no-such-runbook", str(bad)):
+        done = subprocess.run([sys.executable, "-m", "bpfrun", "run", ref, "--format", "nagios"],
+                              capture_output=True, text=True, cwd=REPO, timeout=60)
+        assert done.returncode == 3, done.stderr
+        assert LINE.fullmatch(done.stdout.strip()), done.stdout
+        assert done.stdout.startswith("BPFRUN UNKNOWN - ")
