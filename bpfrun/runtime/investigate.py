@@ -180,7 +180,8 @@ class Investigation:
             return self.failed(step, entry, e)
         except Exception as e:  # BCC errors are untyped; never lose the report over one
             return self.failed(step, entry, StepError(f"{type(e).__name__}: {e}"))
-        self.progress.step_done(step.id, "interrupted" if raw.interrupted else "ran", raw.seconds)
+        self.progress.step_done(step.id, "interrupted" if raw.interrupted else "ran", raw.seconds,
+                                "stopped: over the overhead budget" if raw.over_budget else None)
         return self.collect(step, entry, raw)
 
     def failed(self, step: Step, entry: StepResult, e: BpfrunError) -> StepResult:

@@ -142,8 +142,8 @@ def budget_message(step_id: str, measured: Measured, over: Measured, budget: flo
     return (f"step '{step_id}' stopped after {seconds:.1f} s: its BPF programs took "
             f"{over.cpu_percent:.1f} % of the CPUs ({over.rate:,.0f} probe hits/s), over the "
             f"{budget:g} % budget; its results cover those {seconds:.1f} s "
-            f"({measured.events:,} hits). Narrow it with a pid or comm in `where`, "
-            f"`sample: 1/N`, or raise --max-overhead (0: no limit)")
+            f"({measured.events:,} hits). Narrow it with a pid or comm in its where, "
+            f"sample: 1/N on its busiest probe, or raise --max-overhead (0: no limit)")
 
 
 def run_budget(option: float | None, policy_max: float | None, rule: str) -> float | None:
