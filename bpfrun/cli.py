@@ -42,6 +42,33 @@ PolicyOpt = Annotated[str | None, typer.Option(
     "--policy", metavar="FILE",
     help="Policy file (default: /etc/bpfrun/policy.yaml if it exists, else the built-in "
          "policy, which refuses exporting read/write buffers).")]
+CgroupOpt = Annotated[str | None, typer.Option(
+    "--cgroup", metavar="PATH", help="Only tasks in this cgroup v2 or below it (a path "
+    "relative to the unified hierarchy, or absolute).")]
+UnitOpt = Annotated[str | None, typer.Option(
+    "--unit", metavar="NAME.service", help="Only tasks of this systemd unit.")]
+ContainerOpt = Annotated[str | None, typer.Option(
+    "--container", metavar="ID", help="Only tasks of this container (docker, containerd, "
+    "CRI-O or podman id; a prefix is enough).")]
+PodOpt = Annotated[str | None, typer.Option(
+    "--pod", metavar="NS/NAME|UID", help="Only tasks of this Kubernetes pod's containers.")]
+
+
+def _target(cgroup: str | None, unit: str | None, container: str | None,
+            pod: str | None) -> Any:
+    """The CgroupFilter the options name (at most one), or None."""
+    given = [(k, v) for k, v in (("cgroup", cgroup), ("unit", unit),
+                                 ("container", container), ("pod", pod)) if v is not None]
+    if not given:
+        return None
+    if len(given) > 1:
+        raise UsageError("give one of --cgroup, --unit, --container, --pod",
+                         "a pod covers its containers; a slice covers its units")
+    from bpfrun.compile.program import CgroupFilter  # noqa: PLC0415
+    from bpfrun.kernel.cgroups import resolve_target  # noqa: PLC0415
+
+    t = resolve_target(*given[0])
+    return CgroupFilter(t.id, t.level, t.label)
 
 
 def safe(text: str) -> str:
@@ -197,7 +224,8 @@ def _validate_file(f: Path, kernel: Any, policy: Any) -> bool:
 @app.command("compile")
 def compile_cmd(runbook: str, param: ParamOpt = None,
                 step: Annotated[str | None, typer.Option(help="Only this step.")] = None,
-                policy: PolicyOpt = None) -> None:
+                policy: PolicyOpt = None, cgroup: CgroupOpt = None, unit: UnitOpt = None,
+                container: ContainerOpt = None, pod: PodOpt = None) -> None:
     """Print the BCC C of each step, after what the runbook reads and costs. No root, no BCC
     needed."""
     def body() -> int:
@@ -211,9 +239,12 @@ def compile_cmd(runbook: str, param: ParamOpt = None,
 
         rb = _load(runbook)
         params = resolve_params(rb, parse_assignments(param or []))
+        target = _target(cgroup, unit, container, pod)
         kernel = default_kernel()
         if not kernel.readable():
             err("note: tracefs is not readable: tracepoint fields and types were not checked")
+        if target is not None:
+            err(f"note: aimed at {target.label} (cgroup id {target.id})")
         steps = [s for s in rb.steps if step is None or s.id == step]
         if not steps:
             raise UsageError(f"no step '{step}' in {rb.name}",
@@ -224,7 +255,7 @@ def compile_cmd(runbook: str, param: ParamOpt = None,
         for s in steps:
             try:
                 compiled = compile_step(rb, s, params, placeholder_values(rb, s), kernel,
-                                        require_probes=False)
+                                        require_probes=False, target=target)
                 for note in compiled.program.unchecked:
                     err(f"note: step {s.id}: {note}")
             except NullInput as e:
@@ -319,6 +350,8 @@ def run(runbook: str, param: ParamOpt = None,
                  "(measured each second; default: the policy's max_overhead, else 5; "
                  "0: no limit). A stopped step keeps its data and adds a warning (exit 1).")]
         = None,
+        cgroup: CgroupOpt = None, unit: UnitOpt = None, container: ContainerOpt = None,
+        pod: PodOpt = None,
         ) -> None:
     """Run a runbook (root): write report.md, report.html and result.json; print the path."""
     def body() -> int:
@@ -350,6 +383,7 @@ def run(runbook: str, param: ParamOpt = None,
         budget = run_budget(max_overhead, rules.max_overhead, rules.rule("max_overhead"))
         rb = _load(runbook)
         params = resolve_params(rb, parse_assignments(param or []))
+        target = _target(cgroup, unit, container, pod)
         override = None
         if duration is not None:
             try:
@@ -377,7 +411,7 @@ def run(runbook: str, param: ParamOpt = None,
             signal.signal(sig, lambda *_: stop.set())
         progress = Progress.for_cli(quiet=quiet, json_output=as_json)
         inv = Investigation(rb, params, kernel, override, stop, progress,
-                            max_overhead=budget)
+                            max_overhead=budget, target=target)
         try:
             result = inv.run()
         finally:

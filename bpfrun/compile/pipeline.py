@@ -17,6 +17,8 @@ from typing import Any
 from bpfrun.compile import emit
 from bpfrun.compile.cexpr import NullInput, Unbound
 from bpfrun.compile.lower import Program, lower_step
+from bpfrun.compile.lower.target import aim
+from bpfrun.compile.program import CgroupFilter
 from bpfrun.compile.resolution import StepProbes, resolve_step, unusable
 from bpfrun.errors import Diagnostic, ValidationError
 from bpfrun.expr.evaluate import EvalError, render_template
@@ -50,14 +52,14 @@ class Compiled:
 
 def compile_step(runbook: Runbook, step: Step, params: dict[str, Any],
                  step_values: dict[str, dict[str, Any]], kernel: Kernel,
-                 require_probes: bool = True) -> Compiled:
+                 require_probes: bool = True, target: CgroupFilter | None = None) -> Compiled:
     """Resolve, lower and emit one step with params and earlier steps' values bound as
     constants.
 
     Raises ValidationError, MachineError (no usable probe here, when `require_probes`) or
     NullInput.
     """
-    compiled, probes = _compile(runbook, step, params, step_values, kernel)
+    compiled, probes = _compile(runbook, step, params, step_values, kernel, target)
     if require_probes and probes.missing:
         raise unusable(probes.missing)
     return compiled
@@ -65,7 +67,8 @@ def compile_step(runbook: Runbook, step: Step, params: dict[str, Any],
 
 def _compile(runbook: Runbook, step: Step, params: dict[str, Any],
              step_values: dict[str, dict[str, Any]],
-             kernel: Kernel) -> tuple[Compiled, StepProbes]:
+             kernel: Kernel,
+             target: CgroupFilter | None = None) -> tuple[Compiled, StepProbes]:
     """The step's C whether or not its probes exist here (a missing one is lowered as first
     written), and its resolved probes."""
     names = names_for(params, step_values)
@@ -77,6 +80,7 @@ def _compile(runbook: Runbook, step: Step, params: dict[str, Any],
     probes = resolve_step(step, kernel, bind)
     program = lower_step(step, probes, consts, kernel.features(), bind,
                          {runbook.path: runbook.source})
+    aim(program, target)
     return Compiled(program, emit.render(program, runbook.name, runbook.path)), probes
 
 

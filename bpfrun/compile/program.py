@@ -116,6 +116,16 @@ class Handler:
     user_mode_check: bool = False  # calls BPFRUN_IN_USER_MODE()
 
 
+@dataclass(frozen=True)
+class CgroupFilter:
+    """The run's target (--cgroup/--unit/--container/--pod): every handler returns at once
+    unless the task's cgroup is this one or below it (its ancestor at `level` has `id`)."""
+
+    id: int
+    level: int
+    label: str  # "unit checkout.service", "container 4f1c0ffee2b0 (docker)", ...
+
+
 @dataclass
 class Program:
     step_id: str
@@ -141,4 +151,5 @@ class Program:
     interval: float | None = None  # seconds between snapshots of the aggregations
     predicates: dict[str, str] = field(default_factory=dict)
     unchecked: list[str] = field(default_factory=list)  # kernel checks skipped (unreadable)
+    cgroup: CgroupFilter | None = None  # the run's target, compiled into every handler
 

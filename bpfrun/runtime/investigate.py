@@ -17,6 +17,7 @@ from typing import Any
 
 from bpfrun import __version__
 from bpfrun.compile.pipeline import AGG_STATS, NullInput, compile_step, names_for, substitute
+from bpfrun.compile.program import CgroupFilter
 from bpfrun.errors import (
     EXIT_CLEAN,
     EXIT_FIRED,
@@ -81,6 +82,7 @@ class Investigation:
     outcome: BpfrunError | None = None
     max_overhead: float | None = DEFAULT_BUDGET  # percent of all CPUs; None or 0: no limit
     budget_findings: dict[str, str] = field(default_factory=dict)  # step id → its finding
+    target: CgroupFilter | None = None  # --cgroup/--unit/--container/--pod: only its tasks
 
     def run(self) -> RunResult:
         started = _now()
@@ -155,7 +157,7 @@ class Investigation:
         entry = replace(_skipped(step, None), status="ran")
         try:
             compiled = compile_step(self.runbook, step, self.params, self.step_values,
-                                    self.kernel)
+                                    self.kernel, target=self.target)
         except NullInput as e:
             self.step_values[step.id] = {}
             why = f"needs {e.name}, which is null: the earlier step found no data"

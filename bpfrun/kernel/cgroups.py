@@ -1,0 +1,263 @@
+"""cgroups on this host: find the unified (v2) hierarchy, resolve a run's target (a path, a
+systemd unit, a container id, a pod) to a cgroup id and level, and name cgroups by the path
+conventions of systemd, docker, containerd, CRI-O, podman and the kubepods slices.
+
+The id of a cgroup v2 is its directory's inode number (what bpf_get_current_cgroup_id() and
+bpf_get_current_ancestor_cgroup_id() return); its level is the number of path components
+below the root. Hybrid hosts (v1 controllers with cgroup2 at /sys/fs/cgroup/unified) work the
+same: the BPF helpers read the default hierarchy, which is what the cgroup2 mount shows.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from bpfrun.errors import MachineError, UsageError
+
+MOUNTS = Path("/proc/self/mounts")
+UNIFIED_FALLBACKS = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"))
+KINDS = ("cgroup", "unit", "container", "pod")
+MAX_WALK = 200_000  # directories looked at when searching the tree for a container or pod
+
+_HEX_ID = r"[0-9a-f]{12,64}"
+# Container scopes/folders of each runtime: (runtime, pattern of the last path component).
+_CONTAINER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("docker", re.compile(rf"^docker-({_HEX_ID})\.scope$")),
+    ("containerd", re.compile(rf"^cri-containerd-({_HEX_ID})\.scope$")),
+    ("cri-o", re.compile(rf"^crio-(?:conmon-)?({_HEX_ID})\.scope$")),
+    ("podman", re.compile(rf"^libpod-(?:conmon-)?({_HEX_ID})\.scope$")),
+)
+_PARENT_RUNTIMES = {"docker": "docker", "libpod_parent": "podman", "containerd": "containerd"}
+_POD_SLICE = re.compile(r"^kubepods(?:-[a-z]+)*-pod([0-9a-f_\-]{36})\.slice$")
+_POD_DIR = re.compile(r"^pod([0-9a-f\-]{36})$")  # cgroupfs driver: kubepods/burstable/pod<uid>
+_BARE_ID = re.compile(rf"^{_HEX_ID}$")
+
+
+@dataclass(frozen=True)
+class CgroupTarget:
+    """What a run is aimed at: the cgroup, its id and level, and how to name it."""
+
+    kind: str  # cgroup | unit | container | pod
+    asked: str  # as given on the command line
+    path: str  # relative to the unified root, "" for the root itself
+    id: int
+    level: int
+    label: str  # "container 4f1c0ffee2b0 (docker)", "unit checkout.service", ...
+
+
+def unified_root(mounts: Path = MOUNTS) -> Path:
+    """Where the cgroup2 hierarchy is mounted; MachineError on a pure v1 host."""
+    try:
+        lines = mounts.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        lines = []
+    for line in lines:
+        parts = line.split()
+        if len(parts) > 2 and parts[2] == "cgroup2":
+            return Path(parts[1].replace("\\040", " "))
+    for root in UNIFIED_FALLBACKS:
+        if (root / "cgroup.controllers").exists():
+            return root
+    raise MachineError("no cgroup v2 (unified) hierarchy is mounted: aiming a runbook at a "
+                       "cgroup needs it (pure cgroup v1 hosts cannot be targeted)",
+                       "mount -t cgroup2 none /sys/fs/cgroup/unified, or boot with "
+                       "systemd.unified_cgroup_hierarchy=1")
+
+
+def cgroup_id(directory: Path) -> int:
+    return os.stat(directory).st_ino
+
+
+def walk(root: Path, limit: int = MAX_WALK) -> Iterator[str]:
+    """Relative paths of every cgroup under `root` (breadth first, at most `limit`)."""
+    queue, seen = [""], 0
+    while queue and seen < limit:
+        rel = queue.pop(0)
+        seen += 1
+        yield rel
+        try:
+            with os.scandir(root / rel) as it:
+                queue += sorted(os.path.join(rel, e.name) for e in it
+                                if e.is_dir(follow_symlinks=False))
+        except OSError:
+            continue
+
+
+def resolve_target(kind: str, asked: str, root: Path | None = None) -> CgroupTarget:
+    """The cgroup `asked` names; UsageError (exit 2) naming what was looked for if none."""
+    root = root if root is not None else unified_root()
+    rel = _find(kind, asked.strip(), root)
+    directory = root / rel if rel else root
+    return CgroupTarget(kind, asked, rel, cgroup_id(directory),
+                        len([p for p in rel.split("/") if p]), name_of_path(rel))
+
+
+def _find(kind: str, asked: str, root: Path) -> str:
+    if not asked:
+        raise UsageError(f"--{kind}: empty (give what to aim at)", _hint(kind))
+    if kind == "cgroup":
+        return _find_path(asked, root)
+    if kind == "unit":
+        unit = asked if "." in asked else f"{asked}.service"
+        matches = [r for r in walk(root) if os.path.basename(r) == unit]
+        what = f"systemd unit {unit} (a folder named {unit} under {root})"
+    elif kind == "container":
+        matches = [r for r in walk(root)
+                   if (c := _container_id(r)) is not None and c[1].startswith(asked.lower())]
+        what = f"container {asked} (docker-/cri-containerd-/crio-/libpod-<id>.scope or " \
+               f"docker/<id> under {root})"
+    elif kind == "pod":
+        matches = _find_pod(asked, root)
+        what = f"pod {asked} (kubepods…-pod<uid>.slice or kubepods/…/pod<uid> under {root})"
+    else:
+        raise UsageError(f"unknown target kind {kind!r}", "one of: " + ", ".join(KINDS))
+    matches = _outermost(matches)
+    if not matches:
+        raise UsageError(f"no cgroup for {what}", _hint(kind))
+    if len(matches) > 1:
+        raise UsageError(f"{kind} {asked} matches {len(matches)} cgroups: "
+                         + ", ".join(matches[:5]), "give a longer id or --cgroup PATH")
+    return matches[0]
+
+
+def _find_path(asked: str, root: Path) -> str:
+    p = Path(asked)
+    if p.is_absolute():
+        try:
+            rel = p.resolve().relative_to(root.resolve())
+        except ValueError:
+            rel = None
+        if rel is None and (root / asked.lstrip("/")).is_dir():
+            rel = Path(asked.lstrip("/"))  # as /proc/PID/cgroup writes it
+        if rel is None:
+            raise UsageError(f"no cgroup {asked}: it is not under the unified hierarchy "
+                             f"{root}", _hint("cgroup"))
+    else:
+        rel = p
+    rel_s = str(rel).strip("/")
+    if rel_s in ("", "."):
+        return ""
+    if ".." in rel.parts or not (root / rel_s).is_dir():
+        raise UsageError(f"no cgroup {asked} (looked for the folder {root / rel_s})",
+                         _hint("cgroup"))
+    return rel_s
+
+
+def _find_pod(asked: str, root: Path) -> list[str]:
+    uid = asked.lower().replace("_", "-")
+    if "/" in asked:  # NAMESPACE/NAME: only the kubelet knows it; recorded names, if any
+        names = pod_names()
+        uid = names.get(asked, "")
+        if not uid:
+            return []
+    return [r for r in walk(root) if (_pod_uid(os.path.basename(r)) or "x").startswith(uid)]
+
+
+def _outermost(paths: list[str]) -> list[str]:
+    """Drop matches inside another match (a container's inner folders, conmon scopes)."""
+    out: list[str] = []
+    for p in sorted(paths, key=len):
+        if not any(p.startswith(q + "/") for q in out):
+            out.append(p)
+    return out
+
+
+def _hint(kind: str) -> str:
+    return {"cgroup": "a path relative to the cgroup2 root, e.g. system.slice/cron.service; "
+                      "see /proc/PID/cgroup (the 0:: line)",
+            "unit": "systemctl status NAME shows its CGroup:",
+            "container": "docker ps / crictl ps / podman ps show the ids; a prefix is enough",
+            "pod": "NAMESPACE/NAME needs the pod's UID known here; give the UID "
+                   "(kubectl get pod NAME -o jsonpath='{.metadata.uid}')"}.get(kind, "")
+
+
+def pod_names() -> dict[str, str]:
+    """NAMESPACE/NAME → pod UID, from the kubelet's pod folders when this host has them."""
+    out: dict[str, str] = {}
+    base = Path("/var/log/pods")  # kubelet: <namespace>_<name>_<uid>
+    try:
+        entries = list(os.scandir(base))
+    except OSError:
+        return out
+    for e in entries:
+        parts = e.name.split("_")
+        if len(parts) == 3:
+            out[f"{parts[0]}/{parts[1]}"] = parts[2]
+    return out
+
+
+def _container_id(rel: str) -> tuple[str, str] | None:
+    """(runtime, id) when the last component of `rel` is a container's cgroup."""
+    parts = [p for p in rel.split("/") if p]
+    if not parts:
+        return None
+    last = parts[-1]
+    for runtime, pattern in _CONTAINER_RULES:
+        m = pattern.match(last)
+        if m:
+            return runtime, m.group(1)
+    if _BARE_ID.match(last) and len(parts) > 1:  # cgroupfs driver: docker/<id>, pod<uid>/<id>
+        parent = parts[-2]
+        if parent in _PARENT_RUNTIMES:
+            return _PARENT_RUNTIMES[parent], last
+        if _pod_uid(parent):
+            return "cri", last
+    return None
+
+
+def _pod_uid(component: str) -> str | None:
+    m = _POD_SLICE.match(component) or _POD_DIR.match(component)
+    return m.group(1).replace("_", "-") if m else None
+
+
+def name_of_path(rel: str, pods: dict[str, str] | None = None) -> str:
+    """A reader's name for the cgroup at `rel` (relative to the unified root)."""
+    parts = [p for p in rel.strip("/").split("/") if p]
+    if not parts:
+        return "cgroup / (the root: every task)"
+    names: list[str] = []
+    by_uid = {uid: name for name, uid in (pods or {}).items()}
+    for i, comp in enumerate(parts):
+        uid = _pod_uid(comp)
+        if uid:
+            names = [f"pod {by_uid.get(uid, uid)}"]
+            continue
+        found = _container_id("/".join(parts[:i + 1]))
+        if found:
+            runtime, cid = found
+            names = [n for n in names if n.startswith("pod ")]
+            names.append(f"container {cid[:12]} ({runtime})")
+            continue
+        if comp.endswith((".service", ".scope")) and not names:
+            names = [f"unit {comp}"] if comp.endswith(".service") else [f"scope {comp}"]
+    return ", ".join(names) if names else f"cgroup /{'/'.join(parts)}"
+
+
+class CgroupNames:
+    """cgroup id → name, from a walk of the tree taken during the run; ids gone by the time
+    results are read keep their last name, else read as `cgroup <id> (gone)`."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root
+        self.cache: dict[int, str] = {}
+
+    def refresh(self) -> None:
+        try:
+            root = self.root if self.root is not None else unified_root()
+        except MachineError:
+            return
+        pods = pod_names()
+        for rel in walk(root):
+            try:
+                self.cache[cgroup_id(root / rel if rel else root)] = name_of_path(rel, pods)
+            except OSError:
+                continue
+
+    def name(self, cid: int) -> str:
+        if cid not in self.cache:
+            self.refresh()
+        return self.cache.get(cid, f"cgroup {cid} (gone)")

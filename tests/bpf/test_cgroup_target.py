@@ -1,0 +1,142 @@
+"""A run aimed at one cgroup (issue #17) on real BPF: cgroups named like a systemd unit, a
+docker container and a kubepods pod's containerd container are made under the unified
+hierarchy, the same program (`cgtwork`, a copy of sleep) runs in each, and each of
+--unit/--container/--pod/--cgroup sees only the right ones; a parent covers its children.
+The cgroups are removed afterwards, also when a test fails."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers.paths import REPO
+
+from bpfrun.errors import MachineError
+from bpfrun.kernel.cgroups import cgroup_id, unified_root
+
+pytestmark = pytest.mark.bpf
+
+RUNBOOK = """\
+apiVersion: bpfrun/v1
+name: cgtest
+title: which cgroups make nanosleep calls
+steps:
+  - id: sleeps
+    title: nanosleeps by cgroup
+    duration: 1s
+    probes:
+      - probe: tracepoint:syscalls:sys_enter_clock_nanosleep
+        where: comm == "cgtwork"
+        aggregate:
+          - id: by_cgroup
+            count: true
+            by: [cgroup]
+"""
+
+
+def _root() -> Path:
+    try:
+        return unified_root()
+    except MachineError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
+    root = _root()
+    tag = uuid.uuid4().hex
+    uid = str(uuid.uuid4())
+    docker = f"{tag}{tag}"[:64]
+    ctr = f"c0{tag}{tag}"[:64]
+    dirs = {
+        "unit": f"system.slice/bpfrun-t{tag[:6]}.service",
+        "docker": f"system.slice/docker-{docker}.scope",
+        "pod": f"kubepods.slice/kubepods-burstable.slice/"
+               f"kubepods-burstable-pod{uid.replace('-', '_')}.slice",
+    }
+    dirs["ctr"] = f"{dirs['pod']}/cri-containerd-{ctr}.scope"
+    made: list[Path] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    work = tmp_path_factory.mktemp("cg") / "cgtwork"
+    shutil.copy("/bin/sleep", work)
+    try:
+        for rel in dirs.values():
+            for i in range(1, len(rel.split("/")) + 1):
+                d = root / "/".join(rel.split("/")[:i])
+                if not d.exists():
+                    d.mkdir()
+                    made.append(d)
+        for key in ("unit", "docker", "ctr"):
+            procs.append(subprocess.Popen(
+                ["sh", "-c", f"echo $$ > {root / dirs[key]}/cgroup.procs; "
+                             f"while :; do {work} 0.01; done"], start_new_session=True))
+        time.sleep(0.3)
+        ids = {k: cgroup_id(root / rel) for k, rel in dirs.items()}
+        yield {"dirs": dirs, "ids": ids, "docker": docker, "uid": uid}
+    finally:
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, 9)
+            p.wait()
+        time.sleep(0.2)
+        for d in reversed(made):
+            for _ in range(50):
+                try:
+                    d.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+
+def seen(tmp_path: Path, *target: str) -> set[int]:
+    rb = tmp_path / "cgtest.yaml"
+    rb.write_text(textwrap.dedent(RUNBOOK))
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "bpfrun", "run", str(rb), "-q", "-o",
+                           str(out), *target], cwd=REPO, capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    agg = json.loads((out / "result.json").read_text())["steps"][0]["aggregations"]
+    return {row["key"]["cgroup"] for row in agg["by_cgroup"]["rows"]}
+
+
+def test_unit_sees_only_its_service(tree: dict, tmp_path: Path) -> None:
+    name = Path(tree["dirs"]["unit"]).name
+    assert seen(tmp_path, "--unit", name) == {tree["ids"]["unit"]}
+
+
+def test_container_prefix_sees_only_that_container(tree: dict, tmp_path: Path) -> None:
+    assert seen(tmp_path, "--container", tree["docker"][:12]) == {tree["ids"]["docker"]}
+
+
+def test_pod_uid_covers_its_container(tree: dict, tmp_path: Path) -> None:
+    assert seen(tmp_path, "--pod", tree["uid"]) == {tree["ids"]["ctr"]}
+
+
+def test_parent_cgroup_covers_its_children(tree: dict, tmp_path: Path) -> None:
+    got = seen(tmp_path, "--cgroup", "system.slice")  # may hold other units of the host
+    assert {tree["ids"]["unit"], tree["ids"]["docker"]} <= got
+    assert tree["ids"]["ctr"] not in got
+    pod = seen(tmp_path, "--cgroup", "/" + tree["dirs"]["pod"])  # as /proc/PID/cgroup has it
+    assert pod == {tree["ids"]["ctr"]}
+
+
+def test_missing_target_is_a_usage_error(tmp_path: Path) -> None:
+    _root()
+    rb = tmp_path / "cgtest.yaml"
+    rb.write_text(RUNBOOK)
+    proc = subprocess.run([sys.executable, "-m", "bpfrun", "run", str(rb), "--container",
+                           "0123456789abcdef"], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 2
+    assert "container 0123456789abcdef" in proc.stderr and "Traceback" not in proc.stderr
