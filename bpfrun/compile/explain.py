@@ -68,6 +68,7 @@ class ProbeUse:
     # 0 || pid == params.pid` with pid 0): `processes` then only say what a param narrows.
     all_processes: bool = True
     sample: int | None = None  # `sample: 1/N`: records every Nth hit, counts scaled by N
+    sampled: tuple[tuple[str, int], ...] = ()  # aggregations with their own `sample: 1/N`
 
     @property
     def user_pointers(self) -> bool:
@@ -165,15 +166,17 @@ def _step_probes(step: Step, resolved: Any, params: dict[str, Any]) -> list[_Use
         end_exprs += [e for a in aggs for e in _agg_exprs(a) if not _mentions_begin(e.node)]
         out.append(_use(step, "span begin", resolved.begin, span.begin.where, begin_exprs,
                         span.begin.loc, params))
-        out.append(_use(step, "span end", resolved.end, span.end.where, end_exprs,
-                        span.end.loc, params))
+        end, used = _use(step, "span end", resolved.end, span.end.where, end_exprs,
+                         span.end.loc, params)
+        out.append((replace(end, sampled=_sampled(span.aggregate)), used))
     for probe, res in zip(step.probes, resolved.probes, strict=True):
         if res is None or res.ref.kind == "interval":
             continue
         exprs = [*_opt(probe.where), *probe.emit,
                  *(e for a in probe.aggregate for e in _agg_exprs(a))]
         use, used = _use(step, "probe", res, probe.where, exprs, probe.loc, params)
-        out.append((replace(use, sample=probe.sample), used))
+        out.append((replace(use, sample=probe.sample, sampled=_sampled(probe.aggregate)),
+                    used))
     return out
 
 
@@ -189,6 +192,10 @@ def _use(step: Step, role: str, res: Resolved, where: Expr | None, exprs: list[E
                    _admits_all(where, params))
     reads = tuple(dict.fromkeys(r for e in exprs for r in _reads(e, use)))
     return replace(use, reads=reads), exprs
+
+
+def _sampled(aggs: tuple[Aggregation, ...]) -> tuple[tuple[str, int], ...]:
+    return tuple((a.id, a.sample) for a in aggs if a.sample)
 
 
 def _opt(e: Expr | None) -> list[Expr]:

@@ -60,7 +60,9 @@ def probe_line(p: ProbeUse) -> str:
                        for what in reads) or "nothing but the task's identity"
     return (f"step {p.step}, {p.role} {p.probe} ({p.loc.line}:{p.loc.col}): {who}; "
             f"reads {detail}; runs {p.cost.per} [{p.cost.rate}]"
-            + (f"; sampled 1 in {p.sample} (counts scaled)" if p.sample else ""))
+            + (f"; sampled 1 in {p.sample} (counts scaled)" if p.sample else "")
+            + "".join(f"; aggregation {a} sampled 1 in {n} (counts scaled)"
+                      for a, n in p.sampled))
 
 
 def output_line(o: Output) -> str:

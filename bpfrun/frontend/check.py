@@ -210,6 +210,11 @@ class Checker:
                     self.span_key(k)
             for a in step.span.aggregate:
                 kernel_exprs += [e for e in (a.value, a.where) if e] + list(a.by)
+            for a in step.span.pending:
+                if a.sample is not None:
+                    self.diags.error("a pending aggregation is computed at the end from the "
+                                     "spans still open: it cannot be sampled", a.loc,
+                                     "sample the span's aggregations instead")
         for e in kernel_exprs:
             self.refs(e.node, e, None)
         local = (self.names_of(step) - {t.id for t in step.thresholds}) | set(STEP_NAMES)

@@ -89,6 +89,7 @@ class Aggregation:
     size: int | None
     bounds: tuple[Any, Any, Any] | None  # lhist (min, max, step) as written
     loc: Loc
+    sample: int | None = None  # `sample: 1/N`: N (every Nth hit recorded, counts scaled)
 
 
 @dataclass(frozen=True)
@@ -229,7 +230,8 @@ class _Builder:
             by=tuple(e for i, b in enumerate(d.get("by", []))
                      if (e := self.expr(b, (*path, "by", i))) is not None),
             where=self.opt_expr(d, "where", path), top=d.get("top"), unit=d.get("unit"),
-            size=d.get("size"), bounds=bounds, loc=self.doc.loc(path))
+            size=d.get("size"), bounds=bounds, loc=self.doc.loc(path),
+            sample=_sample(d))
 
     def aggregations(self, items: list[Any], path: tuple[Any, ...]) -> tuple[Aggregation, ...]:
         return tuple(self.aggregation(a, (*path, i)) for i, a in enumerate(items))
@@ -242,7 +244,7 @@ class _Builder:
             emit=tuple(e for i, x in enumerate(d.get("emit", []))
                        if (e := self.expr(x, (*path, "emit", i))) is not None),
             limit=d.get("limit"), loc=self.doc.loc(path),
-            sample=int(d["sample"].split("/")[1]) if "sample" in d else None)
+            sample=_sample(d))
 
     def span_end(self, d: dict[str, Any], path: tuple[Any, ...]) -> SpanEnd:
         keys = d["key"] if isinstance(d["key"], list) else [d["key"]]
@@ -310,3 +312,8 @@ def build_runbook(doc: Document) -> Runbook:
     runbook = builder.runbook()
     builder.diags.raise_if_any({doc.path: doc.text})
     return runbook
+
+
+def _sample(d: dict[str, Any]) -> int | None:
+    """`sample: 1/N` (the schema checked its form) → N."""
+    return int(d["sample"].split("/")[1]) if "sample" in d else None

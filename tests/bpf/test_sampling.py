@@ -1,6 +1,7 @@
 """`sample: 1/N` on real BPF (issue #18.4): a uprobe on malloc sampled 1 in 10 records about a
 tenth of a workload's known number of allocations, and reads back scaled to about all of them,
-next to the same probe unsampled; the report says so."""
+next to the same probe unsampled (and one aggregation of it sampled 1 in 5); the report says
+so."""
 
 from __future__ import annotations
 
@@ -63,7 +64,9 @@ def test_malloc_sampled_one_in_ten_is_scaled_back(tmp_path: Path) -> None:
                       - {{id: sampled_bytes, sum: arg0, unit: bytes}}
                   - probe: uprobe:libc:malloc
                     where: pid == {w.pid}
-                    aggregate: [{{id: every, count: true}}]
+                    aggregate:
+                      - {{id: every, count: true}}
+                      - {{id: fifth, count: true, sample: 1/5}}
             """, w)
     step = result["steps"][0]
     aggs = step["aggregations"]
@@ -73,6 +76,8 @@ def test_malloc_sampled_one_in_ten_is_scaled_back(tmp_path: Path) -> None:
     # Every 10th hit on each CPU, the first included: 10 × Σ ceil(hits on the CPU / 10).
     assert sampled % 10 == 0
     assert every <= sampled < every + 10 * (os.cpu_count() or 1), (every, sampled)
+    fifth = aggs["fifth"]["rows"][0]["value"]  # sampled by the aggregation alone
+    assert every <= fifth < every + 5 * (os.cpu_count() or 1) and fifth % 5 == 0, fifth
     sampled_bytes = aggs["sampled_bytes"]["rows"][0]["value"]
     # All SIZE, unless stdio's one buffer at the end was among the samples.
     assert sampled_bytes == sampled * SIZE or sampled_bytes % 10 == 0, sampled_bytes

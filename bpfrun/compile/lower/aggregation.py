@@ -36,6 +36,8 @@ def lower_aggregation(ctx: StepContext, agg: Aggregation, scope: Scope) -> list[
     body = where(ctx, agg, comp)
     if body is None:
         return []
+    if agg.sample and agg.sample > 1:
+        body += sample_gate(ctx, agg.sample, "break")
     keys = keys_of(ctx, agg, comp, body)
     value = value_of(ctx, agg, comp, body)
     if value is None:
@@ -60,9 +62,22 @@ def lower_aggregation(ctx: StepContext, agg: Aggregation, scope: Scope) -> list[
     ctx.prog.aggs.append(AggPlan(agg.id, agg.kind, mname, stats_map, keys, value_type,
                                  unit, scale, agg.top, lbounds, array=not agg.by,
                                  index_map=f"{mname}_idx" if index else None, limits=limits,
-                                 limit_slot=hist_slots(lbounds) if not agg.by else LIMIT_SLOT))
+                                 limit_slot=hist_slots(lbounds) if not agg.by else LIMIT_SLOT,
+                                 sample=agg.sample or 1))
     return [f"/* {c_comment(f'aggregation {agg.id}: {agg.kind} (runbook {agg.loc})')} */",
             "do {", *("    " + line for line in body), "} while (0);"]
+
+
+def sample_gate(ctx: StepContext, n: int, leave: str) -> list[str]:
+    """Runs `leave` (return 0 from a probe, break from an aggregation) but on every `n`th
+    hit, counted per CPU: exact and repeatable (a test can count on it), unlike
+    bpf_get_prandom_u32() % n, and a per-CPU array slot costs no lock or atomic. It comes
+    after `where` (1 in n of the hits that count) and before any other map work."""
+    name = ctx.fresh(f"bpfrun_{ctx.step.id}_sample")
+    ctx.prog.maps.append(f"BPF_PERCPU_ARRAY({name}, u64, 1);")
+    return [f"int {name}_slot = 0;",
+            f"u64 *{name}_n = {name}.lookup(&{name}_slot);",
+            f"if (!{name}_n || (*{name}_n)++ % {n}) {leave};  /* sample: 1/{n} */"]
 
 
 def where(ctx: StepContext, agg: Aggregation, comp: ExprCompiler) -> list[str] | None:

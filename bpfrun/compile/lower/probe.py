@@ -4,7 +4,7 @@ then its aggregations and events; an `interval` probe is a user-space tick inste
 from __future__ import annotations
 
 from bpfrun.compile.cexpr import CompileError, ExprCompiler, Scope
-from bpfrun.compile.lower.aggregation import lower_aggregation
+from bpfrun.compile.lower.aggregation import lower_aggregation, sample_gate
 from bpfrun.compile.lower.context import StepContext
 from bpfrun.compile.lower.events import lower_events
 from bpfrun.compile.lower.handlers import add_handler, function_for
@@ -23,29 +23,17 @@ def lower_probe(ctx: StepContext, probe: Probe, res: Resolved) -> None:
         return  # the predicate folded to false: the probe can never contribute
     body = list(guard)
     if probe.sample and probe.sample > 1:
-        body += sample_gate(ctx, probe.sample)
+        body += sample_gate(ctx, probe.sample, "return 0")
     if ctx.prog.stop_after:
         body.append("bpfrun_hit();")
     first = len(ctx.prog.aggs)
     for agg in probe.aggregate:
         body += lower_aggregation(ctx, agg, scope)
     for plan in ctx.prog.aggs[first:]:
-        plan.sample = probe.sample or 1  # the runner scales its counts and sums by it
+        plan.sample *= probe.sample or 1  # the runner scales its counts and sums by it
     if probe.emit:
         body += lower_events(ctx, probe, res, scope)
     add_handler(ctx, fn, res, f"{res.ref.canonical} (runbook {probe.loc})", body, scope.uses)
-
-
-def sample_gate(ctx: StepContext, n: int) -> list[str]:
-    """Returns early but on every `n`th hit, counted per CPU: exact and repeatable (a test
-    can count on it), unlike bpf_get_prandom_u32() % n, and a per-CPU array slot costs no
-    lock or atomic. It runs after `where` (1 in n of the hits that count) and before any
-    other map work."""
-    name = ctx.fresh(f"bpfrun_{ctx.step.id}_sample")
-    ctx.prog.maps.append(f"BPF_PERCPU_ARRAY({name}, u64, 1);")
-    return [f"int {name}_slot = 0;",
-            f"u64 *{name}_n = {name}.lookup(&{name}_slot);",
-            f"if (!{name}_n || (*{name}_n)++ % {n}) return 0;  /* sample: 1/{n} */"]
 
 
 def lower_interval(ctx: StepContext, probe: Probe, res: Resolved) -> None:

@@ -110,3 +110,50 @@ def test_explain_says_the_probe_is_sampled(tmp_path: Path) -> None:
     expl = explain_runbook(rb, resolve_params(rb, {}), KERNEL)
     assert expl.probes[0].sample == 10
     assert probe_line(expl.probes[0]).endswith("; sampled 1 in 10 (counts scaled)")
+
+
+def test_an_aggregation_may_sample_itself_alone(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(RUNBOOK.format(sample="")).replace(
+        "{id: bytes, sum: args.count, unit: bytes}",
+        "{id: bytes, sum: args.count, unit: bytes, sample: 1/4}"))
+    rb = load_runbook(path)
+    step = rb.steps[0]
+    c = compile_step(rb, step, resolve_params(rb, {}), placeholder_values(rb, step), KERNEL)
+    assert [p.sample for p in c.program.aggs] == [1, 4, 1]
+    assert "% 4) break;  /* sample: 1/4 */" in c.c_text  # leaves its own block only
+    expl = explain_runbook(rb, resolve_params(rb, {}), KERNEL)
+    assert probe_line(expl.probes[0]).endswith("; aggregation bytes sampled 1 in 4 "
+                                               "(counts scaled)")
+
+
+def test_a_sampled_probe_and_aggregation_multiply(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent(RUNBOOK.format(sample="sample: 1/10")).replace(
+        "{id: writes, count: true, by: [comm]}",
+        "{id: writes, count: true, by: [comm], sample: 1/3}"))
+    rb = load_runbook(path)
+    step = rb.steps[0]
+    c = compile_step(rb, step, resolve_params(rb, {}), placeholder_values(rb, step), KERNEL)
+    assert [p.sample for p in c.program.aggs] == [30, 10, 10]
+
+
+def test_a_pending_aggregation_cannot_be_sampled(tmp_path: Path) -> None:
+    path = tmp_path / "t.yaml"
+    path.write_text(textwrap.dedent("""\
+        apiVersion: bpfrun/v1
+        name: t
+        title: T
+        steps:
+          - id: s
+            span:
+              begin: {probe: tracepoint:syscalls:sys_enter_read, key: tid}
+              end: {probe: tracepoint:syscalls:sys_exit_read, key: tid}
+              aggregate:
+                - {id: lat, hist: duration, unit: us, sample: 1/10}
+              pending:
+                - {id: open, count: true, sample: 1/10}
+        """))
+    with pytest.raises(ValidationError) as e:
+        load_runbook(path)
+    assert "a pending aggregation is computed at the end" in str(e.value.render())
