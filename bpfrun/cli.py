@@ -541,6 +541,46 @@ def diff(before: Annotated[str, typer.Argument(
     guarded(body)
 
 
+@app.command()
+def merge(results: Annotated[list[str], typer.Argument(
+              metavar="RESULT...",
+              help="result.json files, report folders, or folders of them (Ansible's fetch "
+                   "tree results/<host>/result.json).")],
+          out: Annotated[Path | None, typer.Option("-o", "--out", help="Report folder.")]
+          = None,
+          inventory: Annotated[Path | None, typer.Option(
+              "--inventory", "-i", metavar="FILE",
+              help="The hosts expected: one per line, or an Ansible INI inventory.")] = None,
+          min_coverage: Annotated[float, typer.Option(
+              "--min-coverage", min=0.0, max=1.0,
+              help="Exit 3 when fewer of the expected hosts ran (0-1).")] = 1.0,
+          formats: Annotated[str, typer.Option(
+              "--format", "-f", metavar="LIST",
+              help="Reports to write: md,html,json (result.json is always written).")]
+          = "md,html,json") -> None:
+    """Merge one runbook's results from many hosts into one fleet report: coverage, hosts worst
+    first, merged counts, histograms and flame graphs, outlier hosts. Exits with the worst
+    host's code, or 3 when coverage is below --min-coverage."""
+    def body() -> int:
+        from bpfrun.fleet import (  # noqa: PLC0415
+            load_hosts,
+            merge_hosts,
+            read_inventory,
+            write_fleet,
+        )
+        from bpfrun.report.reportdir import default_report_dir  # noqa: PLC0415
+        from bpfrun.report.writers import parse_formats  # noqa: PLC0415
+
+        chosen = parse_formats(formats)
+        expected = read_inventory(inventory) if inventory is not None else None
+        fleet = merge_hosts(load_hosts(results), expected, min_coverage)
+        folder = out or default_report_dir(f"fleet-{fleet.result.runbook.name}")
+        written = write_fleet(folder, fleet, chosen)
+        print(written.get("md") or written.get("html") or written["json"])
+        return fleet.result.exit_code
+    guarded(body)
+
+
 @app.command("test")
 def test_cmd(runbooks: Annotated[list[str], typer.Argument(
                  help="Runbook files, folders of runbooks, or shipped runbook names.")],

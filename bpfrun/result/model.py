@@ -236,6 +236,8 @@ class RunResult:
     # The comparison with a baseline run (`run --baseline`), in bpfrun.diff's JSON form
     # (RunDiff.to_json()); None without a baseline.
     baseline: Mapping[str, Any] | None = None
+    # A fleet result's hosts (`bpfrun merge`), in bpfrun.fleet's JSON form; None for a run.
+    hosts: Mapping[str, Any] | None = None
 
     def step(self, step_id: str) -> StepResult | None:
         return next((s for s in self.steps if s.id == step_id), None)
@@ -251,6 +253,8 @@ class RunResult:
         }
         if self.baseline is not None:
             doc["baseline"] = plain(self.baseline)
+        if self.hosts is not None:
+            doc["hosts"] = plain(self.hosts)
         doc["version"] = RESULT_VERSION
         return doc
 
@@ -273,7 +277,8 @@ class RunResult:
             cast(RunStatus, doc["status"]), doc["exit_code"],
             tuple(Finding.from_json(f) for f in doc["findings"]),
             tuple(StepResult.from_json(s) for s in doc["steps"]), doc["error"],
-            doc["interrupted"], plain(doc["baseline"]) if "baseline" in doc else None)
+            doc["interrupted"], plain(doc["baseline"]) if "baseline" in doc else None,
+            plain(doc["hosts"]) if "hosts" in doc else None)
 
 
 def as_run_result(result: RunResult | Mapping[str, Any]) -> RunResult:

@@ -1,7 +1,7 @@
 """The package layout is the design: stages import only down the pipeline, and never in a circle.
 
     errors, units, paths  →  expr  →  frontend  →  kernel  →  compile  →  result  →  report
-                                                                 →  diff  →  ops  →  runtime  →  cli
+                                                 →  diff  →  fleet  →  ops  →  runtime  →  cli
 
 A module may import its own stage and the stages before it, never a later one. Every import
 counts, including the ones inside functions (the CLI imports lazily to start fast). The runtime
@@ -29,6 +29,7 @@ STAGES = [
     {"bpfrun.result"},
     {"bpfrun.report"},
     {"bpfrun.diff"},
+    {"bpfrun.fleet"},
     {"bpfrun.ops"},
     {"bpfrun.runtime"},
     {"bpfrun.cli", "bpfrun.__main__"},
