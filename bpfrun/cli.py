@@ -68,7 +68,7 @@ def _target(cgroup: str | None, unit: str | None, container: str | None,
     from bpfrun.kernel.cgroups import resolve_target  # noqa: PLC0415
 
     t = resolve_target(*given[0])
-    return CgroupFilter(t.id, t.level, t.label)
+    return CgroupFilter(t.id, t.level, t.label, t.kind, t.asked, t.path)
 
 
 def safe(text: str) -> str:

@@ -124,6 +124,9 @@ class CgroupFilter:
     id: int
     level: int
     label: str  # "unit checkout.service", "container 4f1c0ffee2b0 (docker)", ...
+    kind: str = "cgroup"  # cgroup | unit | container | pod: the option given
+    asked: str = ""  # as given
+    path: str = ""  # relative to the unified hierarchy's root
 
 
 @dataclass

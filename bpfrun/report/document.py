@@ -40,6 +40,7 @@ from bpfrun.report.blocks import (
     inline,
     joined,
 )
+from bpfrun.report.cgroupnames import target_label, with_cgroup_names
 from bpfrun.report.flamegraph import is_stack_aggregation, stack_files, stack_summary, stacks_for
 from bpfrun.report.numbers import fmt_num, fmt_seconds, fmt_value
 from bpfrun.result import (
@@ -133,7 +134,7 @@ def build_document(result: RunResult | Mapping[str, Any],
     `programs`: step id → generated C (only those are shown); `folded`: as for `stacks_for`
     (flame graphs of stacks not in it come from the result); `explanation`: what the runbook
     reads and costs, shown after the header."""
-    run = as_run_result(result)
+    run = with_cgroup_names(as_run_result(result))
     title = run.runbook.title or run.runbook.name or "bpfrun report"
     blocks: list[Block] = []
     if run.runbook.description:
@@ -160,6 +161,9 @@ def _header(run: RunResult) -> Table:
         ("bpfrun", inline(run.bpfrun_version or "—")),
         ("Status", inline(Badge(run.status, run.status), f" (exit code {run.exit_code})")),
     ]
+    target = target_label(run)
+    if target:  # --cgroup/--unit/--container/--pod: only its tasks were seen
+        rows.insert(3, ("Target", inline(target)))
     return Table(((), ()), tuple(((k,), v) for k, v in rows), (False, False))
 
 

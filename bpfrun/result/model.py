@@ -208,13 +208,25 @@ class RunbookInfo:
 class Host:
     hostname: str
     kernel: str  # release, as `uname -r`
+    # The run's target on this host (--cgroup/--unit/--container/--pod): kind, asked, path,
+    # id, label; None: every task.
+    target: Mapping[str, Any] | None = None
+    # Names of the cgroup ids in the results ("unit checkout.service"), taken during the
+    # run: cgroup ids mean something only on this host, and short-lived ones are gone later.
+    cgroups: Mapping[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
-        return {"hostname": self.hostname, "kernel": self.kernel}
+        doc: dict[str, Any] = {"hostname": self.hostname, "kernel": self.kernel}
+        if self.target is not None:
+            doc["target"] = dict(self.target)
+        if self.cgroups:
+            doc["cgroups"] = dict(self.cgroups)
+        return doc
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Host:
-        return cls(doc["hostname"], doc["kernel"])
+        return cls(doc["hostname"], doc["kernel"], doc.get("target"),
+                   dict(doc.get("cgroups", {})))
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from bpfrun.expr.nodes import Attr, Name, dotted
 from bpfrun.expr.parser import walk
 from bpfrun.frontend.model import Runbook, Step, Threshold
 from bpfrun.frontend.params import display as param_display
+from bpfrun.kernel.cgroups import CgroupNames
 from bpfrun.kernel.tracefs import Kernel
 from bpfrun.report.markdown import md_template_value
 from bpfrun.result import (
@@ -47,6 +48,7 @@ from bpfrun.result import (
     StepResult,
     ThresholdResult,
 )
+from bpfrun.runtime.cgroupnames import keys_cgroups, named_host
 from bpfrun.runtime.collect import AggView, EventsView, agg_result, build_view, events_result
 from bpfrun.runtime.overhead import DEFAULT_BUDGET, budget_message
 from bpfrun.runtime.progress import Progress
@@ -83,6 +85,7 @@ class Investigation:
     max_overhead: float | None = DEFAULT_BUDGET  # percent of all CPUs; None or 0: no limit
     budget_findings: dict[str, str] = field(default_factory=dict)  # step id → its finding
     target: CgroupFilter | None = None  # --cgroup/--unit/--container/--pod: only its tasks
+    cgroup_names: CgroupNames | None = None  # a step keys by cgroup: names taken in the run
 
     def run(self) -> RunResult:
         started = _now()
@@ -115,7 +118,8 @@ class Investigation:
         rb = self.runbook
         return RunResult(
             RunbookInfo(rb.name, rb.path, rb.title, rb.description),
-            Host(socket.gethostname(), platform.release()), __version__, started, _now(),
+            named_host(Host(socket.gethostname(), platform.release()), steps,
+                       self.cgroup_names, self.target), __version__, started, _now(),
             {k: param_display(v) for k, v in self.params.items()}, status, exit_code,
             findings, tuple(steps), error, self.stop.is_set())
 
@@ -178,6 +182,9 @@ class Investigation:
             raw = StepRunner(prog, compiled.c_text, seconds, self.stop,
                              lambda: self.progress.attached(step.id, len(prog.attaches), seconds),
                              self.progress.tick, self.max_overhead).run()
+            if keys_cgroups(prog):  # names now, while the step's cgroups still exist
+                self.cgroup_names = self.cgroup_names or CgroupNames()
+                self.cgroup_names.refresh()
         except BpfrunError as e:
             return self.failed(step, entry, e)
         except Exception as e:  # BCC errors are untyped; never lose the report over one

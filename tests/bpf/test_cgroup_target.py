@@ -99,6 +99,10 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
 
 
 def seen(tmp_path: Path, *target: str) -> set[int]:
+    return run(tmp_path, *target)[0]
+
+
+def run(tmp_path: Path, *target: str) -> tuple[set[int], dict, str]:
     rb = tmp_path / "cgtest.yaml"
     rb.write_text(textwrap.dedent(RUNBOOK))
     out = tmp_path / "out"
@@ -106,13 +110,19 @@ def seen(tmp_path: Path, *target: str) -> set[int]:
                            str(out), *target], cwd=REPO, capture_output=True, text=True,
                           timeout=120, check=False)
     assert proc.returncode == 0, proc.stderr
-    agg = json.loads((out / "result.json").read_text())["steps"][0]["aggregations"]
-    return {row["key"]["cgroup"] for row in agg["by_cgroup"]["rows"]}
+    doc = json.loads((out / "result.json").read_text())
+    agg = doc["steps"][0]["aggregations"]
+    ids = {row["key"]["cgroup"] for row in agg["by_cgroup"]["rows"]}
+    return ids, doc, (out / "report.md").read_text()
 
 
 def test_unit_sees_only_its_service(tree: dict, tmp_path: Path) -> None:
     name = Path(tree["dirs"]["unit"]).name
-    assert seen(tmp_path, "--unit", name) == {tree["ids"]["unit"]}
+    ids, doc, report = run(tmp_path, "--unit", name)
+    assert ids == {tree["ids"]["unit"]}
+    assert doc["host"]["target"]["label"] == f"unit {name}"
+    assert doc["host"]["cgroups"] == {str(tree["ids"]["unit"]): f"unit {name}"}
+    assert f"| Target | unit {name} |" in report
 
 
 def test_container_prefix_sees_only_that_container(tree: dict, tmp_path: Path) -> None:
@@ -120,11 +130,16 @@ def test_container_prefix_sees_only_that_container(tree: dict, tmp_path: Path) -
 
 
 def test_pod_uid_covers_its_container(tree: dict, tmp_path: Path) -> None:
-    assert seen(tmp_path, "--pod", tree["uid"]) == {tree["ids"]["ctr"]}
+    ids, doc, report = run(tmp_path, "--pod", tree["uid"])
+    assert ids == {tree["ids"]["ctr"]}
+    name = f"pod {tree['uid']}, container c0{tree['docker'][:10]} (containerd)"
+    assert doc["host"]["cgroups"] == {str(tree["ids"]["ctr"]): name}
+    assert name in report
 
 
 def test_parent_cgroup_covers_its_children(tree: dict, tmp_path: Path) -> None:
-    got = seen(tmp_path, "--cgroup", "system.slice")  # may hold other units of the host
+    got, _, report = run(tmp_path, "--cgroup", "system.slice")  # may hold other units
+    assert f"container {tree['docker'][:12]} (docker)" in report
     assert {tree["ids"]["unit"], tree["ids"]["docker"]} <= got
     assert tree["ids"]["ctr"] not in got
     pod = seen(tmp_path, "--cgroup", "/" + tree["dirs"]["pod"])  # as /proc/PID/cgroup has it
