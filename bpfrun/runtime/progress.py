@@ -17,9 +17,9 @@ Uses `rich` directly (already installed as a dependency of typer).
 
 from __future__ import annotations
 
-import re
 import sys
 import time
+import unicodedata
 from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
@@ -30,14 +30,15 @@ from rich.spinner import Spinner
 from rich.text import Text
 
 PREFIX = "bpfrun: "
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
 _OUTCOMES = {"ran": ("✓", "green"), "skipped": ("–", "dim"), "failed": ("✗", "bold red"),
              "interrupted": ("!", "yellow")}
 
 
 def visible(text: str) -> str:
-    """A reason or title on one line: control characters shown, not acted on."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", text)
+    """A reason or title on one line: control characters (C0 and C1, ESC/CSI included) and
+    format characters such as bidi overrides shown as escapes, not acted on by the terminal."""
+    return "".join((f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+                   if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
 
 
 def _left(seconds: float) -> str:

@@ -128,3 +128,10 @@ def test_a_closed_stderr_does_not_break_the_run() -> None:
     p = Progress(out)
     out.close()
     p.attached("runq", 2, 3)  # no exception: progress is optional
+
+
+def test_titles_and_reasons_cannot_drive_the_terminal() -> None:
+    from bpfrun.runtime.progress import visible
+
+    # ESC/CSI (C0 and C1) and a bidi override from a runbook are shown, not acted on.
+    assert visible("a\x1b[31mb\u202ec\x9bd") == "a\\x1b[31mb\\u202ec\\x9bd"
