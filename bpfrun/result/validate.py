@@ -120,6 +120,8 @@ def _consistency(doc: Mapping[str, Any]) -> list[str]:
         fired |= {(step["id"], t) for t, th in step["thresholds"].items() if th["fired"]}
         if (step.get("overhead") or {}).get("stopped"):  # the budget stopped it: a finding
             fired.add((step["id"], "overhead_budget"))
+    if (doc.get("host") or {}).get("target"):  # a run's target removed during a step
+        fired |= {(step["id"], "target_gone") for step in doc["steps"]}
     # Regression gates (run --baseline) fire as findings of the pseudo-step "regressions".
     gates = (doc.get("baseline") or {}).get("regressions") or {}
     fired |= {("regressions", g) for g, th in gates.items() if th["fired"]}

@@ -10,7 +10,8 @@ from dataclasses import replace
 from typing import Any
 
 from bpfrun.compile.program import CgroupFilter, Program
-from bpfrun.kernel.cgroups import CgroupNames
+from bpfrun.errors import MachineError
+from bpfrun.kernel.cgroups import CgroupNames, cgroup_id, unified_root
 from bpfrun.result import Host, StepResult
 
 CGROUP_KEY = "cgroup"
@@ -44,3 +45,19 @@ def named_host(host: Host, steps: Iterable[StepResult], names: CgroupNames | Non
     ids = cgroup_ids(steps) if names is not None else set()
     return replace(host, target=target_json(target) if target is not None else None,
                    cgroups={str(i): names.name(i) for i in sorted(ids)} if names else {})
+
+
+def target_gone(target: CgroupFilter | None, step_id: str) -> str | None:
+    """Why the run's target no longer sees its tasks, when its cgroup was removed (or made
+    anew under the same name: a new id, which the compiled filter does not match)."""
+    if target is None or target.level == 0:
+        return None
+    try:
+        now = cgroup_id(unified_root() / target.path)
+    except (OSError, MachineError):
+        now = None
+    if now == target.id:
+        return None
+    how = "was removed" if now is None else f"was made anew (cgroup id {target.id} → {now})"
+    return (f"the target {target.label} {how} by the end of step {step_id}: its tasks are "
+            "seen only until then")

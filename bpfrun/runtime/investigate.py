@@ -48,7 +48,7 @@ from bpfrun.result import (
     StepResult,
     ThresholdResult,
 )
-from bpfrun.runtime.cgroupnames import keys_cgroups, named_host
+from bpfrun.runtime.cgroupnames import keys_cgroups, named_host, target_gone
 from bpfrun.runtime.collect import AggView, EventsView, agg_result, build_view, events_result
 from bpfrun.runtime.overhead import DEFAULT_BUDGET, budget_message
 from bpfrun.runtime.progress import Progress
@@ -86,6 +86,7 @@ class Investigation:
     budget_findings: dict[str, str] = field(default_factory=dict)  # step id → its finding
     target: CgroupFilter | None = None  # --cgroup/--unit/--container/--pod: only its tasks
     cgroup_names: CgroupNames | None = None  # a step keys by cgroup: names taken in the run
+    target_gone: dict[str, str] = field(default_factory=dict)  # step id → its finding
 
     def run(self) -> RunResult:
         started = _now()
@@ -106,7 +107,9 @@ class Investigation:
                         for tid, t in s.thresholds.items() if t.fired),
                       *([Finding(s.id, "overhead_budget", "warning",
                                  self.budget_findings[s.id])]
-                        if s.id in self.budget_findings else [])))
+                        if s.id in self.budget_findings else []),
+                      *([Finding(s.id, "target_gone", "warning", self.target_gone[s.id])]
+                        if s.id in self.target_gone else [])))
         status: RunStatus = "clean"
         exit_code, error = EXIT_CLEAN, None
         if self.outcome is not None:
@@ -185,6 +188,9 @@ class Investigation:
             if keys_cgroups(prog):  # names now, while the step's cgroups still exist
                 self.cgroup_names = self.cgroup_names or CgroupNames()
                 self.cgroup_names.refresh()
+            gone = None if self.target_gone else target_gone(self.target, step.id)
+            if gone:  # reported once: partial data, like a step stopped over budget
+                self.target_gone[step.id] = gone
         except BpfrunError as e:
             return self.failed(step, entry, e)
         except Exception as e:  # BCC errors are untyped; never lose the report over one

@@ -155,3 +155,30 @@ def test_missing_target_is_a_usage_error(tmp_path: Path) -> None:
                           timeout=60, check=False)
     assert proc.returncode == 2
     assert "container 0123456789abcdef" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_target_removed_during_the_run_is_reported(tmp_path: Path) -> None:
+    root = _root()
+    unit = root / f"bpfrun-gone-{uuid.uuid4().hex[:8]}.service"
+    unit.mkdir()
+    rb = tmp_path / "cgtest.yaml"
+    rb.write_text(RUNBOOK.replace("duration: 1s", "duration: 3s"))
+    out = tmp_path / "out"
+    proc = subprocess.Popen([sys.executable, "-m", "bpfrun", "run", str(rb), "-o", str(out),
+                             "--unit", unit.name], cwd=REPO, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        assert proc.stderr is not None
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = proc.stderr.readline()
+            if not line or ": attached" in line:
+                break
+    finally:
+        unit.rmdir()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1, err
+    assert "Traceback" not in err
+    doc = json.loads((out / "result.json").read_text())
+    assert [f["threshold"] for f in doc["findings"]] == ["target_gone"]
+    assert "was removed" in doc["findings"][0]["message"]
