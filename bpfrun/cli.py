@@ -267,7 +267,9 @@ def compile_cmd(runbook: str, param: ParamOpt = None,
 
 
 @app.command()
-def explain(runbook: str, param: ParamOpt = None, policy: PolicyOpt = None) -> None:
+def explain(runbook: str, param: ParamOpt = None, policy: PolicyOpt = None,
+            cgroup: CgroupOpt = None, unit: UnitOpt = None, container: ContainerOpt = None,
+            pod: PodOpt = None) -> None:
     """What a runbook attaches to, reads, exports and costs, probe by probe, and whether the
     policy lets it run (its violations are listed; the exit code is still 0). No root."""
     def body() -> int:
@@ -291,9 +293,13 @@ def explain(runbook: str, param: ParamOpt = None, policy: PolicyOpt = None) -> N
                 params[name] = check_value(p, raw)
             except ValueError as e:
                 raise UsageError(f"param '{name}': {e}") from None
+        target = _target(cgroup, unit, container, pod)
         kernel = default_kernel()
         rules = find_policy(policy)
         expl = explain_runbook(rb, params, kernel)
+        if target is not None and target.level > 0:
+            print(safe(f"Target: {target.label} (cgroup id {target.id}): every probe returns at "
+                       "once for tasks outside it, before its `where`.\n"))
         print(safe(text(expl)))
         try:
             check_runbook_policy(rules, rb, params, kernel, explanation=expl)
