@@ -3,7 +3,8 @@
 
 A result found by searching a tree is named by its folder there (the inventory's name for the
 host); one given as a file or a report folder by the hostname it records. Two results of one
-host name are told apart as `name~2`, `name~3` in the order of their paths.
+host name are told apart as `name~2`, `name~3` in the order of their paths. A fleet result
+in a tree (an earlier merge written into it) is left out; given by name, it is refused.
 """
 
 from __future__ import annotations
@@ -52,6 +53,11 @@ def load_hosts(specs: list[str]) -> list[HostRun]:
     loaded = []
     for path, folder in find_results(specs):
         run = load_run(path)
+        if run.hosts is not None:  # a fleet report: in a tree, the previous merge's
+            if folder is not None:
+                continue
+            raise UsageError(f"{path}: a fleet result (bpfrun merge), not one host's",
+                             hint="merge the hosts' results it was made from")
         loaded.append((folder or run.host.hostname or path.parent.name, str(path), run,
                        folded_stacks(path, run)))
     loaded.sort(key=lambda item: (item[0], item[1]))

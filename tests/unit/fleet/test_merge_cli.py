@@ -4,6 +4,7 @@ and `bpfrun diff` reading a fleet result like a run's."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -54,3 +55,15 @@ def test_diff_reads_a_fleet_result(tmp_path: Path) -> None:
                   str(tmp_path / "diff"))
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "diff" / "diff.json").is_file()
+
+
+def test_an_earlier_fleet_report_in_the_tree_is_left_out(tmp_path: Path) -> None:
+    tree = tmp_path / "results"
+    shutil.copytree(TREE, tree)
+    assert bpfrun("merge", str(tree), "-o", str(tree / "fleet")).returncode == 4
+    again = bpfrun("merge", str(tree), "-o", str(tree / "fleet"))
+    assert again.returncode == 4, again.stderr
+    doc = json.loads((tree / "fleet" / "result.json").read_text())
+    assert [m["host"] for m in doc["hosts"]["members"]] == ["charlie", "bravo", "alpha"]
+    refused = bpfrun("merge", str(tree / "fleet"), "-o", str(tmp_path / "x"))
+    assert refused.returncode == 2 and "a fleet result" in refused.stderr
