@@ -125,7 +125,9 @@ def bpfrun(key: str, runbook: str, step: str, label: str, *params: str,
            note: str = "") -> Tracer:
     # Named now, created only if the row runs (measure removes it; run.py cleans up).
     out = Path(tempfile.gettempdir()) / f"bpfrun-bench-{uuid.uuid4().hex[:12]}" / "report"
-    argv = [str(BPFRUN), "run", runbook, "--duration", BPFRUN_DURATION, "-o", str(out)]
+    # The overhead budget would stop a step on the very storms the bench measures it under.
+    argv = [str(BPFRUN), "run", runbook, "--duration", BPFRUN_DURATION, "-o", str(out),
+            "--max-overhead", "0"]
     for p in params:
         argv += ["--param", p]
     return Tracer(key, label, "bpfrun", argv, rf"step {step}: attached", [str(BPFRUN)],
