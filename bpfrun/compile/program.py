@@ -114,6 +114,7 @@ class Handler:
     caches: list[str] = field(default_factory=list)  # EVENT_CACHES the body reads
     string_compare: bool = False  # calls bpfrun_streq()
     user_mode_check: bool = False  # calls BPFRUN_IN_USER_MODE()
+    span_end: bool = False  # a span's end: it only finds begins its lookup matches
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,7 @@ def lower_span(ctx: StepContext, span: Span, bres: Resolved, eres: Resolved) -> 
     efn = function_for(ctx, eres)
     add_handler(ctx, efn, eres, f"span end {eres.ref.canonical} (runbook {span.end.loc})",
                 ebody, escope.uses)
+    ctx.prog.handlers[-1].span_end = True  # a target filters its begins (lower/target.py)
     if begin_guard is not None:
         bfn = function_for(ctx, bres)
         add_handler(ctx, bfn, bres, f"span begin {bres.ref.canonical} (runbook {span.begin.loc})",

@@ -4,6 +4,13 @@ first returns unless the current task is in that cgroup or below it.
 bpf_get_current_ancestor_cgroup_id(level) reads the task's cgroup v2 ancestor at the target's
 level (0 for a task above it), so a pod covers its containers and a slice its units, with no
 map and no read of kernel structs; it runs before `where` and any map work.
+
+It sees only the current task. A span's end is left unfiltered: it completes only begins
+that were recorded, and those were filtered — so offcpu (begin: sched_switch's prev, the
+current task; end: its next_pid, while another task is current) measures the target's
+tasks. A begin whose current task is not its subject (sched_wakeup: the waker) is filtered
+by the waker's cgroup: such runbooks need a task's cgroup by pid, not available here
+without reading kernel structs.
 """
 
 from __future__ import annotations
@@ -20,4 +27,5 @@ def aim(prog: Program, target: CgroupFilter | None) -> None:
     check = (f"if (bpf_get_current_ancestor_cgroup_id({target.level}) != {target.id}ULL) "
              f"return 0;  /* target: {target.label.replace('*/', '* /')} */")
     for handler in prog.handlers:
-        handler.body.insert(0, check)
+        if not handler.span_end:
+            handler.body.insert(0, check)
