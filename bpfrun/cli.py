@@ -587,6 +587,81 @@ def merge(results: Annotated[list[str], typer.Argument(
     guarded(body)
 
 
+k8s_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None,
+                      help="Kubernetes: a runbook as one Job per node, and their results.")
+app.add_typer(k8s_app, name="k8s")
+
+
+@k8s_app.command("render")
+def k8s_render(runbook: str, param: ParamOpt = None,
+               node: Annotated[list[str] | None, typer.Option(
+                   "--node", metavar="NAME", help="A node to run on (repeatable).")] = None,
+               all_nodes: Annotated[bool, typer.Option(
+                   "--all-nodes", help="Every node kubectl lists.")] = False,
+               duration: Annotated[str | None, typer.Option(
+                   "--duration", help="Override every step's duration.")] = None,
+               image: Annotated[str, typer.Option(
+                   help="The bpfrun image (contrib/container/Containerfile).")]
+               = "bpfrun:latest",
+               namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default",
+               out: Annotated[Path | None, typer.Option(
+                   "-o", "--out", help="Write the manifests here, not to stdout.")] = None
+               ) -> None:
+    """Manifests that run RUNBOOK once on each node: a ConfigMap with it and one privileged
+    Job per node, which prints result.json to its log for `bpfrun k8s collect`."""
+    def body() -> int:
+        from bpfrun.fleet.k8s import (  # noqa: PLC0415
+            cluster_nodes,
+            manifests_text,
+            render_manifests,
+            run_seconds,
+        )
+        from bpfrun.frontend.params import parse_assignments, resolve_params  # noqa: PLC0415
+        from bpfrun.frontend.runbooks import find_runbook  # noqa: PLC0415
+        from bpfrun.units import parse_duration  # noqa: PLC0415
+
+        if bool(node) == all_nodes:
+            raise UsageError("give --node NAME (repeatable) or --all-nodes")
+        path = find_runbook(runbook)
+        rb = _load(runbook)
+        given = parse_assignments(param or [])
+        params = resolve_params(rb, given)
+        override = parse_duration(duration) if duration else None
+        docs = render_manifests(rb.name, path.read_text(encoding="utf-8"),
+                                cluster_nodes() if all_nodes else node or [],
+                                run_seconds(rb, params, override), given, duration, image,
+                                namespace)
+        text = manifests_text(docs)
+        if out is None:
+            sys.stdout.write(text)
+        else:
+            out.write_text(text, encoding="utf-8")
+        return 0
+    guarded(body)
+
+
+@k8s_app.command("collect")
+def k8s_collect(logs: Annotated[list[Path], typer.Argument(
+                    metavar="LOG...", help="Saved `kubectl logs` output of the Jobs.")],
+                out: Annotated[Path, typer.Option(
+                    "-o", "--out", help="Folder for <node>/result.json.")] = Path("results")
+                ) -> None:
+    """Take each node's result.json out of the Jobs' logs, as `bpfrun merge` reads them."""
+    def body() -> int:
+        from bpfrun.fleet.k8s import collect_results  # noqa: PLC0415
+
+        texts = []
+        for log in logs:
+            try:
+                texts.append(log.read_text(encoding="utf-8", errors="replace"))
+            except OSError as e:
+                raise UsageError(f"{log}: cannot read it: {e.strerror or e}") from e
+        for path in collect_results(texts, out):
+            print(path)
+        return 0
+    guarded(body)
+
+
 @app.command("test")
 def test_cmd(runbooks: Annotated[list[str], typer.Argument(
                  help="Runbook files, folders of runbooks, or shipped runbook names.")],
