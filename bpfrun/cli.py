@@ -641,17 +641,21 @@ def k8s_render(runbook: str, param: ParamOpt = None,
 
 
 @k8s_app.command("collect")
-def k8s_collect(logs: Annotated[list[Path], typer.Argument(
-                    metavar="LOG...", help="Saved `kubectl logs` output of the Jobs.")],
+def k8s_collect(logs: Annotated[list[Path] | None, typer.Argument(
+                    metavar="[LOG]...",
+                    help="Saved `kubectl logs` output of the Jobs; none: ask kubectl.")] = None,
                 out: Annotated[Path, typer.Option(
-                    "-o", "--out", help="Folder for <node>/result.json.")] = Path("results")
+                    "-o", "--out", help="Folder for <node>/result.json.")] = Path("results"),
+                runbook: Annotated[str | None, typer.Option(
+                    help="With kubectl: only this runbook's Jobs.")] = None,
+                namespace: Annotated[str, typer.Option("--namespace", "-n")] = "default"
                 ) -> None:
     """Take each node's result.json out of the Jobs' logs, as `bpfrun merge` reads them."""
     def body() -> int:
-        from bpfrun.fleet.k8s import collect_results  # noqa: PLC0415
+        from bpfrun.fleet.k8s import collect_results, kubectl_logs  # noqa: PLC0415
 
-        texts = []
-        for log in logs:
+        texts = [] if logs else [kubectl_logs(namespace, runbook)]
+        for log in logs or []:
             try:
                 texts.append(log.read_text(encoding="utf-8", errors="replace"))
             except OSError as e:

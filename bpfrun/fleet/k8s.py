@@ -150,6 +150,22 @@ def cluster_nodes() -> list[str]:
     return done.stdout.split()
 
 
+def kubectl_logs(namespace: str, runbook: str | None = None) -> str:
+    """The logs of bpfrun's Jobs (of one runbook, or all), from kubectl."""
+    kubectl = shutil.which("kubectl")
+    if kubectl is None:
+        raise UsageError("no LOG given and no kubectl to read the Jobs' logs",
+                         hint="save them with kubectl logs -l app.kubernetes.io/name=bpfrun "
+                              "--prefix --tail=-1 and give the file")
+    selector = f"{LABEL}=bpfrun" + (f",bpfrun/runbook={dns_name(runbook)}" if runbook else "")
+    done = subprocess.run([kubectl, "logs", "-n", namespace, "-l", selector, "--prefix",
+                           "--tail=-1", "--max-log-requests=1000"],
+                          capture_output=True, text=True, timeout=300, check=False)
+    if done.returncode != 0:
+        raise UsageError(f"kubectl logs failed: {done.stderr.strip()}")
+    return done.stdout
+
+
 def run_seconds(runbook: Runbook, params: Mapping[str, Any], override_ns: int | None = None
                 ) -> int:
     """How long the runbook's steps take one after another, in whole seconds: each step's

@@ -116,3 +116,11 @@ def test_collect_keeps_node_names_inside_the_folder(tmp_path: Path) -> None:
     assert written[0].parent.parent == tmp_path
     with pytest.raises(UsageError, match="no bpfrun result"):
         collect_results(["nothing here"], tmp_path)
+
+
+def test_collect_without_logs_asks_kubectl_or_says_how(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "bpfrun", "k8s", "collect", "-o",
+                           str(tmp_path)], cwd=REPO, text=True, capture_output=True,
+                          timeout=60, check=False, env={"PATH": "/nonexistent"})
+    assert done.returncode == 2, done.stderr
+    assert "kubectl" in done.stderr
