@@ -40,7 +40,7 @@ from bpfrun.report.blocks import (
     inline,
     joined,
 )
-from bpfrun.report.cgroupnames import target_label, with_cgroup_names
+from bpfrun.report.cgroupnames import CGROUP_KEY, target_label, with_cgroup_names
 from bpfrun.report.flamegraph import is_stack_aggregation, stack_files, stack_summary, stacks_for
 from bpfrun.report.numbers import fmt_num, fmt_seconds, fmt_value
 from bpfrun.result import (
@@ -332,9 +332,27 @@ def _table(agg: AggregationResult) -> list[Block]:
     for row in agg.rows[: _limit(agg)]:
         body.append(tuple((c,) for c in [_key_text(row.key.get(k)) for k in agg.keys]
                           + _cells(agg, row)))
+    others = _other_cgroups(agg)
     head = tuple((Code(k),) for k in agg.keys) + tuple((c,) for c in columns)
-    table = Table(head, tuple(body), (False,) * len(agg.keys) + (True,) * len(columns))
-    return [table, *_more(agg, min(len(agg.rows), _limit(agg)))]
+    table = Table(head, tuple(body) + ((others,) if others else ()),
+                  (False,) * len(agg.keys) + (True,) * len(columns))
+    return [table] if others else [table, *_more(agg, min(len(agg.rows), _limit(agg)))]
+
+
+def _other_cgroups(agg: AggregationResult) -> tuple[tuple[str], ...] | None:
+    """Rows by cgroup beyond the shown ones summed into one, "N other cgroups": short-lived
+    cgroups (a container per job) would otherwise make a table of one-off ids. The sum is
+    of the rows result.json kept; rows cut by the runbook's `top:` are counted but their
+    values were not kept, so the sum is then a lower bound ("≥")."""
+    hidden = max(agg.total_rows, len(agg.rows)) - min(len(agg.rows), _limit(agg))
+    if agg.keys != (CGROUP_KEY,) or agg.kind not in ("count", "sum") or hidden <= 0:
+        return None
+    values = [r.value for r in agg.rows[_limit(agg):]]
+    total = sum(v for v in values if isinstance(v, int | float))
+    text = fmt_num(total) if agg.kind == "count" else fmt_value(total, agg.unit)
+    if agg.total_rows > len(agg.rows):
+        text = f"≥ {text}" if values else f"(beyond top: {agg.top})"
+    return ((_plural(hidden, "other cgroup"),), (text,))
 
 
 def _cells(agg: AggregationResult, row: AggregationRow) -> list[str]:

@@ -52,3 +52,20 @@ def test_a_run_without_target_has_no_target_row() -> None:
     run = result(Host("h", "6.18"))
     assert "Target" not in render_markdown(run)
     assert "target" not in run.to_json()["host"]
+
+
+def test_cgroups_beyond_the_shown_rows_are_summed_into_one_row() -> None:
+    rows = tuple(AggregationRow({"cgroup": 100 + i}, 50 - i) for i in range(25))
+    agg = AggregationResult("count", ("cgroup",), None, None, 25, rows)
+    run = RunResult(RunbookInfo("t", "t.yaml", "T", ""), Host("h", "6.18"), "0.1.0",
+                    "2026-11-25T10:00:00Z", "2026-11-25T10:00:03Z", {}, "clean", 0,
+                    steps=(StepResult("s", "S", None, "ran", seconds=3.0,
+                                      aggregations={"by_cgroup": agg}),))
+    text = render_markdown(run)
+    assert f"| 5 other cgroups | {sum(50 - i for i in range(20, 25))} |" in text
+    assert "more row" not in text
+    cut = AggregationResult("count", ("cgroup",), None, 22, 40, rows[:22])  # top: 22
+    run = RunResult(run.runbook, run.host, "0.1.0", run.started, run.finished, {}, "clean",
+                    0, steps=(StepResult("s", "S", None, "ran", seconds=3.0,
+                                         aggregations={"by_cgroup": cut}),))
+    assert "| 18 other cgroups | (beyond top: 22) |" in render_markdown(run)
