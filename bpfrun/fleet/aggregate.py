@@ -20,8 +20,9 @@ from bpfrun.result import AggregationResult, AggregationRow, Bucket, HistValue, 
 from bpfrun.result.values import Over, RowValue
 
 HOST_KEY = "host"
-# Key expressions that name something only one host knows: a process or thread id.
-_HOST_LOCAL_WORDS = ("pid", "tid", "tgid")
+# Key expressions that name something only one host knows: a process or thread id, a
+# cgroup id (an inode number there).
+_HOST_LOCAL_WORDS = ("pid", "tid", "tgid", "cgroup")
 _PERCENTILES = (("p50", 0.5), ("p90", 0.9), ("p99", 0.99))
 
 

@@ -21,7 +21,7 @@ from bpfrun.fleet import (
     read_inventory,
     write_fleet,
 )
-from bpfrun.fleet.aggregate import merge_aggregation
+from bpfrun.fleet.aggregate import host_local, merge_aggregation
 from bpfrun.result import (
     AggregationResult,
     AggregationRow,
@@ -174,6 +174,10 @@ def test_pid_keys_stay_per_host() -> None:
     def agg(pid: int, n: int) -> AggregationResult:
         return AggregationResult("count", ("pid",), None, None, 1,
                                  (AggregationRow({"pid": pid}, n),))
+    for keys in (("args.prev_pid",), ("cgroup",), ("comm", "tid")):
+        assert host_local(keys, "count"), keys
+    assert not host_local(("comm", "args.rwbs"), "count")
+    assert host_local(("comm",), "avg")  # averages cannot be added up
     merged = merge_aggregation([("a", agg(7, 3)), ("b", agg(7, 5))])
     assert merged.keys == ("pid", "host")
     assert [(r.key, r.value) for r in merged.rows] == [
