@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import re
+import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,8 +36,33 @@ def folder_mode(mode: int) -> int:
     return mode | (mode & 0o444) >> 2
 
 
+def refuse_planted_links(folder: Path) -> None:
+    """Raise UsageError when, as root, a component of `folder` is a symlink another user owns.
+
+    Such a link (`/tmp/report -> /etc`) would let that user steer root's report files
+    anywhere; the kernel's `protected_symlinks` only guards sticky world-writable folders.
+    Links root owns (`/var/run -> /run`) are followed. The files themselves are safe without
+    this: each is written to a new temporary file (O_EXCL) and renamed over the name, so a
+    link planted at `report.md` is replaced, never followed.
+    """
+    if os.geteuid() != 0:
+        return  # a user's links can only lead where that user may write anyway
+    path = Path(os.path.abspath(folder))
+    for part in (path, *path.parents):
+        try:
+            st = part.lstat()
+        except OSError:
+            continue  # not there yet: created as a folder below
+        if stat.S_ISLNK(st.st_mode) and st.st_uid != 0:
+            raise UsageError(f"{part} is a symbolic link owned by uid {st.st_uid}: bpfrun, "
+                             "running as root, does not write a report through it",
+                             hint=f"pass -o with the real path ({os.path.realpath(part)}), "
+                                  "or remove the link")
+
+
 def make_folder(folder: Path, mode: int = PRIVATE) -> None:
     """Create `folder` (and its parents) for files of `mode`; one that exists is left as is."""
+    refuse_planted_links(folder)
     if folder.is_dir():
         return
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -79,6 +105,7 @@ def default_report_dir(runbook_name: str, now: datetime | None = None,
     when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", runbook_name).lstrip(".") or "run"
     stem = f"{name}-{when.strftime('%Y%m%dT%H%M%SZ')}"
+    refuse_planted_links(root)
     try:
         root.mkdir(parents=True, exist_ok=True)
         for n in range(1, 1000):
