@@ -25,18 +25,20 @@ static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
 
 
 struct bpfrun_agg0_by_process_key { u64 k0; char k1[16]; };
-struct bpfrun_agg1_by_process_syscall_key { u64 k0; char k1[16]; u64 k2; };
-struct bpfrun_agg2_work_key { u64 k0; char k1[16]; u64 k2; };
-struct bpfrun_agg3_slow_calls_key { u64 k0; char k1[16]; u64 k2; };
-struct bpfrun_agg4_waits_key { u64 k0; };
+struct bpfrun_agg1_by_cgroup_key { u64 k0; };
+struct bpfrun_agg2_by_process_syscall_key { u64 k0; char k1[16]; u64 k2; };
+struct bpfrun_agg3_work_key { u64 k0; char k1[16]; u64 k2; };
+struct bpfrun_agg4_slow_calls_key { u64 k0; char k1[16]; u64 k2; };
+struct bpfrun_agg5_waits_key { u64 k0; };
 struct bpfrun_syscalls_span_val { u64 ts; u64 b0; };
 
 BPF_PERCPU_HASH(agg0_by_process, struct bpfrun_agg0_by_process_key, u64, 10240);
-BPF_PERCPU_HASH(agg1_by_process_syscall, struct bpfrun_agg1_by_process_syscall_key, u64, 10240);
-BPF_PERCPU_HASH(agg2_work, struct bpfrun_agg2_work_key, struct bpfrun_stats, 10240);
-BPF_PERCPU_HASH(agg3_slow_calls, struct bpfrun_agg3_slow_calls_key, struct bpfrun_stats, 10240);
-BPF_PERCPU_HASH(agg4_waits, struct bpfrun_agg4_waits_key, struct bpfrun_stats, 1024);
-BPF_PERCPU_ARRAY(agg4_waits_idx, struct bpfrun_stats, 512);
+BPF_PERCPU_HASH(agg1_by_cgroup, struct bpfrun_agg1_by_cgroup_key, u64, 10240);
+BPF_PERCPU_HASH(agg2_by_process_syscall, struct bpfrun_agg2_by_process_syscall_key, u64, 10240);
+BPF_PERCPU_HASH(agg3_work, struct bpfrun_agg3_work_key, struct bpfrun_stats, 10240);
+BPF_PERCPU_HASH(agg4_slow_calls, struct bpfrun_agg4_slow_calls_key, struct bpfrun_stats, 10240);
+BPF_PERCPU_HASH(agg5_waits, struct bpfrun_agg5_waits_key, struct bpfrun_stats, 1024);
+BPF_PERCPU_ARRAY(agg5_waits_idx, struct bpfrun_stats, 512);
 BPF_TASK_STORAGE(pending_syscalls, struct bpfrun_syscalls_span_val);
 
 /* span end rawtracepoint:sys_exit (runbook runbooks/syscalls.yaml:56:12) */
@@ -59,61 +61,70 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
         u64 *v_agg0_by_process = agg0_by_process.lookup_or_try_init(&k, &z_agg0_by_process);
         if (v_agg0_by_process) *v_agg0_by_process += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation by_process_syscall: count (runbook runbooks/syscalls.yaml:59:11) */
+    /* aggregation by_cgroup: count (runbook runbooks/syscalls.yaml:60:11) */
     do {
-        struct bpfrun_agg1_by_process_syscall_key k;
+        struct bpfrun_agg1_by_cgroup_key k;
+        __builtin_memset(&k, 0, sizeof(k));
+        k.k0 = bpf_get_current_cgroup_id();
+        u64 z_agg1_by_cgroup = 0;
+        u64 *v_agg1_by_cgroup = agg1_by_cgroup.lookup_or_try_init(&k, &z_agg1_by_cgroup);
+        if (v_agg1_by_cgroup) *v_agg1_by_cgroup += 1; else bpfrun_lost(LOST_MAP_FULL);
+    } while (0);
+    /* aggregation by_process_syscall: count (runbook runbooks/syscalls.yaml:61:11) */
+    do {
+        struct bpfrun_agg2_by_process_syscall_key k;
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = (BPFRUN_PID_TGID() >> 32);
         BPFRUN_READ_COMM();
         __builtin_memcpy(&k.k1, bpfrun_comm, 16);
         k.k2 = pv.b0;
-        u64 z_agg1_by_process_syscall = 0;
-        u64 *v_agg1_by_process_syscall = agg1_by_process_syscall.lookup_or_try_init(&k, &z_agg1_by_process_syscall);
-        if (v_agg1_by_process_syscall) *v_agg1_by_process_syscall += 1; else bpfrun_lost(LOST_MAP_FULL);
+        u64 z_agg2_by_process_syscall = 0;
+        u64 *v_agg2_by_process_syscall = agg2_by_process_syscall.lookup_or_try_init(&k, &z_agg2_by_process_syscall);
+        if (v_agg2_by_process_syscall) *v_agg2_by_process_syscall += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation work: stats (runbook runbooks/syscalls.yaml:60:11) */
+    /* aggregation work: stats (runbook runbooks/syscalls.yaml:62:11) */
     do {
         if (!(!((((((((((((((((((((((((((((((((pv.b0 == 202LL /* futex */) || (pv.b0 == 455LL /* futex_wait */)) || (pv.b0 == 449LL /* futex_waitv */)) || (pv.b0 == 35LL /* nanosleep */)) || (pv.b0 == 230LL /* clock_nanosleep */)) || (pv.b0 == 232LL /* epoll_wait */)) || (pv.b0 == 281LL /* epoll_pwait */)) || (pv.b0 == 441LL /* epoll_pwait2 */)) || (pv.b0 == 7LL /* poll */)) || (pv.b0 == 271LL /* ppoll */)) || (pv.b0 == 23LL /* select */)) || (pv.b0 == 270LL /* pselect6 */)) || (pv.b0 == 0LL /* read */)) || (pv.b0 == 19LL /* readv */)) || (pv.b0 == 45LL /* recvfrom */)) || (pv.b0 == 47LL /* recvmsg */)) || (pv.b0 == 299LL /* recvmmsg */)) || (pv.b0 == 43LL /* accept */)) || (pv.b0 == 288LL /* accept4 */)) || (pv.b0 == 61LL /* wait4 */)) || (pv.b0 == 247LL /* waitid */)) || (pv.b0 == 34LL /* pause */)) || (pv.b0 == 130LL /* rt_sigsuspend */)) || (pv.b0 == 128LL /* rt_sigtimedwait */)) || (pv.b0 == 208LL /* io_getevents */)) || (pv.b0 == 333LL /* io_pgetevents */)) || (pv.b0 == 426LL /* io_uring_enter */)) || (pv.b0 == 70LL /* msgrcv */)) || (pv.b0 == 65LL /* semop */)) || (pv.b0 == 220LL /* semtimedop */)) || (pv.b0 == 243LL /* mq_timedreceive */)) || (pv.b0 == 73LL /* flock */)))) break;
-        struct bpfrun_agg2_work_key k;
+        struct bpfrun_agg3_work_key k;
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = (BPFRUN_PID_TGID() >> 32);
         BPFRUN_READ_COMM();
         __builtin_memcpy(&k.k1, bpfrun_comm, 16);
         k.k2 = pv.b0;
         s64 x = (s64)(duration);
-        struct bpfrun_stats z_agg2_work = {};
-        struct bpfrun_stats *st_agg2_work = agg2_work.lookup_or_try_init(&k, &z_agg2_work);
-        if (st_agg2_work) bpfrun_stats_add(st_agg2_work, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
+        struct bpfrun_stats z_agg3_work = {};
+        struct bpfrun_stats *st_agg3_work = agg3_work.lookup_or_try_init(&k, &z_agg3_work);
+        if (st_agg3_work) bpfrun_stats_add(st_agg3_work, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation slow_calls: stats (runbook runbooks/syscalls.yaml:78:11) */
+    /* aggregation slow_calls: stats (runbook runbooks/syscalls.yaml:80:11) */
     do {
         if (!((duration > 100000ULL) && (!((((((((((((((((((((((((((((((((pv.b0 == 202LL /* futex */) || (pv.b0 == 455LL /* futex_wait */)) || (pv.b0 == 449LL /* futex_waitv */)) || (pv.b0 == 35LL /* nanosleep */)) || (pv.b0 == 230LL /* clock_nanosleep */)) || (pv.b0 == 232LL /* epoll_wait */)) || (pv.b0 == 281LL /* epoll_pwait */)) || (pv.b0 == 441LL /* epoll_pwait2 */)) || (pv.b0 == 7LL /* poll */)) || (pv.b0 == 271LL /* ppoll */)) || (pv.b0 == 23LL /* select */)) || (pv.b0 == 270LL /* pselect6 */)) || (pv.b0 == 0LL /* read */)) || (pv.b0 == 19LL /* readv */)) || (pv.b0 == 45LL /* recvfrom */)) || (pv.b0 == 47LL /* recvmsg */)) || (pv.b0 == 299LL /* recvmmsg */)) || (pv.b0 == 43LL /* accept */)) || (pv.b0 == 288LL /* accept4 */)) || (pv.b0 == 61LL /* wait4 */)) || (pv.b0 == 247LL /* waitid */)) || (pv.b0 == 34LL /* pause */)) || (pv.b0 == 130LL /* rt_sigsuspend */)) || (pv.b0 == 128LL /* rt_sigtimedwait */)) || (pv.b0 == 208LL /* io_getevents */)) || (pv.b0 == 333LL /* io_pgetevents */)) || (pv.b0 == 426LL /* io_uring_enter */)) || (pv.b0 == 70LL /* msgrcv */)) || (pv.b0 == 65LL /* semop */)) || (pv.b0 == 220LL /* semtimedop */)) || (pv.b0 == 243LL /* mq_timedreceive */)) || (pv.b0 == 73LL /* flock */))))) break;
-        struct bpfrun_agg3_slow_calls_key k;
+        struct bpfrun_agg4_slow_calls_key k;
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = (BPFRUN_PID_TGID() >> 32);
         BPFRUN_READ_COMM();
         __builtin_memcpy(&k.k1, bpfrun_comm, 16);
         k.k2 = pv.b0;
         s64 x = (s64)(duration);
-        struct bpfrun_stats z_agg3_slow_calls = {};
-        struct bpfrun_stats *st_agg3_slow_calls = agg3_slow_calls.lookup_or_try_init(&k, &z_agg3_slow_calls);
-        if (st_agg3_slow_calls) bpfrun_stats_add(st_agg3_slow_calls, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
+        struct bpfrun_stats z_agg4_slow_calls = {};
+        struct bpfrun_stats *st_agg4_slow_calls = agg4_slow_calls.lookup_or_try_init(&k, &z_agg4_slow_calls);
+        if (st_agg4_slow_calls) bpfrun_stats_add(st_agg4_slow_calls, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation waits: stats (runbook runbooks/syscalls.yaml:96:11) */
+    /* aggregation waits: stats (runbook runbooks/syscalls.yaml:98:11) */
     do {
         if (!((((((((((((((((((((((((((((((((pv.b0 == 202LL /* futex */) || (pv.b0 == 455LL /* futex_wait */)) || (pv.b0 == 449LL /* futex_waitv */)) || (pv.b0 == 35LL /* nanosleep */)) || (pv.b0 == 230LL /* clock_nanosleep */)) || (pv.b0 == 232LL /* epoll_wait */)) || (pv.b0 == 281LL /* epoll_pwait */)) || (pv.b0 == 441LL /* epoll_pwait2 */)) || (pv.b0 == 7LL /* poll */)) || (pv.b0 == 271LL /* ppoll */)) || (pv.b0 == 23LL /* select */)) || (pv.b0 == 270LL /* pselect6 */)) || (pv.b0 == 0LL /* read */)) || (pv.b0 == 19LL /* readv */)) || (pv.b0 == 45LL /* recvfrom */)) || (pv.b0 == 47LL /* recvmsg */)) || (pv.b0 == 299LL /* recvmmsg */)) || (pv.b0 == 43LL /* accept */)) || (pv.b0 == 288LL /* accept4 */)) || (pv.b0 == 61LL /* wait4 */)) || (pv.b0 == 247LL /* waitid */)) || (pv.b0 == 34LL /* pause */)) || (pv.b0 == 130LL /* rt_sigsuspend */)) || (pv.b0 == 128LL /* rt_sigtimedwait */)) || (pv.b0 == 208LL /* io_getevents */)) || (pv.b0 == 333LL /* io_pgetevents */)) || (pv.b0 == 426LL /* io_uring_enter */)) || (pv.b0 == 70LL /* msgrcv */)) || (pv.b0 == 65LL /* semop */)) || (pv.b0 == 220LL /* semtimedop */)) || (pv.b0 == 243LL /* mq_timedreceive */)) || (pv.b0 == 73LL /* flock */))) break;
-        struct bpfrun_agg4_waits_key k;
+        struct bpfrun_agg5_waits_key k;
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = pv.b0;
         if ((u64)k.k0 < 512) {
-            u32 i_agg4_waits = k.k0;
-            struct bpfrun_stats *v_agg4_waits = agg4_waits_idx.lookup(&i_agg4_waits);
-            if (v_agg4_waits) bpfrun_stats_add(v_agg4_waits, (s64)(duration));
+            u32 i_agg5_waits = k.k0;
+            struct bpfrun_stats *v_agg5_waits = agg5_waits_idx.lookup(&i_agg5_waits);
+            if (v_agg5_waits) bpfrun_stats_add(v_agg5_waits, (s64)(duration));
         } else {
             s64 x = (s64)(duration);
-            struct bpfrun_stats z_agg4_waits = {};
-            struct bpfrun_stats *st_agg4_waits = agg4_waits.lookup_or_try_init(&k, &z_agg4_waits);
-            if (st_agg4_waits) bpfrun_stats_add(st_agg4_waits, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
+            struct bpfrun_stats z_agg5_waits = {};
+            struct bpfrun_stats *st_agg5_waits = agg5_waits.lookup_or_try_init(&k, &z_agg5_waits);
+            if (st_agg5_waits) bpfrun_stats_add(st_agg5_waits, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
         }
     } while (0);
     return 0;
@@ -241,13 +252,13 @@ struct bpfrun_agg1_stacks_key { u64 k0; u64 k1; u32 tgid; };
 BPF_PERCPU_HASH(agg0_calls, struct bpfrun_agg0_calls_key, u64, 10240);
 BPF_PERCPU_HASH(agg1_stacks, struct bpfrun_agg1_stacks_key, u64, 10240);
 
-/* tracepoint:raw_syscalls:sys_enter (runbook runbooks/syscalls.yaml:153:9) */
+/* tracepoint:raw_syscalls:sys_enter (runbook runbooks/syscalls.yaml:155:9) */
 static __always_inline int bpfrun_storm_code_probe1_h0(void *ctx) {
     struct bpfrun_tp_raw_syscalls_sys_enter *args = ctx;
     u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
     char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
     if (!((BPFRUN_PID_TGID() >> 32) == 0 /* steps.syscalls.storm_pid: bound at run time */)) return 0;
-    /* aggregation calls: count (runbook runbooks/syscalls.yaml:156:13) */
+    /* aggregation calls: count (runbook runbooks/syscalls.yaml:158:13) */
     do {
         struct bpfrun_agg0_calls_key k;
         __builtin_memset(&k, 0, sizeof(k));
@@ -259,7 +270,7 @@ static __always_inline int bpfrun_storm_code_probe1_h0(void *ctx) {
         u64 *v_agg0_calls = agg0_calls.lookup_or_try_init(&k, &z_agg0_calls);
         if (v_agg0_calls) *v_agg0_calls += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation stacks: count (runbook runbooks/syscalls.yaml:157:13) */
+    /* aggregation stacks: count (runbook runbooks/syscalls.yaml:159:13) */
     do {
         struct bpfrun_agg1_stacks_key k;
         __builtin_memset(&k, 0, sizeof(k));
