@@ -55,10 +55,16 @@ PodOpt = Annotated[str | None, typer.Option(
 
 
 def _target(cgroup: str | None, unit: str | None, container: str | None,
-            pod: str | None) -> Any:
-    """The CgroupFilter the options name (at most one), or None."""
+            pod: str | None, rb: Any = None, params: dict[str, Any] | None = None) -> Any:
+    """The CgroupFilter the options name (at most one), else the one the runbook's target
+    param (type cgroup/unit/container/pod) names, or None."""
+    from bpfrun.frontend.params import target_param  # noqa: PLC0415
+
     given = [(k, v) for k, v in (("cgroup", cgroup), ("unit", unit),
                                  ("container", container), ("pod", pod)) if v is not None]
+    default = target_param(rb, params or {}) if rb is not None else None
+    if not given and default is not None:
+        given = [default]
     if not given:
         return None
     if len(given) > 1:
@@ -239,7 +245,7 @@ def compile_cmd(runbook: str, param: ParamOpt = None,
 
         rb = _load(runbook)
         params = resolve_params(rb, parse_assignments(param or []))
-        target = _target(cgroup, unit, container, pod)
+        target = _target(cgroup, unit, container, pod, rb, params)
         kernel = default_kernel()
         if not kernel.readable():
             err("note: tracefs is not readable: tracepoint fields and types were not checked")
@@ -293,7 +299,7 @@ def explain(runbook: str, param: ParamOpt = None, policy: PolicyOpt = None,
                 params[name] = check_value(p, raw)
             except ValueError as e:
                 raise UsageError(f"param '{name}': {e}") from None
-        target = _target(cgroup, unit, container, pod)
+        target = _target(cgroup, unit, container, pod, rb, params)
         kernel = default_kernel()
         rules = find_policy(policy)
         expl = explain_runbook(rb, params, kernel)
@@ -389,7 +395,7 @@ def run(runbook: str, param: ParamOpt = None,
         budget = run_budget(max_overhead, rules.max_overhead, rules.rule("max_overhead"))
         rb = _load(runbook)
         params = resolve_params(rb, parse_assignments(param or []))
-        target = _target(cgroup, unit, container, pod)
+        target = _target(cgroup, unit, container, pod, rb, params)
         override = None
         if duration is not None:
             try:
@@ -409,7 +415,10 @@ def run(runbook: str, param: ParamOpt = None,
                                     scheduled=is_scheduled())
         check_unchanged(rb)  # the text checked is the text run
         from bpfrun.ops.runops import RunOps  # noqa: PLC0415
+        from bpfrun.report.reportdir import prepare_folder  # noqa: PLC0415
 
+        if out is not None:  # a read-only -o fails now, not after the measurement
+            prepare_folder(out, mode)
         ops = RunOps(rb.name, out, keep, keep_days, min_free, prom_textfile).start()
         before = _baseline_run(baseline, rb.name) if baseline is not None else None
         stop = threading.Event()

@@ -13,14 +13,18 @@ from bpfrun.errors import Diagnostics, UsageError
 from bpfrun.frontend.model import Param, Runbook
 from bpfrun.units import Duration, Size, parse_duration, parse_size
 
-PARAM_TYPES = ("int", "string", "bool", "duration", "size", "pid")
+# A param of a target type is the run's default target, as --cgroup/--unit/--container/--pod
+# (which win over it): a string, "" for none; a runbook has at most one.
+TARGET_TYPES = ("cgroup", "unit", "container", "pod")
+PARAM_TYPES = ("int", "string", "bool", "duration", "size", "pid", *TARGET_TYPES)
 # What the kernel program can hold: a 64-bit integer, signed or not.
 I64_MIN, U64_MAX = -(2**63), 2**64 - 1
 _MAX_INT_DIGITS = 30  # longer than any 64-bit integer, short of Python's 4300-digit limit
 # Values that stand in for params without a default when a runbook is checked ahead of a
 # run: every check still runs, with a value of the right type.
 PLACEHOLDERS = {"int": 1, "pid": 1, "string": "placeholder", "bool": True,
-                "duration": Duration(1_000_000), "size": Size(4096)}
+                "duration": Duration(1_000_000), "size": Size(4096),
+                **{t: "" for t in TARGET_TYPES}}
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -30,6 +34,8 @@ def convert(ptype: str, raw: Any) -> Any:
 
     Raises ValueError with a message that says what was expected.
     """
+    if ptype in TARGET_TYPES:
+        return _target(ptype, convert("string", raw))
     if ptype == "string":
         if isinstance(raw, (dict, list)):
             raise ValueError("expected a string")
@@ -79,6 +85,28 @@ def convert(ptype: str, raw: Any) -> Any:
     raise ValueError(f"unknown param type {ptype!r}")
 
 
+def _target(ptype: str, text: str) -> str:
+    """What a target param names, checked for its form only: whether it exists is known on
+    the host of the run (bpfrun.kernel.cgroups.resolve_target)."""
+    text = text.strip()
+    if any(not c.isprintable() for c in text):
+        raise ValueError(f"{text!r} has control characters")
+    if ptype in ("unit", "container") and "/" in text:
+        raise ValueError(f"{_short(text)!r} is not a {ptype} name (no '/'; for a cgroup path "
+                         "use a param of type cgroup)")
+    if ptype == "pod" and text.count("/") > 1:
+        raise ValueError(f"{_short(text)!r} is not a pod (NAMESPACE/NAME or the pod's UID)")
+    return text
+
+
+def target_param(runbook: Runbook, values: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(kind, what) of the runbook's target param when its value names one, else None."""
+    for p in runbook.params:
+        if p.type in TARGET_TYPES and values.get(p.name):
+            return p.type, str(values[p.name])
+    return None
+
+
 def _short(text: str) -> str:
     return text if len(text) <= 24 else f"{text[:20]}… ({len(text)} characters)"
 
@@ -91,7 +119,12 @@ def display(value: Any) -> str:
 
 
 def check_defaults(runbook: Runbook, diags: Diagnostics) -> None:
-    """Each param's choices and default are values of its type; the default is a choice."""
+    """Each param's choices and default are values of its type; the default is a choice;
+    at most one param is a target."""
+    targets = [p for p in runbook.params if p.type in TARGET_TYPES]
+    for p in targets[1:]:
+        diags.error(f"param '{p.name}' is a second target param (type {p.type}; "
+                    f"'{targets[0].name}' is the first): a run has one target", p.loc)
     for p in runbook.params:
         choices = []
         for c in p.choices:

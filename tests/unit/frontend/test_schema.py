@@ -247,7 +247,8 @@ def test_context_names_span_ends_and_params() -> None:
             "      begin: {probe: tracepoint:a:b}\n      end: {probe: tracepoint:a:c, key: x}\n"
             "      aggregate: [{id: d, hist: duration}]\n")
     assert [d.message for d in diags(body)] == [
-        "'text' is not a param type; use one of int, string, bool, duration, size, pid",
+        "'text' is not a param type; use one of int, string, bool, duration, size, pid, "
+        "cgroup, unit, container, pod",
         "span begin is missing required key 'key'"]
 
 
