@@ -1,0 +1,127 @@
+"""Per-cgroup views and a runbook's default target on real BPF (issue #17): two cgroups
+named like systemd units are made under the unified hierarchy, the same program (`cgvwork`,
+a copy of sleep) runs in each; the shipped `syscalls` runbook shows both units by name in
+its by-cgroup view, and a runbook whose `unit` param is its target sees only that unit. The
+cgroups are removed afterwards, also when a test fails."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from helpers.paths import REPO
+
+from bpfrun.errors import MachineError
+from bpfrun.kernel.cgroups import cgroup_id, unified_root
+
+pytestmark = pytest.mark.bpf
+
+TARGETED = """\
+apiVersion: bpfrun/v1
+name: cgview
+title: nanosleeps of one unit
+params:
+  unit: {{type: unit, default: {unit}, description: the unit to watch}}
+steps:
+  - id: sleeps
+    title: nanosleeps by cgroup
+    duration: 1s
+    probes:
+      - probe: tracepoint:syscalls:sys_enter_clock_nanosleep
+        where: comm == "cgvwork"
+        aggregate:
+          - {{id: by_cgroup, count: true, by: [cgroup]}}
+"""
+
+
+@pytest.fixture(scope="module")
+def units(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
+    """{unit name: cgroup id} of two units, each running cgvwork in a loop."""
+    try:
+        root = unified_root()
+    except MachineError as e:
+        pytest.skip(str(e))
+    tag = uuid.uuid4().hex[:6]
+    names = [f"bpfrun-va{tag}.service", f"bpfrun-vb{tag}.service"]
+    made: list[Path] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    work = tmp_path_factory.mktemp("cgv") / "cgvwork"
+    shutil.copy("/bin/sleep", work)
+    try:
+        for name in names:
+            d = root / "system.slice" / name
+            for level in (d.parent, d):  # system.slice is missing on a hybrid layout
+                if not level.exists():
+                    level.mkdir()
+                    made.append(level)
+            procs.append(subprocess.Popen(
+                ["sh", "-c", f"echo $$ > {d}/cgroup.procs; while :; do {work} 0.01; done"],
+                start_new_session=True))
+        time.sleep(0.3)
+        yield {name: cgroup_id(root / "system.slice" / name) for name in names}
+    finally:
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, 9)
+            p.wait()
+        time.sleep(0.2)
+        for d in reversed(made):
+            for _ in range(50):
+                try:
+                    d.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
+
+
+def run(tmp_path: Path, runbook: str, *args: str) -> tuple[dict, str]:
+    out = tmp_path / "out"
+    proc = subprocess.run([sys.executable, "-m", "bpfrun", "run", runbook, "-q", "-o",
+                           str(out), *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=180, check=False)
+    assert proc.returncode in (0, 1), proc.stderr  # 1: findings
+    return json.loads((out / "result.json").read_text()), (out / "report.md").read_text()
+
+
+def test_syscalls_shows_the_two_units_by_name(units: dict[str, int], tmp_path: Path) -> None:
+    doc, report = run(tmp_path, "runbooks/syscalls.yaml", "-p", "comm=cgvwork",
+                      "-p", "duration=1s")
+    rows = doc["steps"][0]["aggregations"]["by_cgroup"]["rows"]
+    assert {r["key"]["cgroup"] for r in rows} >= set(units.values())  # raw ids kept
+    for name, cid in units.items():
+        assert doc["host"]["cgroups"][str(cid)] == f"unit {name}"
+        assert f"| unit {name} |" in report
+
+
+def test_a_runbooks_unit_param_is_its_target(units: dict[str, int], tmp_path: Path) -> None:
+    first, second = units
+    rb = tmp_path / "cgview.yaml"
+    rb.write_text(textwrap.dedent(TARGETED.format(unit=first)))
+
+    def seen(*args: str) -> set[int]:
+        doc, _ = run(tmp_path, str(rb), *args)
+        return {r["key"]["cgroup"] for r in doc["steps"][0]["aggregations"]["by_cgroup"]["rows"]}
+
+    assert seen() == {units[first]}
+    assert seen("-p", f"unit={second}") == {units[second]}
+    assert seen("--unit", second) == {units[second]}  # the option wins over the param
+
+
+def test_a_missing_default_target_exits_2_naming_it(tmp_path: Path) -> None:
+    rb = tmp_path / "cgview.yaml"
+    rb.write_text(textwrap.dedent(TARGETED.format(unit="no-such-bpfrun.service")))
+    proc = subprocess.run([sys.executable, "-m", "bpfrun", "run", str(rb), "-q", "-o",
+                           str(tmp_path / "out")], cwd=REPO, capture_output=True, text=True,
+                          timeout=60, check=False)
+    assert proc.returncode == 2 and "no-such-bpfrun.service" in proc.stderr, proc.stderr
+    assert "Traceback" not in proc.stderr
