@@ -17,6 +17,7 @@ result.json is written, so `latest/result.json` is always a whole result.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import re
 import stat
@@ -71,6 +72,27 @@ def make_folder(folder: Path, mode: int = PRIVATE) -> None:
     except FileExistsError:
         return
     os.chmod(folder, folder_mode(mode))  # mkdir's mode is cut by the umask
+
+
+def prepare_folder(folder: Path, mode: int = PRIVATE) -> None:
+    """Create `folder` before a run and check it can be written (a read-only mount, another
+    user's link): UsageError now rather than after the whole measurement."""
+    try:
+        make_folder(folder, mode)
+    except OSError as e:
+        raise UsageError(f"cannot create the report folder {folder}: {e.strerror or e}",
+                         hint="choose a writable directory with -o DIR") from e
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot write the report to {folder}: "
+                         f"{os.strerror(errno.EROFS if _read_only(folder) else errno.EACCES)}",
+                         hint="choose a writable directory with -o DIR")
+
+
+def _read_only(folder: Path) -> bool:
+    try:
+        return bool(os.statvfs(folder).f_flag & os.ST_RDONLY)
+    except OSError:
+        return False
 
 
 def reports_base() -> Path:
