@@ -415,7 +415,10 @@ def run(runbook: str, param: ParamOpt = None,
                                     scheduled=is_scheduled())
         check_unchanged(rb)  # the text checked is the text run
         from bpfrun.ops.runops import RunOps  # noqa: PLC0415
+        from bpfrun.report.reportdir import prepare_folder  # noqa: PLC0415
 
+        if out is not None:  # a read-only -o fails now, not after the measurement
+            prepare_folder(out, mode)
         ops = RunOps(rb.name, out, keep, keep_days, min_free, prom_textfile).start()
         before = _baseline_run(baseline, rb.name) if baseline is not None else None
         stop = threading.Event()
