@@ -16,6 +16,10 @@ from bpfrun.expr.parser import TemplateExpr
 from bpfrun.expr.rows import RESULT_FUNCTIONS, FunctionError
 from bpfrun.units import Duration, Size
 
+# Where the run puts its cgroup namer (id → "unit checkout.service") for cgroup_name(): not
+# a name a runbook can write, and the names come from the host, which expr cannot see.
+CGROUP_NAMES = "$cgroup_names"
+
 
 class EvalError(Exception):
     def __init__(self, message: str, node: Node) -> None:
@@ -155,7 +159,7 @@ class Evaluator:
         raise EvalError("only lists can be indexed, by an integer", node)
 
     def visit_Call(self, node: Call) -> Any:
-        arity = {"len": 1, "str": 1, "startswith": 2, "over": 2, "percent": 2,
+        arity = {"len": 1, "str": 1, "startswith": 2, "over": 2, "percent": 2, "cgroup_name": 1,
                  **{name: n for name, (n, _) in RESULT_FUNCTIONS.items()}}
         if node.func in arity and len(node.args) != arity[node.func]:
             n = arity[node.func]
@@ -174,6 +178,8 @@ class Evaluator:
             return None if None in args else str(args[0]).startswith(str(args[1]))
         if node.func in ("over", "percent"):
             return _over(node, args) if node.func == "over" else _percent(node, args)
+        if node.func == "cgroup_name":
+            return _cgroup_name(self.names.get(CGROUP_NAMES), args[0])
         if node.func in RESULT_FUNCTIONS:
             return _result_function(node, args)
         if node.func in ("min", "max") and args:
@@ -182,7 +188,8 @@ class Evaluator:
                 raise EvalError(f"{node.func}() of values of different kinds", node)
             return (min if node.func == "min" else max)(vals) if vals else None
         raise EvalError(f"unknown function '{node.func}' (len, str, startswith, min, max, "
-                        "over, percent, " + ", ".join(RESULT_FUNCTIONS) + ")", node)
+                        "over, percent, cgroup_name, " + ", ".join(RESULT_FUNCTIONS) + ")",
+                        node)
 
     def visit_Unary(self, node: Unary) -> Any:
         v = self.eval(node.operand)
@@ -286,6 +293,14 @@ def _result_function(node: Call, args: list[Any]) -> Any:
         return RESULT_FUNCTIONS[node.func][1](*args)
     except FunctionError as e:
         raise EvalError(f"{node.func}() {e}", node) from None
+
+
+def _cgroup_name(namer: Any, value: Any) -> Any:
+    """A cgroup id by the name the run took ("unit checkout.service"); `cgroup <id>` when
+    the run named none (a step that does not key by cgroup)."""
+    if value is None or isinstance(value, bool) or not isinstance(value, int):
+        return value
+    return namer(value) if callable(namer) else f"cgroup {value}"
 
 
 def _percent(node: Call, args: list[Any]) -> float | None:

@@ -27,7 +27,7 @@ from bpfrun.errors import (
     MachineError,
     StepError,
 )
-from bpfrun.expr.evaluate import EvalError, Evaluator, render_template
+from bpfrun.expr.evaluate import CGROUP_NAMES, EvalError, Evaluator, render_template
 from bpfrun.expr.nodes import Attr, Name, dotted
 from bpfrun.expr.parser import walk
 from bpfrun.frontend.model import Runbook, Step, Threshold
@@ -221,6 +221,8 @@ class Investigation:
         series = [p.to_json() for p in _deltas(raw.series)]  # trend(series, ...) reads it
         local = {**self.names(), "elapsed": Duration(round(raw.seconds * 1e9)),
                  "series": series, **views}
+        if self.cgroup_names is not None:  # for cgroup_name() in captures and messages
+            local[CGROUP_NAMES] = self.cgroup_names.name
         captures: dict[str, Any] = {}
         for name, expr in step.captures:
             try:
