@@ -1,7 +1,8 @@
 """Per-cgroup views and a runbook's default target on real BPF (issue #17): two cgroups
 named like systemd units are made under the unified hierarchy, the same program (`cgvwork`,
 a copy of sleep) runs in each; the shipped `syscalls` runbook shows both units by name in
-its by-cgroup view, and a runbook whose `unit` param is its target sees only that unit. The
+its by-cgroup view, and a runbook whose `unit` param is its target sees only that unit and
+names it in a finding (cgroup_name()). The
 cgroups are removed afterwards, also when a test fails."""
 
 from __future__ import annotations
@@ -41,6 +42,11 @@ steps:
         where: comm == "cgvwork"
         aggregate:
           - {{id: by_cgroup, count: true, by: [cgroup]}}
+    thresholds:
+      - id: sleeper
+        when: by_cgroup.top[0].value > 0
+        severity: info
+        message: "${{{{ cgroup_name(by_cgroup.top[0].cgroup) }}}} sleeps"
 """
 
 
@@ -113,6 +119,8 @@ def test_a_runbooks_unit_param_is_its_target(units: dict[str, int], tmp_path: Pa
         return {r["key"]["cgroup"] for r in doc["steps"][0]["aggregations"]["by_cgroup"]["rows"]}
 
     assert seen() == {units[first]}
+    doc, _ = run(tmp_path, str(rb))
+    assert [f["message"] for f in doc["findings"]] == [f"unit {first} sleeps"]
     assert seen("-p", f"unit={second}") == {units[second]}
     assert seen("--unit", second) == {units[second]}  # the option wins over the param
 
