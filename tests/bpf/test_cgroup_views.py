@@ -2,8 +2,8 @@
 named like systemd units are made under the unified hierarchy, the same program (`cgvwork`,
 a copy of sleep) runs in each; the shipped `syscalls` runbook shows both units by name in
 its by-cgroup view, and a runbook whose `unit` param is its target sees only that unit and
-names it in a finding (cgroup_name()). The
-cgroups are removed afterwards, also when a test fails."""
+names it in a finding (cgroup_name()). The cgroups are removed afterwards, also when a
+test fails."""
 
 from __future__ import annotations
 
