@@ -6,10 +6,7 @@ The cgroups are removed afterwards, also when a test fails."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -19,10 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.cgroups import cgroup_tree, sleeper, unified_root_or_skip
 from helpers.paths import REPO
-
-from bpfrun.errors import MachineError
-from bpfrun.kernel.cgroups import cgroup_id, unified_root
 
 pytestmark = pytest.mark.bpf
 
@@ -44,16 +39,8 @@ steps:
 """
 
 
-def _root() -> Path:
-    try:
-        return unified_root()
-    except MachineError as e:
-        pytest.skip(str(e))
-
-
 @pytest.fixture(scope="module")
 def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]]:
-    root = _root()
     tag = uuid.uuid4().hex
     uid = str(uuid.uuid4())
     docker = f"{tag}{tag}"[:64]
@@ -65,37 +52,11 @@ def tree(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, object]
                f"kubepods-burstable-pod{uid.replace('-', '_')}.slice",
     }
     dirs["ctr"] = f"{dirs['pod']}/cri-containerd-{ctr}.scope"
-    made: list[Path] = []
-    procs: list[subprocess.Popen[bytes]] = []
-    work = tmp_path_factory.mktemp("cg") / "cgtwork"
-    shutil.copy("/bin/sleep", work)
-    try:
-        for rel in dirs.values():
-            for i in range(1, len(rel.split("/")) + 1):
-                d = root / "/".join(rel.split("/")[:i])
-                if not d.exists():
-                    d.mkdir()
-                    made.append(d)
-        for key in ("unit", "docker", "ctr"):
-            procs.append(subprocess.Popen(
-                ["sh", "-c", f"echo $$ > {root / dirs[key]}/cgroup.procs; "
-                             f"while :; do {work} 0.01; done"], start_new_session=True))
-        time.sleep(0.3)
-        ids = {k: cgroup_id(root / rel) for k, rel in dirs.items()}
+    work = sleeper(tmp_path_factory.mktemp("cg"), "cgtwork")
+    with cgroup_tree(list(dirs.values()), [dirs[k] for k in ("unit", "docker", "ctr")],
+                     work) as by_path:
+        ids = {k: by_path[rel] for k, rel in dirs.items()}
         yield {"dirs": dirs, "ids": ids, "docker": docker, "uid": uid}
-    finally:
-        for p in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, 9)
-            p.wait()
-        time.sleep(0.2)
-        for d in reversed(made):
-            for _ in range(50):
-                try:
-                    d.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.1)
 
 
 def seen(tmp_path: Path, *target: str) -> set[int]:
@@ -147,7 +108,7 @@ def test_parent_cgroup_covers_its_children(tree: dict, tmp_path: Path) -> None:
 
 
 def test_missing_target_is_a_usage_error(tmp_path: Path) -> None:
-    _root()
+    unified_root_or_skip()
     rb = tmp_path / "cgtest.yaml"
     rb.write_text(RUNBOOK)
     proc = subprocess.run([sys.executable, "-m", "bpfrun", "run", str(rb), "--container",
@@ -158,7 +119,7 @@ def test_missing_target_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_a_target_removed_during_the_run_is_reported(tmp_path: Path) -> None:
-    root = _root()
+    root = unified_root_or_skip()
     unit = root / f"bpfrun-gone-{uuid.uuid4().hex[:8]}.service"
     unit.mkdir()
     rb = tmp_path / "cgtest.yaml"

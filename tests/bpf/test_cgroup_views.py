@@ -7,23 +7,17 @@ test fails."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
-import shutil
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.cgroups import cgroup_tree, sleeper
 from helpers.paths import REPO
-
-from bpfrun.errors import MachineError
-from bpfrun.kernel.cgroups import cgroup_id, unified_root
 
 pytestmark = pytest.mark.bpf
 
@@ -53,41 +47,11 @@ steps:
 @pytest.fixture(scope="module")
 def units(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, int]]:
     """{unit name: cgroup id} of two units, each running cgvwork in a loop."""
-    try:
-        root = unified_root()
-    except MachineError as e:
-        pytest.skip(str(e))
     tag = uuid.uuid4().hex[:6]
-    names = [f"bpfrun-va{tag}.service", f"bpfrun-vb{tag}.service"]
-    made: list[Path] = []
-    procs: list[subprocess.Popen[bytes]] = []
-    work = tmp_path_factory.mktemp("cgv") / "cgvwork"
-    shutil.copy("/bin/sleep", work)
-    try:
-        for name in names:
-            d = root / "system.slice" / name
-            for level in (d.parent, d):  # system.slice is missing on a hybrid layout
-                if not level.exists():
-                    level.mkdir()
-                    made.append(level)
-            procs.append(subprocess.Popen(
-                ["sh", "-c", f"echo $$ > {d}/cgroup.procs; while :; do {work} 0.01; done"],
-                start_new_session=True))
-        time.sleep(0.3)
-        yield {name: cgroup_id(root / "system.slice" / name) for name in names}
-    finally:
-        for p in procs:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(p.pid, 9)
-            p.wait()
-        time.sleep(0.2)
-        for d in reversed(made):
-            for _ in range(50):
-                try:
-                    d.rmdir()
-                    break
-                except OSError:
-                    time.sleep(0.1)
+    paths = [f"system.slice/bpfrun-va{tag}.service", f"system.slice/bpfrun-vb{tag}.service"]
+    work = sleeper(tmp_path_factory.mktemp("cgv"), "cgvwork")
+    with cgroup_tree(paths, paths, work) as ids:  # system.slice is made if missing (hybrid)
+        yield {Path(rel).name: cid for rel, cid in ids.items()}
 
 
 def run(tmp_path: Path, runbook: str, *args: str) -> tuple[dict, str]:

@@ -1,0 +1,80 @@
+"""Cgroups made for a real-BPF test under the unified hierarchy, each running a copy of
+`sleep` under a name of the test's choosing, and removed afterwards whatever happens.
+
+    with cgroup_tree(["system.slice/x.service", ...], run_in=[...], program=path) as ids:
+        ...   # ids: {relative path: cgroup id}
+
+Folders that already exist (system.slice on most hosts) are used and left alone; the ones
+made here are removed deepest first once their processes are gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from bpfrun.errors import MachineError
+from bpfrun.kernel.cgroups import cgroup_id, unified_root
+
+
+def unified_root_or_skip() -> Path:
+    """The unified hierarchy's mount; without one, a skip — or a failure where BPF tests are
+    required (CI): there a missing feature must not pass by skipping."""
+    try:
+        return unified_root()
+    except MachineError as e:
+        if os.environ.get("BPFRUN_REQUIRE_BPF", "") not in ("", "0") or \
+                os.environ.get("CI", "").lower() in ("true", "1"):
+            pytest.fail(f"cgroup targeting needs the unified hierarchy: {e}", pytrace=False)
+        pytest.skip(str(e))
+
+
+def sleeper(folder: Path, name: str) -> Path:
+    """A copy of /bin/sleep called `name`, so the tests' probes can filter on its comm."""
+    path = folder / name
+    shutil.copy("/bin/sleep", path)
+    return path
+
+
+@contextlib.contextmanager
+def cgroup_tree(paths: Sequence[str], run_in: Sequence[str],
+                program: Path) -> Iterator[dict[str, int]]:
+    """Make `paths` (relative to the unified root, parents first as needed), start `program`
+    in a loop in each of `run_in`, and yield {path: cgroup id} for every path."""
+    root = unified_root_or_skip()
+    made: list[Path] = []
+    procs: list[subprocess.Popen[bytes]] = []
+    try:
+        for rel in paths:
+            parts = rel.split("/")
+            for i in range(1, len(parts) + 1):
+                d = root.joinpath(*parts[:i])
+                if not d.exists():
+                    d.mkdir()
+                    made.append(d)
+        for rel in run_in:
+            procs.append(subprocess.Popen(
+                ["sh", "-c", f"echo $$ > {root / rel}/cgroup.procs; "
+                             f"while :; do {program} 0.01; done"], start_new_session=True))
+        time.sleep(0.3)
+        yield {rel: cgroup_id(root / rel) for rel in paths}
+    finally:
+        for p in procs:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(p.pid, 9)
+            p.wait()
+        time.sleep(0.2)
+        for d in reversed(made):
+            for _ in range(50):
+                try:
+                    d.rmdir()
+                    break
+                except OSError:
+                    time.sleep(0.1)
