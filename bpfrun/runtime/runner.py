@@ -30,6 +30,7 @@ from bpfrun.result import SymbolCounts
 from bpfrun.runtime.bccload import import_bcc
 from bpfrun.runtime.clangerr import StderrCapture
 from bpfrun.runtime.clangerr import clang_errors as _clang_errors
+from bpfrun.runtime.drain import Drain
 from bpfrun.runtime.mapvalues import TCP_STATES, combine, freeze, merge, syscall_name
 from bpfrun.runtime.overhead import Measured, OverheadMeter, stats_enabled
 from bpfrun.runtime.stacks import StackNamer, StackRef, named_key, named_rows
@@ -100,6 +101,7 @@ class StepRunner:
         t0 = time.monotonic()
         self.load()
         self.stacks = StackNamer(self.b)
+        self.drain = Drain(self.b, self.prog.aggs)
         raw.compile_seconds = time.monotonic() - t0
         try:
             with stats_enabled() as timed:
@@ -248,6 +250,7 @@ class StepRunner:
             if time.monotonic() < next_progress:
                 continue
             next_progress = time.monotonic() + TICK
+            self.drain.check()  # before a map keyed by short-lived processes fills
             hits = self._hits() if self.prog.stop_after else None
             self.on_tick(sum(len(v) for v in self.events.values()) if self.prog.events else hits)
             if self.prog.stop_after and hits is not None and hits >= self.prog.stop_after:
@@ -261,11 +264,11 @@ class StepRunner:
             name = plan.stats_map or plan.map
             summed = plan.kind in ("count", "sum")
             hist_array = plan.array and plan.kind in ("hist", "lhist")
-            tables = [self.b[name]] + ([self.b[plan.index_map]] if plan.index_map else [])
+            tables = [name] + ([plan.index_map] if plan.index_map else [])
             out[plan.id] = plan.sample * sum(  # as if unsampled, like the final rows
                 int(sum(per_cpu)) if summed else
                 sum(int(v.st.count if hist_array else v.count) for v in per_cpu)
-                for table in tables for _, per_cpu in table.items())
+                for table in tables for _, per_cpu in self.drain.items(table))
         return out
 
     def _hits(self) -> int:
@@ -349,7 +352,7 @@ class StepRunner:
                 if value != 0 if plan.kind in ("count", "sum") else value["count"]:
                     key = {plan.keys[0].expr: self._decode_field(plan.keys[0], i.value, None)}
                     rows[freeze(key)] = (key, value)
-        for k, per_cpu in table.items():
+        for k, per_cpu in self.drain.items(plan.map):
             key = self._decode_key(plan.keys, k)
             value = combine(plan.kind, per_cpu)
             ident = freeze(key)
@@ -389,12 +392,12 @@ class StepRunner:
 
     def _read_hist(self, plan: AggPlan, table: Any) -> list[tuple[dict[str, Any], Any]]:
         groups: dict[tuple[Any, ...], dict[str, Any]] = {}
-        for k, per_cpu in table.items():
+        for k, per_cpu in self.drain.items(plan.map):
             key = self._decode_key(plan.keys, k)
             g = groups.setdefault(freeze(key), {"key": key, "slots": {}, "stats": None})
             g["slots"][int(k.slot)] = g["slots"].get(int(k.slot), 0) + int(sum(per_cpu))
         assert plan.stats_map is not None
-        for k, per_cpu in self.b[plan.stats_map].items():
+        for k, per_cpu in self.drain.items(plan.stats_map):
             key = self._decode_key(plan.keys, k)
             g = groups.setdefault(freeze(key), {"key": key, "slots": {}, "stats": None})
             st = combine("stats", per_cpu)
