@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from bpfrun.compile.cfuncs import call
-from bpfrun.compile.cstr import c_comment, c_string_literal
+from bpfrun.compile.cstr import byte_chain, c_comment, c_string_literal
 from bpfrun.compile.cvalue import (
     BUILTIN_NAMES,
     CMP_OPS,
@@ -376,7 +376,7 @@ class ExprCompiler:
         if not prefix_only:
             checks.append(f"({buf}[{len(data)}] == 0)")
         lit = c_comment(c_string_literal(literal), 80)  # a label for readers of the C
-        return f"(/* {lit} */ " + " && ".join(checks or ["1"]) + ")"
+        return f"(/* {lit} */ " + byte_chain(checks or ["1"]) + ")"
 
     def _arith(self, node: Binary, left: CVal, right: CVal) -> CVal:
         lt, rt = left.type, right.type

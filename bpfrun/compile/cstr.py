@@ -83,3 +83,17 @@ def c_identifier(*parts: str) -> str:
             or ident.startswith(BCC_RESERVED_PREFIXES)):
         ident = _PREFIX + ident
     return ident
+
+
+# clang merges a chain of 16 or more comparisons of adjacent bytes into a call to bcmp, which
+# a BPF program cannot make: BCC then fails to load it ("Argument list too long"), e.g. for a
+# 15-character name compared with comm (15 bytes and the terminator) or any longer string.
+# An empty asm statement between groups of 8 keeps the chain apart and costs nothing.
+_CHAIN_GROUP = 8
+_CHAIN_BARRIER = ' && ({ asm volatile(""); 1; }) && '
+
+
+def byte_chain(checks: list[str]) -> str:
+    """`checks` joined with &&, in groups clang cannot merge into a library call."""
+    return _CHAIN_BARRIER.join(" && ".join(checks[i:i + _CHAIN_GROUP])
+                               for i in range(0, len(checks), _CHAIN_GROUP))

@@ -25,6 +25,7 @@ HEADER = "apiVersion: bpfrun/v1\nname: t\ntitle: T\n"
 def run_runbook(tmp_path: Path, body: str, *args: str, workload: Workload | None = None,
                 expect_code: tuple[int, ...] = (0, 1)) -> dict[str, Any]:
     """Write a runbook, run it, start the (waiting) workload once probes are attached."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     rb = tmp_path / "t.yaml"
     rb.write_text(HEADER + textwrap.dedent(body))
     out = tmp_path / "out"
@@ -377,3 +378,36 @@ def test_pending_begins_and_entry_arguments_find_unfreed_memory(tmp_path: Path) 
     assert "balanced_alloc" not in unfreed  # its blocks are freed
     freed = {r["key"]["begin.ustack"][0].split(" ")[0] for r in s["aggregations"]["freed"]["rows"]}
     assert "balanced_alloc" in freed
+
+
+def test_long_string_comparisons_load_and_match_exactly(tmp_path: Path) -> None:
+    # clang merges 16 or more byte comparisons of adjacent memory into a bcmp call, which a
+    # BPF program cannot make: a 15-character comm (15 bytes and the terminator) or a path of
+    # 15+ characters failed to load ("Argument list too long") until the chain was split.
+    name = "bpfr_fifteen_ch"  # 15 characters: the longest comm
+    with Workload("syscall_loop", "--syscall", "getppid", "--calls", "300", "--name", name,
+                  "--seconds", "30", wait_signal=True) as loop:
+        result = run_runbook(tmp_path / "comm", """
+            steps:
+              - id: s
+                duration: 3s
+                probes:
+                  - probe: rawtracepoint:sys_enter
+                    where: comm == "bpfr_fifteen_ch" && arg1 == syscall_nr("getppid")
+                    aggregate: [{id: calls, count: true}]
+            """, workload=loop)
+        assert loop.stop()["calls"] == "300"
+    assert step(result)["aggregations"]["calls"]["rows"][0]["value"] == 300
+    path = "/usr/lib/os-release"  # 19 characters
+    with Workload("openat_loop", "--path", path, "--count", "40", "--rate", "400",
+                  "--seconds", "30", wait_signal=True) as opener:
+        result = run_runbook(tmp_path / "path", f"""
+            steps:
+              - id: s
+                duration: 3s
+                probes:
+                  - probe: tracepoint:syscalls:sys_enter_openat
+                    where: pid == {opener.pid} && str(args.filename) == "{path}"
+                    aggregate: [{{id: opens, count: true}}]
+            """, workload=opener)
+    assert step(result)["aggregations"]["opens"]["rows"][0]["value"] == 40
