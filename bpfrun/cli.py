@@ -9,10 +9,8 @@ the product (C, JSON, the report's path) to stdout. Exit codes follow the CLI co
 
 from __future__ import annotations
 
-import signal
 import stat
 import sys
-import threading
 import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -56,25 +54,10 @@ PodOpt = Annotated[str | None, typer.Option(
 
 def _target(cgroup: str | None, unit: str | None, container: str | None,
             pod: str | None, rb: Any = None, params: dict[str, Any] | None = None) -> Any:
-    """The CgroupFilter the options name (at most one), else the one the runbook's target
-    param (type cgroup/unit/container/pod) names, or None."""
-    from bpfrun.frontend.params import target_param  # noqa: PLC0415
+    """The cgroup filter the options (or the runbook's target param) name, or None."""
+    from bpfrun.runtime.session import TargetOptions, cgroup_target  # noqa: PLC0415
 
-    given = [(k, v) for k, v in (("cgroup", cgroup), ("unit", unit),
-                                 ("container", container), ("pod", pod)) if v is not None]
-    default = target_param(rb, params or {}) if rb is not None else None
-    if not given and default is not None:
-        given = [default]
-    if not given:
-        return None
-    if len(given) > 1:
-        raise UsageError("give one of --cgroup, --unit, --container, --pod",
-                         "a pod covers its containers; a slice covers its units")
-    from bpfrun.compile.program import CgroupFilter  # noqa: PLC0415
-    from bpfrun.kernel.cgroups import resolve_target  # noqa: PLC0415
-
-    t = resolve_target(*given[0])
-    return CgroupFilter(t.id, t.level, t.label, t.kind, t.asked, t.path)
+    return cgroup_target(TargetOptions(cgroup, unit, container, pod), rb, params)
 
 
 def safe(text: str) -> str:
@@ -367,83 +350,16 @@ def run(runbook: str, param: ParamOpt = None,
         ) -> None:
     """Run a runbook (root): write report.md, report.html and result.json; print the path."""
     def body() -> int:
-        from bpfrun.compile.pipeline import check_against_kernel  # noqa: PLC0415
-        from bpfrun.compile.policy_check import check_runbook_policy  # noqa: PLC0415
-        from bpfrun.frontend.params import parse_assignments, resolve_params  # noqa: PLC0415
-        from bpfrun.frontend.policy import (  # noqa: PLC0415
-            check_unchanged,
-            find_policy,
-            is_scheduled,
-        )
-        from bpfrun.report.reportdir import default_report_dir  # noqa: PLC0415
-        from bpfrun.report.writers import (  # noqa: PLC0415
-            parse_formats,
-            parse_mode,
-            render_json,
-            write_outputs,
-        )
-        from bpfrun.runtime.doctor import require_runnable  # noqa: PLC0415
-        from bpfrun.runtime.investigate import Investigation  # noqa: PLC0415
+        from bpfrun.report.writers import render_json  # noqa: PLC0415
         from bpfrun.runtime.progress import Progress  # noqa: PLC0415
-        from bpfrun.units import Duration, parse_duration  # noqa: PLC0415
+        from bpfrun.runtime.session import RunRequest, TargetOptions, run_session  # noqa: PLC0415
 
-        chosen = parse_formats(_report_formats(formats))  # a typo exits 2 at once
-        mode = parse_mode(report_mode)
-        rules = find_policy(policy)
-        from bpfrun.runtime.overhead import run_budget  # noqa: PLC0415
-
-        budget = run_budget(max_overhead, rules.max_overhead, rules.rule("max_overhead"))
-        rb = _load(runbook)
-        params = resolve_params(rb, parse_assignments(param or []))
-        target = _target(cgroup, unit, container, pod, rb, params)
-        override = None
-        if duration is not None:
-            try:
-                override = Duration(parse_duration(duration))
-            except ValueError as e:
-                raise UsageError(f"--duration: {e}") from None
-        require_runnable()
-        kernel = default_kernel()
-        check_against_kernel(rb, params, kernel, strict=True)  # before loading anything
-        from bpfrun.frontend.durations import step_duration_problems  # noqa: PLC0415
-
-        late = step_duration_problems(rb, params, {s.id for s in rb.steps})
-        if late:  # e.g. --param duration=0s: refused now, not after the first steps ran
-            raise ValidationError(diagnostics=late, sources={rb.path: rb.source})
-        expl = check_runbook_policy(rules, rb, params, kernel,
-                                    override.ns if override is not None else None,
-                                    scheduled=is_scheduled())
-        check_unchanged(rb)  # the text checked is the text run
-        from bpfrun.ops.runops import RunOps  # noqa: PLC0415
-        from bpfrun.report.reportdir import prepare_folder  # noqa: PLC0415
-
-        if out is not None:  # a read-only -o fails now, not after the measurement
-            prepare_folder(out, mode)
-        ops = RunOps(rb.name, out, keep, keep_days, min_free, prom_textfile).start()
-        before = _baseline_run(baseline, rb.name) if baseline is not None else None
-        stop = threading.Event()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, lambda *_: stop.set())
-        progress = Progress.for_cli(quiet=quiet, json_output=as_json)
-        inv = Investigation(rb, params, kernel, override, stop, progress,
-                            max_overhead=budget, target=target)
-        try:
-            result = inv.run()
-        finally:
-            progress.close()  # take the live line down even on Ctrl-C or a bug
-        appendix: list[Any] = []
-        if before is not None:
-            from bpfrun.diff.baseline import baseline_section, with_baseline  # noqa: PLC0415
-
-            result, compared = with_baseline(result, before[0], rb, params, before[1])
-            appendix = baseline_section(compared)
-            for warning in compared.warnings:
-                err(f"warning: baseline: {warning}")
-        folder = out or default_report_dir(rb.name, datetime.fromisoformat(result.started),
-                                           mode=mode)
-        written = write_outputs(folder, result, inv.programs, {}, chosen, latest=out is None,
-                                explanation=expl, mode=mode, appendix=appendix)
-        ops.finish(result, folder)
+        request = RunRequest(
+            runbook, param or [], duration, out, _report_formats(formats), policy, keep,
+            keep_days, min_free, prom_textfile, report_mode, baseline, max_overhead,
+            TargetOptions(cgroup, unit, container, pod))
+        outcome = run_session(request, Progress.for_cli(quiet=quiet, json_output=as_json), err)
+        result = outcome.result
         if _report_formats(formats) != formats:  # --format nagios
             from bpfrun.ops.nagios import nagios_output  # noqa: PLC0415
 
@@ -453,7 +369,8 @@ def run(runbook: str, param: ParamOpt = None,
         if as_json:
             sys.stdout.write(render_json(result))
         else:
-            print(written.get("md") or written.get("html") or written["json"])
+            print(outcome.written.get("md") or outcome.written.get("html")
+                  or outcome.written["json"])
         if result.error and not quiet:
             err(f"bpfrun: {result.error}")
         return result.exit_code
@@ -497,18 +414,6 @@ def _runbook_name(ref: str) -> str:
         return str(_load(ref).name)
     except BpfrunError:
         return Path(ref).stem or ref
-
-
-def _baseline_run(spec: str, runbook: str) -> tuple[Any, str]:
-    """The baseline run `spec` names (latest: this runbook's newest) and its source."""
-    from bpfrun.diff.locate import load_run, resolve_run, source_name  # noqa: PLC0415
-
-    path = resolve_run(spec, runbook)
-    run = load_run(path)
-    if run.runbook.name != runbook:
-        raise UsageError(f"--baseline {spec}: a run of {run.runbook.name}, not of {runbook}",
-                         hint=f"give a run of {runbook}, e.g. latest")
-    return run, source_name(path)
 
 
 @app.command()

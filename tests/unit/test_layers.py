@@ -5,8 +5,9 @@
 
 A module may import its own stage and the stages before it, never a later one. Every import
 counts, including the ones inside functions (the CLI imports lazily to start fast). The runtime
-sees the compiler only through its IR (`compile.program`) and its entry point
-(`compile.pipeline`), so the generated program is the one contract between the two.
+sees the compiler only through its IR (`compile.program`) and its entry points
+(`compile.pipeline`, and `compile.policy_check` for a policy's rules on compiled facts), so
+the generated program is the one contract between the two.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ STAGES = [
     {"bpfrun.runtime"},
     {"bpfrun.cli", "bpfrun.__main__"},
 ]
-RUNTIME_VIEW_OF_COMPILE = {"bpfrun.compile.program", "bpfrun.compile.pipeline"}
+# The compiler's IR, its entry point, and the policy check over a compiled runbook.
+RUNTIME_VIEW_OF_COMPILE = {"bpfrun.compile.program", "bpfrun.compile.pipeline",
+                           "bpfrun.compile.policy_check"}
 
 
 def module_name(path: Path) -> str:
