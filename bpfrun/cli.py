@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import stat
 import sys
-import unicodedata
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -27,6 +26,7 @@ from bpfrun.errors import (
     BpfrunError,
     UsageError,
     ValidationError,
+    shown,
 )
 from bpfrun.kernel.tracefs import default_kernel
 
@@ -61,17 +61,9 @@ def _target(cgroup: str | None, unit: str | None, container: str | None,
 
 
 def safe(text: str) -> str:
-    """`text` with control characters (but newlines and tabs) escaped: a runbook's text must
-    not drive the terminal it is printed on (colours, cursor moves, a changed title)."""
-    if text.isprintable() or not any(_is_control(c) for c in text):
-        return text
-    return "".join(c if c in "\n\t" or not _is_control(c)
-                   else c.encode("unicode_escape").decode("ascii") for c in text)
-
-
-def _is_control(c: str) -> bool:
-    # Cc: C0/C1 controls (ESC, CSI); Cf: format characters such as bidi overrides.
-    return unicodedata.category(c) in ("Cc", "Cf") and c not in "\n\t"
+    """`text` (newlines and tabs kept) with the control characters that could drive the
+    terminal escaped: colours, cursor moves, a changed title, bidi overrides."""
+    return shown(text, keep="\n\t")
 
 
 def err(text: str) -> None:

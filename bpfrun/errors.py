@@ -5,6 +5,7 @@ Library code raises these; only the CLI prints them and maps them to exit codes.
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass, field
 
 # Exit codes of the CLI contract (runbook-language.md §10).
@@ -150,3 +151,14 @@ class Diagnostics:
     def raise_if_any(self, sources: dict[str, str] | None = None) -> None:
         if self.items:
             raise ValidationError(diagnostics=list(self.items), sources=dict(sources or {}))
+
+
+def shown(text: str, keep: str = "") -> str:
+    """`text` for a terminal: control characters (C0 and C1, ESC/CSI included) and format
+    characters such as bidi overrides escaped as \\xNN / \\uNNNN, except those in `keep`
+    (e.g. "\\n\\t"), so a runbook's text cannot drive or garble the terminal it is printed on."""
+    if text.isprintable():
+        return text
+    return "".join(c if c in keep or unicodedata.category(c) not in ("Cc", "Cf")
+                   else (f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
+                   for c in text)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import sys
 import time
-import unicodedata
 from collections.abc import Callable
 from types import TracebackType
 from typing import TextIO
@@ -29,16 +28,16 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
+from bpfrun.errors import shown
+
 PREFIX = "bpfrun: "
 _OUTCOMES = {"ran": ("✓", "green"), "skipped": ("–", "dim"), "failed": ("✗", "bold red"),
              "interrupted": ("!", "yellow")}
 
 
 def visible(text: str) -> str:
-    """A reason or title on one line: control characters (C0 and C1, ESC/CSI included) and
-    format characters such as bidi overrides shown as escapes, not acted on by the terminal."""
-    return "".join((f"\\x{ord(c):02x}" if ord(c) < 0x100 else f"\\u{ord(c):04x}")
-                   if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
+    """A reason or title on one line: every control or format character shown, not acted on."""
+    return shown(text)
 
 
 def _left(seconds: float) -> str:
