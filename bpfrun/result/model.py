@@ -16,18 +16,10 @@ from typing import Any, Literal, TypeAlias, cast
 from bpfrun.result.validate import ResultFormatError, shape_problems
 from bpfrun.result.values import (
     AggregationResult,
-    AggregationRow,
-    Bucket,
     EventsResult,
-    HistValue,
     JsonValue,
-    Number,
-    RowValue,
     SeriesPoint,
-    StackFrame,
-    StatsValue,
     SymbolCounts,
-    UnresolvedFrames,
     plain,
 )
 
@@ -300,28 +292,15 @@ def as_run_result(result: RunResult | Mapping[str, Any]) -> RunResult:
 
 __all__ = [
     "RESULT_VERSION",
-    "AggregationResult",
-    "AggregationRow",
-    "Bucket",
-    "EventsResult",
     "Finding",
-    "HistValue",
     "Host",
-    "JsonValue",
     "LostCounts",
-    "Number",
     "Overhead",
-    "RowValue",
     "RunResult",
     "RunStatus",
     "RunbookInfo",
-    "SeriesPoint",
-    "StackFrame",
-    "StatsValue",
     "StepResult",
     "StepStatus",
-    "SymbolCounts",
     "ThresholdResult",
-    "UnresolvedFrames",
     "as_run_result",
 ]
