@@ -259,6 +259,27 @@ def test_in_list_of_numbers() -> None:
             "((BPFRUN_PID_TGID() >> 32) == 2LL))) return 0;") in body
 
 
+def test_in_a_longer_list_of_numbers_is_one_switch() -> None:
+    # clang lowers a switch to bit tests and a binary search; the chain of == tested every
+    # option in turn. Duplicates fold (a switch refuses them), the order does not matter.
+    body = handler(c_of("'pid in [7, 3, 9, 3, 1]'"))
+    assert ("if (!({ int in_ = 0; switch ((u64)((BPFRUN_PID_TGID() >> 32))) "
+            "{ case 1ULL: case 3ULL: case 7ULL: case 9ULL: in_ = 1; } in_; })) return 0;") in body
+
+
+def test_in_keeps_the_chain_for_negative_or_few_options() -> None:
+    # A negative option compares differently as u64 (u32 fields widen without sign).
+    assert "switch" not in handler(c_of("'pid in [1, 2, 3, -4]'"))
+    assert "switch" not in handler(c_of("'pid in [1, 2, 3]'"))
+
+
+def test_syscall_numbers_in_a_switch_keep_their_names() -> None:
+    body = handler(c_of("'args.id in [syscall_nr(\"read\"), syscall_nr(\"write\"), "
+                        "syscall_nr(\"futex\"), syscall_nr(\"poll\")]'",
+                        probe="tracepoint:raw_syscalls:sys_enter"))
+    assert "case 0ULL: /* read */ case 1ULL: /* write */ case 7ULL: /* poll */" in body
+
+
 def test_in_list_of_strings_reads_the_string_once() -> None:
     body = handler(c_of("'str(args.buf) in [\"a\", \"b\", \"c\", \"d\", \"e\"]'"))
     assert body.count("bpf_probe_read_user_str") == 1 and body.count("char s") == 1
