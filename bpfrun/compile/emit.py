@@ -34,6 +34,7 @@ def render(prog: Program, runbook: str, source: str) -> str:
         source=c_comment(source),
         structs=prog.structs,
         maps=prog.maps,
+        fill_maps=len(prog.fill_maps),
         handlers=prog.handlers,
         functions=prog.functions,
         caches=[cache.define for name, cache in EVENT_CACHES.items()

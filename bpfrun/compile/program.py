@@ -115,6 +115,7 @@ class Handler:
     string_compare: bool = False  # calls bpfrun_streq()
     user_mode_check: bool = False  # calls BPFRUN_IN_USER_MODE()
     span_end: bool = False  # a span's end: it only finds begins its lookup matches
+    every_task: bool = False  # bookkeeping for all tasks (task_cgroup's record): no target
 
 
 @dataclass(frozen=True)
@@ -156,4 +157,8 @@ class Program:
     predicates: dict[str, str] = field(default_factory=dict)
     unchecked: list[str] = field(default_factory=list)  # kernel checks skipped (unreadable)
     cgroup: CgroupFilter | None = None  # the run's target, compiled into every handler
+    # Keyed maps whose new keys the kernel counts (slot i of bpfrun_fill_map counts the keys
+    # inserted into fill_maps[i]): user space knows how full each is from one read, and
+    # drains it before it fills (runtime/drain.py).
+    fill_maps: list[str] = field(default_factory=list)
 

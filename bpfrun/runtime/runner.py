@@ -30,7 +30,7 @@ from bpfrun.result import SymbolCounts
 from bpfrun.runtime.bccload import import_bcc
 from bpfrun.runtime.clangerr import StderrCapture
 from bpfrun.runtime.clangerr import clang_errors as _clang_errors
-from bpfrun.runtime.drain import Drain
+from bpfrun.runtime.drain import DRAIN_TICK, Drain
 from bpfrun.runtime.mapvalues import TCP_STATES, combine, freeze, merge, syscall_name
 from bpfrun.runtime.overhead import Measured, OverheadMeter, stats_enabled
 from bpfrun.runtime.stacks import StackNamer, StackRef, named_key, named_rows
@@ -101,7 +101,7 @@ class StepRunner:
         t0 = time.monotonic()
         self.load()
         self.stacks = StackNamer(self.b)
-        self.drain = Drain(self.b, self.prog.aggs)
+        self.drain = Drain(self.b, self.prog.aggs, self.prog.fill_maps)
         raw.compile_seconds = time.monotonic() - t0
         try:
             with stats_enabled() as timed:
@@ -231,6 +231,8 @@ class StepRunner:
         start = time.monotonic()
         deadline = start + self.seconds
         period = OWNER_TICK if self.prog.user_stacks else TICK
+        if self.drain.wanted:  # a fill check is one read: often enough for a burst of keys
+            period = min(period, DRAIN_TICK)
         tick = self.prog.interval
         next_tick = start + tick if tick else None
         next_progress = start  # progress and stop_after: every TICK, however often we wake
@@ -247,10 +249,11 @@ class StepRunner:
                 self._consume()
             else:
                 self.stop.wait(min(left, period))
+            self.drain.check()  # before a map keyed by short-lived processes fills
             if time.monotonic() < next_progress:
                 continue
             next_progress = time.monotonic() + TICK
-            self.drain.check()  # before a map keyed by short-lived processes fills
+            self.drain.check(walk=True)
             hits = self._hits() if self.prog.stop_after else None
             self.on_tick(sum(len(v) for v in self.events.values()) if self.prog.events else hits)
             if self.prog.stop_after and hits is not None and hits >= self.prog.stop_after:

@@ -11,6 +11,15 @@ static __always_inline void bpfrun_lost(int kind) {
     if (n) *n += 1;
 }
 
+/* Keys inserted into each keyed map (one entry, read in one go): how full the maps are. */
+struct bpfrun_fill { u64 n[1]; };
+BPF_PERCPU_ARRAY(bpfrun_fill_map, struct bpfrun_fill, 1);
+static __always_inline void bpfrun_filled(u32 slot) {
+    u32 zero = 0;
+    struct bpfrun_fill *f = bpfrun_fill_map.lookup(&zero);
+    if (f && slot < 1) f->n[slot] += 1;
+}
+
 struct bpfrun_stats { u64 count; s64 sum; s64 min; s64 max; };
 static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
     if (st->count == 0 || x < st->min) st->min = x;
@@ -86,7 +95,11 @@ static __always_inline int bpfrun_runq_probe1_h0(void *ctx) {
         bpf_probe_read_kernel(&k.k0, 16, args->next_comm);
         bpf_probe_read_kernel(&k.k1, 16, args->prev_comm);
         u64 z_agg1_slow_by = 0;
-        u64 *v_agg1_slow_by = agg1_slow_by.lookup_or_try_init(&k, &z_agg1_slow_by);
+        u64 *v_agg1_slow_by = agg1_slow_by.lookup(&k);
+        if (!v_agg1_slow_by) {
+            if (agg1_slow_by.insert(&k, &z_agg1_slow_by) == 0) bpfrun_filled(0);
+            v_agg1_slow_by = agg1_slow_by.lookup(&k);
+        }
         if (v_agg1_slow_by) *v_agg1_slow_by += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
     return 0;
@@ -128,6 +141,15 @@ BPF_PERCPU_ARRAY(bpfrun_lost_map, u64, 4);
 static __always_inline void bpfrun_lost(int kind) {
     u64 *n = bpfrun_lost_map.lookup(&kind);
     if (n) *n += 1;
+}
+
+/* Keys inserted into each keyed map (one entry, read in one go): how full the maps are. */
+struct bpfrun_fill { u64 n[1]; };
+BPF_PERCPU_ARRAY(bpfrun_fill_map, struct bpfrun_fill, 1);
+static __always_inline void bpfrun_filled(u32 slot) {
+    u32 zero = 0;
+    struct bpfrun_fill *f = bpfrun_fill_map.lookup(&zero);
+    if (f && slot < 1) f->n[slot] += 1;
 }
 
 struct bpfrun_stats { u64 count; s64 sum; s64 min; s64 max; };
@@ -241,7 +263,11 @@ static __always_inline int bpfrun_offcpu_probe1_h0(void *ctx) {
         k.k1 = pv.b1;
         k.tgid = pv.b2;
         u64 z_agg0_stacks = 0;
-        u64 *v_agg0_stacks = agg0_stacks.lookup_or_try_init(&k, &z_agg0_stacks);
+        u64 *v_agg0_stacks = agg0_stacks.lookup(&k);
+        if (!v_agg0_stacks) {
+            if (agg0_stacks.insert(&k, &z_agg0_stacks) == 0) bpfrun_filled(0);
+            v_agg0_stacks = agg0_stacks.lookup(&k);
+        }
         if (v_agg0_stacks) *v_agg0_stacks += duration; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
     return 0;

@@ -11,6 +11,15 @@ static __always_inline void bpfrun_lost(int kind) {
     if (n) *n += 1;
 }
 
+/* Keys inserted into each keyed map (one entry, read in one go): how full the maps are. */
+struct bpfrun_fill { u64 n[2]; };
+BPF_PERCPU_ARRAY(bpfrun_fill_map, struct bpfrun_fill, 1);
+static __always_inline void bpfrun_filled(u32 slot) {
+    u32 zero = 0;
+    struct bpfrun_fill *f = bpfrun_fill_map.lookup(&zero);
+    if (f && slot < 2) f->n[slot] += 1;
+}
+
 struct bpfrun_stats { u64 count; s64 sum; s64 min; s64 max; };
 static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
     if (st->count == 0 || x < st->min) st->min = x;
@@ -80,7 +89,11 @@ static __always_inline int bpfrun_io_probe1_h0(void *ctx) {
         BPFRUN_READ_COMM();
         __builtin_memcpy(&k.k0, bpfrun_comm, 16);
         u64 z_agg0_calls = 0;
-        u64 *v_agg0_calls = agg0_calls.lookup_or_try_init(&k, &z_agg0_calls);
+        u64 *v_agg0_calls = agg0_calls.lookup(&k);
+        if (!v_agg0_calls) {
+            if (agg0_calls.insert(&k, &z_agg0_calls) == 0) bpfrun_filled(0);
+            v_agg0_calls = agg0_calls.lookup(&k);
+        }
         if (v_agg0_calls) *v_agg0_calls += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
     /* aggregation bytes: sum (runbook tests/runbooks/valid/syscall-io.yaml:18:13) */
@@ -90,7 +103,11 @@ static __always_inline int bpfrun_io_probe1_h0(void *ctx) {
         BPFRUN_READ_COMM();
         __builtin_memcpy(&k.k0, bpfrun_comm, 16);
         u64 z_agg1_bytes = 0;
-        u64 *v_agg1_bytes = agg1_bytes.lookup_or_try_init(&k, &z_agg1_bytes);
+        u64 *v_agg1_bytes = agg1_bytes.lookup(&k);
+        if (!v_agg1_bytes) {
+            if (agg1_bytes.insert(&k, &z_agg1_bytes) == 0) bpfrun_filled(1);
+            v_agg1_bytes = agg1_bytes.lookup(&k);
+        }
         if (v_agg1_bytes) *v_agg1_bytes += args->count; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
     return 0;

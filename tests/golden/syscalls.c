@@ -11,6 +11,15 @@ static __always_inline void bpfrun_lost(int kind) {
     if (n) *n += 1;
 }
 
+/* Keys inserted into each keyed map (one entry, read in one go): how full the maps are. */
+struct bpfrun_fill { u64 n[6]; };
+BPF_PERCPU_ARRAY(bpfrun_fill_map, struct bpfrun_fill, 1);
+static __always_inline void bpfrun_filled(u32 slot) {
+    u32 zero = 0;
+    struct bpfrun_fill *f = bpfrun_fill_map.lookup(&zero);
+    if (f && slot < 6) f->n[slot] += 1;
+}
+
 struct bpfrun_stats { u64 count; s64 sum; s64 min; s64 max; };
 static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
     if (st->count == 0 || x < st->min) st->min = x;
@@ -58,7 +67,11 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
         BPFRUN_READ_COMM();
         __builtin_memcpy(&k.k1, bpfrun_comm, 16);
         u64 z_agg0_by_process = 0;
-        u64 *v_agg0_by_process = agg0_by_process.lookup_or_try_init(&k, &z_agg0_by_process);
+        u64 *v_agg0_by_process = agg0_by_process.lookup(&k);
+        if (!v_agg0_by_process) {
+            if (agg0_by_process.insert(&k, &z_agg0_by_process) == 0) bpfrun_filled(0);
+            v_agg0_by_process = agg0_by_process.lookup(&k);
+        }
         if (v_agg0_by_process) *v_agg0_by_process += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
     /* aggregation by_cgroup: count (runbook runbooks/syscalls.yaml:60:11) */
@@ -67,7 +80,11 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = bpf_get_current_cgroup_id();
         u64 z_agg1_by_cgroup = 0;
-        u64 *v_agg1_by_cgroup = agg1_by_cgroup.lookup_or_try_init(&k, &z_agg1_by_cgroup);
+        u64 *v_agg1_by_cgroup = agg1_by_cgroup.lookup(&k);
+        if (!v_agg1_by_cgroup) {
+            if (agg1_by_cgroup.insert(&k, &z_agg1_by_cgroup) == 0) bpfrun_filled(1);
+            v_agg1_by_cgroup = agg1_by_cgroup.lookup(&k);
+        }
         if (v_agg1_by_cgroup) *v_agg1_by_cgroup += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
     /* aggregation by_process_syscall: count (runbook runbooks/syscalls.yaml:61:11) */
@@ -79,12 +96,16 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
         __builtin_memcpy(&k.k1, bpfrun_comm, 16);
         k.k2 = pv.b0;
         u64 z_agg2_by_process_syscall = 0;
-        u64 *v_agg2_by_process_syscall = agg2_by_process_syscall.lookup_or_try_init(&k, &z_agg2_by_process_syscall);
+        u64 *v_agg2_by_process_syscall = agg2_by_process_syscall.lookup(&k);
+        if (!v_agg2_by_process_syscall) {
+            if (agg2_by_process_syscall.insert(&k, &z_agg2_by_process_syscall) == 0) bpfrun_filled(2);
+            v_agg2_by_process_syscall = agg2_by_process_syscall.lookup(&k);
+        }
         if (v_agg2_by_process_syscall) *v_agg2_by_process_syscall += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
     /* aggregation work: stats (runbook runbooks/syscalls.yaml:62:11) */
     do {
-        if (!(!((((((((((((((((((((((((((((((((pv.b0 == 202LL /* futex */) || (pv.b0 == 455LL /* futex_wait */)) || (pv.b0 == 449LL /* futex_waitv */)) || (pv.b0 == 35LL /* nanosleep */)) || (pv.b0 == 230LL /* clock_nanosleep */)) || (pv.b0 == 232LL /* epoll_wait */)) || (pv.b0 == 281LL /* epoll_pwait */)) || (pv.b0 == 441LL /* epoll_pwait2 */)) || (pv.b0 == 7LL /* poll */)) || (pv.b0 == 271LL /* ppoll */)) || (pv.b0 == 23LL /* select */)) || (pv.b0 == 270LL /* pselect6 */)) || (pv.b0 == 0LL /* read */)) || (pv.b0 == 19LL /* readv */)) || (pv.b0 == 45LL /* recvfrom */)) || (pv.b0 == 47LL /* recvmsg */)) || (pv.b0 == 299LL /* recvmmsg */)) || (pv.b0 == 43LL /* accept */)) || (pv.b0 == 288LL /* accept4 */)) || (pv.b0 == 61LL /* wait4 */)) || (pv.b0 == 247LL /* waitid */)) || (pv.b0 == 34LL /* pause */)) || (pv.b0 == 130LL /* rt_sigsuspend */)) || (pv.b0 == 128LL /* rt_sigtimedwait */)) || (pv.b0 == 208LL /* io_getevents */)) || (pv.b0 == 333LL /* io_pgetevents */)) || (pv.b0 == 426LL /* io_uring_enter */)) || (pv.b0 == 70LL /* msgrcv */)) || (pv.b0 == 65LL /* semop */)) || (pv.b0 == 220LL /* semtimedop */)) || (pv.b0 == 243LL /* mq_timedreceive */)) || (pv.b0 == 73LL /* flock */)))) break;
+        if (!(!({ int in_ = 0; switch ((u64)(pv.b0)) { case 0ULL: /* read */ case 7ULL: /* poll */ case 19ULL: /* readv */ case 23ULL: /* select */ case 34ULL: /* pause */ case 35ULL: /* nanosleep */ case 43ULL: /* accept */ case 45ULL: /* recvfrom */ case 47ULL: /* recvmsg */ case 61ULL: /* wait4 */ case 65ULL: /* semop */ case 70ULL: /* msgrcv */ case 73ULL: /* flock */ case 128ULL: /* rt_sigtimedwait */ case 130ULL: /* rt_sigsuspend */ case 202ULL: /* futex */ case 208ULL: /* io_getevents */ case 220ULL: /* semtimedop */ case 230ULL: /* clock_nanosleep */ case 232ULL: /* epoll_wait */ case 243ULL: /* mq_timedreceive */ case 247ULL: /* waitid */ case 270ULL: /* pselect6 */ case 271ULL: /* ppoll */ case 281ULL: /* epoll_pwait */ case 288ULL: /* accept4 */ case 299ULL: /* recvmmsg */ case 333ULL: /* io_pgetevents */ case 426ULL: /* io_uring_enter */ case 441ULL: /* epoll_pwait2 */ case 449ULL: /* futex_waitv */ case 455ULL: /* futex_wait */ in_ = 1; } in_; }))) break;
         struct bpfrun_agg3_work_key k;
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = (BPFRUN_PID_TGID() >> 32);
@@ -93,12 +114,16 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
         k.k2 = pv.b0;
         s64 x = (s64)(duration);
         struct bpfrun_stats z_agg3_work = {};
-        struct bpfrun_stats *st_agg3_work = agg3_work.lookup_or_try_init(&k, &z_agg3_work);
+        struct bpfrun_stats *st_agg3_work = agg3_work.lookup(&k);
+        if (!st_agg3_work) {
+            if (agg3_work.insert(&k, &z_agg3_work) == 0) bpfrun_filled(3);
+            st_agg3_work = agg3_work.lookup(&k);
+        }
         if (st_agg3_work) bpfrun_stats_add(st_agg3_work, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
     /* aggregation slow_calls: stats (runbook runbooks/syscalls.yaml:80:11) */
     do {
-        if (!((duration > 100000ULL) && (!((((((((((((((((((((((((((((((((pv.b0 == 202LL /* futex */) || (pv.b0 == 455LL /* futex_wait */)) || (pv.b0 == 449LL /* futex_waitv */)) || (pv.b0 == 35LL /* nanosleep */)) || (pv.b0 == 230LL /* clock_nanosleep */)) || (pv.b0 == 232LL /* epoll_wait */)) || (pv.b0 == 281LL /* epoll_pwait */)) || (pv.b0 == 441LL /* epoll_pwait2 */)) || (pv.b0 == 7LL /* poll */)) || (pv.b0 == 271LL /* ppoll */)) || (pv.b0 == 23LL /* select */)) || (pv.b0 == 270LL /* pselect6 */)) || (pv.b0 == 0LL /* read */)) || (pv.b0 == 19LL /* readv */)) || (pv.b0 == 45LL /* recvfrom */)) || (pv.b0 == 47LL /* recvmsg */)) || (pv.b0 == 299LL /* recvmmsg */)) || (pv.b0 == 43LL /* accept */)) || (pv.b0 == 288LL /* accept4 */)) || (pv.b0 == 61LL /* wait4 */)) || (pv.b0 == 247LL /* waitid */)) || (pv.b0 == 34LL /* pause */)) || (pv.b0 == 130LL /* rt_sigsuspend */)) || (pv.b0 == 128LL /* rt_sigtimedwait */)) || (pv.b0 == 208LL /* io_getevents */)) || (pv.b0 == 333LL /* io_pgetevents */)) || (pv.b0 == 426LL /* io_uring_enter */)) || (pv.b0 == 70LL /* msgrcv */)) || (pv.b0 == 65LL /* semop */)) || (pv.b0 == 220LL /* semtimedop */)) || (pv.b0 == 243LL /* mq_timedreceive */)) || (pv.b0 == 73LL /* flock */))))) break;
+        if (!((duration > 100000ULL) && (!({ int in_ = 0; switch ((u64)(pv.b0)) { case 0ULL: /* read */ case 7ULL: /* poll */ case 19ULL: /* readv */ case 23ULL: /* select */ case 34ULL: /* pause */ case 35ULL: /* nanosleep */ case 43ULL: /* accept */ case 45ULL: /* recvfrom */ case 47ULL: /* recvmsg */ case 61ULL: /* wait4 */ case 65ULL: /* semop */ case 70ULL: /* msgrcv */ case 73ULL: /* flock */ case 128ULL: /* rt_sigtimedwait */ case 130ULL: /* rt_sigsuspend */ case 202ULL: /* futex */ case 208ULL: /* io_getevents */ case 220ULL: /* semtimedop */ case 230ULL: /* clock_nanosleep */ case 232ULL: /* epoll_wait */ case 243ULL: /* mq_timedreceive */ case 247ULL: /* waitid */ case 270ULL: /* pselect6 */ case 271ULL: /* ppoll */ case 281ULL: /* epoll_pwait */ case 288ULL: /* accept4 */ case 299ULL: /* recvmmsg */ case 333ULL: /* io_pgetevents */ case 426ULL: /* io_uring_enter */ case 441ULL: /* epoll_pwait2 */ case 449ULL: /* futex_waitv */ case 455ULL: /* futex_wait */ in_ = 1; } in_; })))) break;
         struct bpfrun_agg4_slow_calls_key k;
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = (BPFRUN_PID_TGID() >> 32);
@@ -107,12 +132,16 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
         k.k2 = pv.b0;
         s64 x = (s64)(duration);
         struct bpfrun_stats z_agg4_slow_calls = {};
-        struct bpfrun_stats *st_agg4_slow_calls = agg4_slow_calls.lookup_or_try_init(&k, &z_agg4_slow_calls);
+        struct bpfrun_stats *st_agg4_slow_calls = agg4_slow_calls.lookup(&k);
+        if (!st_agg4_slow_calls) {
+            if (agg4_slow_calls.insert(&k, &z_agg4_slow_calls) == 0) bpfrun_filled(4);
+            st_agg4_slow_calls = agg4_slow_calls.lookup(&k);
+        }
         if (st_agg4_slow_calls) bpfrun_stats_add(st_agg4_slow_calls, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
     /* aggregation waits: stats (runbook runbooks/syscalls.yaml:98:11) */
     do {
-        if (!((((((((((((((((((((((((((((((((pv.b0 == 202LL /* futex */) || (pv.b0 == 455LL /* futex_wait */)) || (pv.b0 == 449LL /* futex_waitv */)) || (pv.b0 == 35LL /* nanosleep */)) || (pv.b0 == 230LL /* clock_nanosleep */)) || (pv.b0 == 232LL /* epoll_wait */)) || (pv.b0 == 281LL /* epoll_pwait */)) || (pv.b0 == 441LL /* epoll_pwait2 */)) || (pv.b0 == 7LL /* poll */)) || (pv.b0 == 271LL /* ppoll */)) || (pv.b0 == 23LL /* select */)) || (pv.b0 == 270LL /* pselect6 */)) || (pv.b0 == 0LL /* read */)) || (pv.b0 == 19LL /* readv */)) || (pv.b0 == 45LL /* recvfrom */)) || (pv.b0 == 47LL /* recvmsg */)) || (pv.b0 == 299LL /* recvmmsg */)) || (pv.b0 == 43LL /* accept */)) || (pv.b0 == 288LL /* accept4 */)) || (pv.b0 == 61LL /* wait4 */)) || (pv.b0 == 247LL /* waitid */)) || (pv.b0 == 34LL /* pause */)) || (pv.b0 == 130LL /* rt_sigsuspend */)) || (pv.b0 == 128LL /* rt_sigtimedwait */)) || (pv.b0 == 208LL /* io_getevents */)) || (pv.b0 == 333LL /* io_pgetevents */)) || (pv.b0 == 426LL /* io_uring_enter */)) || (pv.b0 == 70LL /* msgrcv */)) || (pv.b0 == 65LL /* semop */)) || (pv.b0 == 220LL /* semtimedop */)) || (pv.b0 == 243LL /* mq_timedreceive */)) || (pv.b0 == 73LL /* flock */))) break;
+        if (!({ int in_ = 0; switch ((u64)(pv.b0)) { case 0ULL: /* read */ case 7ULL: /* poll */ case 19ULL: /* readv */ case 23ULL: /* select */ case 34ULL: /* pause */ case 35ULL: /* nanosleep */ case 43ULL: /* accept */ case 45ULL: /* recvfrom */ case 47ULL: /* recvmsg */ case 61ULL: /* wait4 */ case 65ULL: /* semop */ case 70ULL: /* msgrcv */ case 73ULL: /* flock */ case 128ULL: /* rt_sigtimedwait */ case 130ULL: /* rt_sigsuspend */ case 202ULL: /* futex */ case 208ULL: /* io_getevents */ case 220ULL: /* semtimedop */ case 230ULL: /* clock_nanosleep */ case 232ULL: /* epoll_wait */ case 243ULL: /* mq_timedreceive */ case 247ULL: /* waitid */ case 270ULL: /* pselect6 */ case 271ULL: /* ppoll */ case 281ULL: /* epoll_pwait */ case 288ULL: /* accept4 */ case 299ULL: /* recvmmsg */ case 333ULL: /* io_pgetevents */ case 426ULL: /* io_uring_enter */ case 441ULL: /* epoll_pwait2 */ case 449ULL: /* futex_waitv */ case 455ULL: /* futex_wait */ in_ = 1; } in_; })) break;
         struct bpfrun_agg5_waits_key k;
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = pv.b0;
@@ -123,7 +152,11 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
         } else {
             s64 x = (s64)(duration);
             struct bpfrun_stats z_agg5_waits = {};
-            struct bpfrun_stats *st_agg5_waits = agg5_waits.lookup_or_try_init(&k, &z_agg5_waits);
+            struct bpfrun_stats *st_agg5_waits = agg5_waits.lookup(&k);
+            if (!st_agg5_waits) {
+                if (agg5_waits.insert(&k, &z_agg5_waits) == 0) bpfrun_filled(5);
+                st_agg5_waits = agg5_waits.lookup(&k);
+            }
             if (st_agg5_waits) bpfrun_stats_add(st_agg5_waits, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
         }
     } while (0);
@@ -168,6 +201,15 @@ BPF_PERCPU_ARRAY(bpfrun_lost_map, u64, 4);
 static __always_inline void bpfrun_lost(int kind) {
     u64 *n = bpfrun_lost_map.lookup(&kind);
     if (n) *n += 1;
+}
+
+/* Keys inserted into each keyed map (one entry, read in one go): how full the maps are. */
+struct bpfrun_fill { u64 n[2]; };
+BPF_PERCPU_ARRAY(bpfrun_fill_map, struct bpfrun_fill, 1);
+static __always_inline void bpfrun_filled(u32 slot) {
+    u32 zero = 0;
+    struct bpfrun_fill *f = bpfrun_fill_map.lookup(&zero);
+    if (f && slot < 2) f->n[slot] += 1;
 }
 
 struct bpfrun_stats { u64 count; s64 sum; s64 min; s64 max; };
@@ -267,7 +309,11 @@ static __always_inline int bpfrun_storm_code_probe1_h0(void *ctx) {
         __builtin_memcpy(&k.k1, bpfrun_comm, 16);
         k.k2 = args->id;
         u64 z_agg0_calls = 0;
-        u64 *v_agg0_calls = agg0_calls.lookup_or_try_init(&k, &z_agg0_calls);
+        u64 *v_agg0_calls = agg0_calls.lookup(&k);
+        if (!v_agg0_calls) {
+            if (agg0_calls.insert(&k, &z_agg0_calls) == 0) bpfrun_filled(0);
+            v_agg0_calls = agg0_calls.lookup(&k);
+        }
         if (v_agg0_calls) *v_agg0_calls += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
     /* aggregation stacks: count (runbook runbooks/syscalls.yaml:159:13) */
@@ -278,7 +324,11 @@ static __always_inline int bpfrun_storm_code_probe1_h0(void *ctx) {
         k.k1 = bpfrun_stack_id(ctx, BPF_F_USER_STACK);
         k.tgid = BPFRUN_PID_TGID() >> 32;
         u64 z_agg1_stacks = 0;
-        u64 *v_agg1_stacks = agg1_stacks.lookup_or_try_init(&k, &z_agg1_stacks);
+        u64 *v_agg1_stacks = agg1_stacks.lookup(&k);
+        if (!v_agg1_stacks) {
+            if (agg1_stacks.insert(&k, &z_agg1_stacks) == 0) bpfrun_filled(1);
+            v_agg1_stacks = agg1_stacks.lookup(&k);
+        }
         if (v_agg1_stacks) *v_agg1_stacks += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
     return 0;

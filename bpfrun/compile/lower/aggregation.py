@@ -153,18 +153,18 @@ def hash_update(ctx: StepContext, agg: Aggregation, keys: list[KeyField], value_
         fields.append("u32 slot;")
         body.append(f"u64 x = {value_code};")
         body.append(f"k.slot = {slot_code(agg, scale, lbounds)};")
-        body += counter_update(mname, "1", "k")
+        body += counter_update(ctx, mname, "1", "k")
         for i, limit in enumerate(limits):  # a lookup more only for the values over a limit
             body += [f"if (x > {limit}ULL) {{", f"    k.slot = {LIMIT_SLOT + i}U;",
-                     *("    " + line for line in counter_update(mname, "1", "k", f"l{i}")),
+                     *("    " + line for line in counter_update(ctx, mname, "1", "k", f"l{i}")),
                      "}"]
         body.append("k.slot = 0xFFFFFFFF;  /* the per-key stats entry */")
-        body += stats_update(f"{mname}_stats", "x", "k")
+        body += stats_update(ctx, f"{mname}_stats", "x", "k")
     elif agg.kind in ("count", "sum"):
-        body += counter_update(mname, "1" if agg.kind == "count" else value_code, "k")
+        body += counter_update(ctx, mname, "1" if agg.kind == "count" else value_code, "k")
     else:
         body.append(f"s64 x = (s64)({value_code});")
-        body += stats_update(mname, "x", "k")
+        body += stats_update(ctx, mname, "x", "k")
     ctx.prog.structs.append(f"struct {sname} {{ " + " ".join(fields) + " };")
     size = agg.size or (SPILL_MAP_SIZE if spill else DEFAULT_MAP_SIZE)
     vtype = "u64" if agg.kind in ("count", "sum", "hist", "lhist") else "struct bpfrun_stats"
@@ -237,15 +237,31 @@ def array_update(ctx: StepContext, agg: Aggregation, value_code: str, scale: int
     return [*body, f"if (v_{mname}) bpfrun_stats_add(v_{mname}, (s64)({value_code}));"]
 
 
-def counter_update(mname: str, amount: str, key: str, suffix: str = "") -> list[str]:
+def lookup_or_insert(ctx: StepContext, ctype: str, v: str, mname: str, key: str,
+                     zero: str) -> list[str]:
+    """`ctype *v`: the map's entry for the key, inserted (from `zero`) when new. What BCC's
+    lookup_or_try_init does, plus a count of the keys inserted (bpfrun_fill_map), so that
+    user space can tell how full the map is without walking its keys."""
+    if mname not in ctx.prog.fill_maps:
+        ctx.prog.fill_maps.append(mname)
+    slot = ctx.prog.fill_maps.index(mname)
+    return [f"{ctype} *{v} = {mname}.lookup(&{key});",
+            f"if (!{v}) {{",
+            f"    if ({mname}.insert(&{key}, &{zero}) == 0) bpfrun_filled({slot});",
+            f"    {v} = {mname}.lookup(&{key});",
+            "}"]
+
+
+def counter_update(ctx: StepContext, mname: str, amount: str, key: str,
+                   suffix: str = "") -> list[str]:
     z, v = f"z_{mname}{suffix}", f"v_{mname}{suffix}"
     return [f"u64 {z} = 0;",
-            f"u64 *{v} = {mname}.lookup_or_try_init(&{key}, &{z});",
+            *lookup_or_insert(ctx, "u64", v, mname, key, z),
             f"if ({v}) *{v} += {amount}; else bpfrun_lost(LOST_MAP_FULL);"]
 
 
-def stats_update(mname: str, x: str, key: str) -> list[str]:
+def stats_update(ctx: StepContext, mname: str, x: str, key: str) -> list[str]:
     v = f"st_{mname}"
     return [f"struct bpfrun_stats z_{mname} = {{}};",
-            f"struct bpfrun_stats *{v} = {mname}.lookup_or_try_init(&{key}, &z_{mname});",
+            *lookup_or_insert(ctx, "struct bpfrun_stats", v, mname, key, f"z_{mname}"),
             f"if ({v}) bpfrun_stats_add({v}, (s64){x}); else bpfrun_lost(LOST_MAP_FULL);"]

@@ -2,16 +2,69 @@
 
 from __future__ import annotations
 
+import ctypes
 from typing import Any
 
 from bpfrun.compile.program import AggPlan
-from bpfrun.runtime.drain import Drain, drainable_maps
+from bpfrun.runtime.drain import FILL_MAP, Drain, drainable_maps, fold
+from bpfrun.runtime.mapvalues import combine
 
 
-class Table(dict[Any, Any]):
-    def __init__(self, max_entries: int, items: dict[Any, Any]) -> None:
-        super().__init__(items)
+class Key(ctypes.Structure):
+    _fields_ = [("pid", ctypes.c_uint64)]
+
+
+class Stats(ctypes.Structure):
+    _fields_ = [("count", ctypes.c_uint64), ("sum", ctypes.c_int64), ("min", ctypes.c_int64),
+                ("max", ctypes.c_int64)]
+
+
+class Table(dict[bytes, Any]):
+    """A per-CPU hash: bytes of the key → (key, per-CPU values)."""
+
+    def __init__(self, max_entries: int, items: dict[int, list[Any]], batch: bool = True
+                 ) -> None:
+        super().__init__()
         self.max_entries = max_entries
+        self.batch = batch
+        for pid, per_cpu in items.items():
+            self.put(pid, per_cpu)
+
+    def put(self, pid: int, per_cpu: list[Any]) -> None:
+        k = Key(pid)
+        self[bytes(k)] = (k, per_cpu)
+
+    def items_lookup_and_delete_batch(self) -> Any:
+        if not self.batch:
+            raise Exception("BPF_MAP_LOOKUP_AND_DELETE_BATCH has failed: Invalid argument")
+        taken = list(self.values())
+        self.clear()
+        yield from taken
+
+    def keys(self) -> Any:  # type: ignore[override]
+        return [k for k, _ in self.values()]
+
+    def __getitem__(self, k: Any) -> Any:
+        return super().__getitem__(bytes(k))[1]
+
+    def __delitem__(self, k: Any) -> None:
+        super().__delitem__(bytes(k))
+
+    def items(self) -> Any:  # type: ignore[override]
+        return list(self.values())
+
+
+class Fill:
+    """bpfrun_fill_map: one entry, per CPU an array of keys inserted by slot."""
+
+    def __init__(self, *inserted: int) -> None:
+        self.n = list(inserted)
+
+    def __getitem__(self, _index: Any) -> Any:
+        class Cpu(ctypes.Structure):
+            _fields_ = [("n", ctypes.c_uint64 * len(self.n))]
+        return [Cpu((ctypes.c_uint64 * len(self.n))(*self.n)),
+                Cpu((ctypes.c_uint64 * len(self.n))())]
 
 
 def plan(name: str, **kw: Any) -> AggPlan:
@@ -27,11 +80,58 @@ def test_only_keyed_hash_maps_are_drained() -> None:
     assert drainable_maps(plans) == ["a", "h", "h_st"]
 
 
-def test_a_map_past_the_mark_moves_to_user_space_and_reads_back_whole() -> None:
-    bpf = {"a": Table(10, {i: [1] for i in range(8)}), "b": Table(10, {0: [5]})}
-    drain = Drain(bpf, [plan("a"), plan("b")])
+def test_the_kernels_insert_count_decides_without_walking_the_keys() -> None:
+    a = Table(10, {i: [1, 0] for i in range(6)})
+    b = Table(10, {0: [5, 0]})
+    fill = Fill(6, 1)
+    drain = Drain({"a": a, "b": b, FILL_MAP: fill}, [plan("a"), plan("b")], ["a", "b"])
+    assert drain.wanted
+    a.keys = None  # type: ignore[assignment,method-assign]  # walking would fail
     drain.check()
-    assert len(bpf["a"]) == 0 and len(bpf["b"]) == 1  # b is under the mark: left alone
-    bpf["a"][3] = [2]  # the same key again after the drain: both are read, then merged
-    assert sorted(k for k, _ in drain.items("a")) == [0, 1, 2, 3, 3, 4, 5, 6, 7]
-    assert drain.drained == 8
+    assert len(a) == 0 and len(b) == 1  # b is under the mark: left alone
+    assert drain.deleted["a"] == 6 and drain.drained == 6
+    drain.check()  # inserted 6, drained 6: empty, nothing to do
+    assert drain.deleted["a"] == 6
+
+
+def test_drained_keys_fold_into_one_entry_and_read_back_whole() -> None:
+    a = Table(4, {1: [2, 3], 2: [1, 0], 3: [1, 1]})
+    fill = Fill(3)
+    drain = Drain({"a": a, FILL_MAP: fill}, [plan("a")], ["a"])
+    drain.check()
+    a.put(1, [4, 0])
+    a.put(2, [1, 0])
+    fill.n = [6]
+    drain.check()  # 6 inserted, 3 drained: 3 > 2 again
+    assert len(drain.saved["a"]) == 3  # one entry per key, however often drained
+    a.put(1, [10, 0])  # still in the map at the end
+    totals: dict[int, int] = {}
+    for k, per_cpu in drain.items("a"):
+        totals[k.pid] = totals.get(k.pid, 0) + combine("count", per_cpu)
+    assert totals == {1: 19, 2: 2, 3: 2}
+
+
+def test_without_batch_operations_the_keys_are_walked() -> None:
+    a = Table(4, {1: [1], 2: [1], 3: [1]}, batch=False)
+    drain = Drain({"a": a, FILL_MAP: Fill(3)}, [plan("a")], ["a"])
+    drain.check()
+    assert len(a) == 0 and drain.drained == 3 and not drain.batch
+
+
+def test_a_map_without_a_fill_counter_is_walked_at_the_progress_tick() -> None:
+    a = Table(4, {1: [1], 2: [1], 3: [1]})
+    drain = Drain({"a": a}, [plan("a")])
+    assert not drain.wanted
+    drain.check()
+    assert len(a) == 3
+    drain.check(walk=True)
+    assert len(a) == 0
+
+
+def test_stats_fold_like_combine() -> None:
+    per_cpu = [Stats(2, 10, 3, 7), Stats(0, 0, 0, 0), Stats(1, 1, 1, 1)]
+    once = fold(per_cpu)
+    again = fold([*once, Stats(1, 100, 100, 100)])
+    assert combine("stats", once) == combine("stats", per_cpu)
+    assert combine("stats", again) == {"count": 4, "sum": 111, "min": 1, "max": 100}
+    assert fold([3, 4]) == [7]
