@@ -1,6 +1,7 @@
 """cgroups on this host: find the unified (v2) hierarchy, resolve a run's target (a path, a
 systemd unit, a container id, a pod) to a cgroup id and level, and name cgroups by the path
-conventions of systemd, docker, containerd, CRI-O, podman and the kubepods slices.
+conventions of systemd, docker, containerd, CRI-O, podman and the kubepods slices, and
+containers and pods by the names their runtimes' metadata gives (bpfrun.kernel.containers).
 
 The id of a cgroup v2 is its directory's inode number (what bpf_get_current_cgroup_id() and
 bpf_get_current_ancestor_cgroup_id() return); its level is the number of path components
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bpfrun.errors import MachineError, UsageError
+from bpfrun.kernel.containers import ContainerInfo, ContainerMetadata
 
 MOUNTS = Path("/proc/self/mounts")
 UNIFIED_FALLBACKS = (Path("/sys/fs/cgroup"), Path("/sys/fs/cgroup/unified"))
@@ -30,6 +32,7 @@ _CONTAINER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("containerd", re.compile(rf"^cri-containerd-({_HEX_ID})\.scope$")),
     ("cri-o", re.compile(rf"^crio-(?:conmon-)?({_HEX_ID})\.scope$")),
     ("podman", re.compile(rf"^libpod-(?:conmon-)?({_HEX_ID})\.scope$")),
+    ("containerd", re.compile(rf"^nerdctl-({_HEX_ID})\.scope$")),
 )
 _PARENT_RUNTIMES = {"docker": "docker", "libpod_parent": "podman", "containerd": "containerd"}
 _POD_SLICE = re.compile(r"^kubepods(?:-[a-z]+)*-pod([0-9a-f_\-]{36})\.slice$")
@@ -87,16 +90,19 @@ def walk(root: Path, limit: int = MAX_WALK) -> Iterator[str]:
             continue
 
 
-def resolve_target(kind: str, asked: str, root: Path | None = None) -> CgroupTarget:
-    """The cgroup `asked` names; UsageError (exit 2) naming what was looked for if none."""
+def resolve_target(kind: str, asked: str, root: Path | None = None,
+                   meta: ContainerMetadata | None = None) -> CgroupTarget:
+    """The cgroup `asked` names; UsageError (exit 2) naming what was looked for if none.
+    `meta` names containers and pods (default: this host's runtimes' metadata)."""
     root = root if root is not None else unified_root()
-    rel = _find(kind, asked.strip(), root)
+    meta = meta if meta is not None else ContainerMetadata()
+    rel = _find(kind, asked.strip(), root, meta)
     directory = root / rel if rel else root
     return CgroupTarget(kind, asked, rel, cgroup_id(directory),
-                        len([p for p in rel.split("/") if p]), name_of_path(rel))
+                        len([p for p in rel.split("/") if p]), name_of_path(rel, meta=meta))
 
 
-def _find(kind: str, asked: str, root: Path) -> str:
+def _find(kind: str, asked: str, root: Path, meta: ContainerMetadata) -> str:
     if not asked:
         raise UsageError(f"--{kind}: empty (give what to aim at)", _hint(kind))
     if kind == "cgroup":
@@ -111,8 +117,11 @@ def _find(kind: str, asked: str, root: Path) -> str:
         what = f"container {asked} (docker-/cri-containerd-/crio-/libpod-<id>.scope or " \
                f"docker/<id> under {root})"
     elif kind == "pod":
-        matches = _find_pod(asked, root)
-        what = f"pod {asked} (kubepods…-pod<uid>.slice or kubepods/…/pod<uid> under {root})"
+        uid = _pod_uid_asked(asked, meta)
+        matches = [r for r in walk(root)
+                   if (_pod_uid(os.path.basename(r)) or "x").startswith(uid)]
+        shown = asked if uid == asked.lower() else f"{asked} (UID {uid})"
+        what = f"pod {shown} (kubepods…-pod<uid>.slice or kubepods/…/pod<uid> under {root})"
     else:
         raise UsageError(f"unknown target kind {kind!r}", "one of: " + ", ".join(KINDS))
     matches = _outermost(matches)
@@ -147,14 +156,15 @@ def _find_path(asked: str, root: Path) -> str:
     return rel_s
 
 
-def _find_pod(asked: str, root: Path) -> list[str]:
-    uid = asked.lower().replace("_", "-")
-    if "/" in asked:  # NAMESPACE/NAME: only the kubelet knows it; recorded names, if any
-        names = pod_names()
-        uid = names.get(asked, "")
-        if not uid:
-            return []
-    return [r for r in walk(root) if (_pod_uid(os.path.basename(r)) or "x").startswith(uid)]
+def _pod_uid_asked(asked: str, meta: ContainerMetadata) -> str:
+    """The UID (or its prefix) of the pod asked for by UID or by NAMESPACE/NAME."""
+    if "/" not in asked:
+        return asked.lower().replace("_", "-")
+    known = meta.pod_uid(asked)  # the cgroup has the UID; the metadata maps one to other
+    if known is None:
+        raise UsageError(f"no pod {asked}: no UID for it in " + "; ".join(meta.looked_in()),
+                         _hint("pod"))
+    return known
 
 
 def _outermost(paths: list[str]) -> list[str]:
@@ -171,23 +181,9 @@ def _hint(kind: str) -> str:
                       "see /proc/PID/cgroup (the 0:: line)",
             "unit": "systemctl status NAME shows its CGroup:",
             "container": "docker ps / crictl ps / podman ps show the ids; a prefix is enough",
-            "pod": "NAMESPACE/NAME needs the pod's UID known here; give the UID "
-                   "(kubectl get pod NAME -o jsonpath='{.metadata.uid}')"}.get(kind, "")
-
-
-def pod_names() -> dict[str, str]:
-    """NAMESPACE/NAME → pod UID, from the kubelet's pod folders when this host has them."""
-    out: dict[str, str] = {}
-    base = Path("/var/log/pods")  # kubelet: <namespace>_<name>_<uid>
-    try:
-        entries = list(os.scandir(base))
-    except OSError:
-        return out
-    for e in entries:
-        parts = e.name.split("_")
-        if len(parts) == 3:
-            out[f"{parts[0]}/{parts[1]}"] = parts[2]
-    return out
+            "pod": "NAMESPACE/NAME is looked up in the kubelet's and the runtimes' files "
+                   "on this host; or give the UID (kubectl get pod NAME -n NAMESPACE "
+                   "-o jsonpath='{.metadata.uid}')"}.get(kind, "")
 
 
 def _container_id(rel: str) -> tuple[str, str] | None:
@@ -214,35 +210,61 @@ def _pod_uid(component: str) -> str | None:
     return m.group(1).replace("_", "-") if m else None
 
 
-def name_of_path(rel: str, pods: dict[str, str] | None = None) -> str:
-    """A reader's name for the cgroup at `rel` (relative to the unified root)."""
+def name_of_path(rel: str, pods: dict[str, str] | None = None,
+                 meta: ContainerMetadata | None = None) -> str:
+    """A reader's name for the cgroup at `rel` (relative to the unified root): pods by
+    NAMESPACE/NAME (`pods` maps them to UIDs; else `meta`'s), containers by the name their
+    runtime's metadata (`meta`) gives, else by short id."""
     parts = [p for p in rel.strip("/").split("/") if p]
     if not parts:
         return "cgroup / (the root: every task)"
-    names: list[str] = []
     by_uid = {uid: name for name, uid in (pods or {}).items()}
+    pod, container, unit = "", "", ""
     for i, comp in enumerate(parts):
         uid = _pod_uid(comp)
         if uid:
-            names = [f"pod {by_uid.get(uid, uid)}"]
+            pod, container, unit = _pod_name(uid, by_uid, meta), "", ""
             continue
         found = _container_id("/".join(parts[:i + 1]))
         if found:
-            runtime, cid = found
-            names = [n for n in names if n.startswith("pod ")]
-            names.append(f"container {cid[:12]} ({runtime})")
+            info = meta.container(*found) if meta is not None else None
+            if info is not None and info.pod is not None and \
+                    (not pod or pod == info.pod.uid or not info.pod.uid):
+                pod = str(info.pod)  # the path has no pod, or one by UID only
+            container = _container_name(*found, info, in_pod=bool(pod))
             continue
-        if comp.endswith((".service", ".scope")) and not names:
-            names = [f"unit {comp}"] if comp.endswith(".service") else [f"scope {comp}"]
-    return ", ".join(names) if names else f"cgroup /{'/'.join(parts)}"
+        if comp.endswith((".service", ".scope")) and not (pod or container or unit):
+            unit = f"unit {comp}" if comp.endswith(".service") else f"scope {comp}"
+    names = [n for n in (f"pod {pod}" if pod else "", container) if n] or [unit]
+    return ", ".join(names) if any(names) else f"cgroup /{'/'.join(parts)}"
+
+
+def _pod_name(uid: str, by_uid: dict[str, str], meta: ContainerMetadata | None) -> str:
+    if uid in by_uid:
+        return by_uid[uid]
+    known = meta.pods().get(uid) if meta is not None else None
+    return str(known) if known is not None else uid
+
+
+def _container_name(runtime: str, cid: str, info: ContainerInfo | None, in_pod: bool) -> str:
+    """How a container reads: by its name in a pod ("container nginx"), by name and short id
+    alone ("container nginx (4f1c0ffee2b0, docker)"), by short id when nothing names it."""
+    if info is not None and info.sandbox and in_pod:
+        return "sandbox"
+    if info is not None and info.name:
+        return f"container {info.name}" if in_pod else \
+            f"container {info.name} ({cid[:12]}, {runtime})"
+    return f"container {cid[:12]} ({runtime})"
 
 
 class CgroupNames:
     """cgroup id → name, from a walk of the tree taken during the run; ids gone by the time
-    results are read keep their last name, else read as `cgroup <id> (gone)`."""
+    results are read keep their last name, else read as `cgroup <id> (gone)`. Container
+    metadata is read once per run (`meta`), the pods' listing once per refresh."""
 
-    def __init__(self, root: Path | None = None) -> None:
+    def __init__(self, root: Path | None = None, meta: ContainerMetadata | None = None) -> None:
         self.root = root
+        self.meta = meta if meta is not None else ContainerMetadata()
         self.cache: dict[int, str] = {}
 
     def refresh(self) -> None:
@@ -250,10 +272,11 @@ class CgroupNames:
             root = self.root if self.root is not None else unified_root()
         except MachineError:
             return
-        pods = pod_names()
+        self.meta.new_listing()
         for rel in walk(root):
             try:
-                self.cache[cgroup_id(root / rel if rel else root)] = name_of_path(rel, pods)
+                self.cache[cgroup_id(root / rel if rel else root)] = \
+                    name_of_path(rel, meta=self.meta)
             except OSError:
                 continue
 

@@ -10,6 +10,7 @@ import pytest
 
 from bpfrun.errors import MachineError, UsageError
 from bpfrun.kernel.cgroups import CgroupNames, name_of_path, resolve_target, unified_root
+from bpfrun.kernel.containers import HostPaths
 
 DOCKER = "4f1c0ffee2b0" + "a" * 52
 CTRD = "9b2d" + "1" * 60
@@ -43,6 +44,12 @@ def test_names_of_recorded_paths(path: str, name: str) -> None:
 def test_pod_named_by_namespace_and_name_when_known() -> None:
     assert name_of_path(f"{POD}/cri-containerd-{CTRD}.scope", {"shop/web-7d9f": UID}) == \
         "pod shop/web-7d9f, container 9b2d11111111 (containerd)"
+
+
+@pytest.fixture(autouse=True)
+def no_runtimes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """This host's container metadata stays out of these tests (test_containers has its own)."""
+    monkeypatch.setattr("bpfrun.kernel.containers.HOST", HostPaths().under(tmp_path / "host"))
 
 
 @pytest.fixture
