@@ -2,9 +2,10 @@
 
 The workload starts first (built from tests/workloads/NAME.c when that is what it names), in
 its own process group so that nothing it spawned outlives the test; the investigation then
-runs in-process exactly as `bpfrun run` would, and its result is compared with the typed
-`expect` of the runbook's Selftest (bpfrun.runtime.expectations), whose static problems the
-frontend already reported when the runbook was loaded.
+runs in-process exactly as `bpfrun run` would (aimed at the cgroup its target param names,
+if any), and its result is compared with the typed `expect` of the runbook's Selftest
+(bpfrun.runtime.expectations), whose static problems the frontend already reported when the
+runbook was loaded.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from bpfrun.runtime.doctor import require_runnable
 from bpfrun.runtime.expectations import compare
 from bpfrun.runtime.investigate import Investigation
 from bpfrun.runtime.progress import Progress
+from bpfrun.runtime.session import TargetOptions, cgroup_target
 from bpfrun.units import parse_duration
 
 # Same flags as tests/helpers/workloads.py (product code must not import from tests/):
@@ -260,11 +262,12 @@ def _run_steps(rb: Runbook, selftest: Selftest, workload: _Workload, progress: P
         if workload.exited() not in (None, 0):
             return _Run([workload.failure("before the steps ran")])
         params = resolve_params(rb, selftest.param_values(workload.proc.pid))
+        target = cgroup_target(TargetOptions(), rb, params)  # missing: exit 2, as run does
         kernel = default_kernel()
         check_against_kernel(rb, params, kernel)
         if timeout:
             timer.start()
-        inv = Investigation(rb, params, kernel, None, stop, progress)
+        inv = Investigation(rb, params, kernel, None, stop, progress, target=target)
         result = inv.run()
     finally:
         timer.cancel()
