@@ -1,10 +1,14 @@
 """Kernel functions of expressions: str, startswith, syscall_name, syscall_nr, tcp_state, ntop,
-argv.
+argv, task_cgroup.
 
 `call` type-checks one call and gives its CVal, reading through the ExprCompiler that met it
 (the `Compiler` protocol): strings are read into bounded buffers, numbers shown by name in user
 space (syscall, TCP state) keep their C and carry a decode tag; syscall_nr("futex") is the
 number of the kernel's architecture, a constant.
+
+Some functions read what a probe the compiler adds records (FUNCTION_PROBES): task_cgroup(tid)
+reads the cgroup each thread had when it last left a CPU, recorded at every context switch
+(lower/taskcgroup.py); `probes_needed` tells resolution which of those probes a step needs.
 """
 
 from __future__ import annotations
@@ -15,7 +19,17 @@ from typing import Protocol
 from bpfrun.compile.cstr import c_comment
 from bpfrun.compile.cvalue import STR_MAX, CompileError, CVal, Scope, Unbound, a_type, const_c
 from bpfrun.expr.nodes import Call, Node, dotted
+from bpfrun.expr.parser import walk
+from bpfrun.frontend.model import Expr, Step
 from bpfrun.kernel.syscalls import UnknownSyscall, syscall_nr
+
+# task_cgroup(): the map of thread id → cgroup id, filled by a handler the compiler adds at
+# every context switch. LRU, so it never fills: the threads switched out longest ago go first;
+# sized for a busy host (about 5 MiB, preallocated).
+TASK_CGROUPS_MAP = "bpfrun_task_cgroups"
+TASK_CGROUPS_SIZE = 65536
+# Kernel functions that read what a probe added by the compiler records → that probe.
+FUNCTION_PROBES = {"task_cgroup": "tracepoint:sched:sched_switch"}
 
 
 class Compiler(Protocol):
@@ -36,7 +50,7 @@ def call(c: Compiler, node: Call) -> CVal:
     if func is None:
         raise CompileError(f"unknown function '{node.func}' in a kernel expression", node,
                            "kernel functions: str, startswith, syscall_name, syscall_nr, "
-                           "tcp_state, ntop, argv")
+                           "tcp_state, ntop, argv, task_cgroup")
     return func(c, node)
 
 
@@ -151,6 +165,41 @@ def _ntop(c: Compiler, node: Call) -> CVal:
                 fill=lambda d, s: [f"bpf_probe_read_kernel(&{d}, {s}, &args->{f.name});"])
 
 
+def _task_cgroup(c: Compiler, node: Call) -> CVal:
+    """task_cgroup(tid): the cgroup id of the thread with that id as it last left a CPU (at
+    sched_switch it is the current task, whose cgroup the kernel gives without reading its
+    struct); 0 while unknown: a thread not switched out since the step attached. For the task
+    that is not the current one: the woken task at sched_wakeup, `next` at sched_switch."""
+    if len(node.args) != 1:
+        raise CompileError("task_cgroup() takes a thread id: task_cgroup(args.next_pid)", node)
+    tid = c.value(node.args[0])
+    if tid.type not in ("int", "any"):
+        raise CompileError(f"task_cgroup() takes a thread id (a number), not "
+                           f"{a_type(tid.type)}", node.args[0])
+    c.scope.uses.task_cgroup = True
+    return CVal("int", code=f"bpfrun_task_cgroup({tid.code})")
+
+
+def probes_needed(step: Step) -> list[str]:
+    """The probes the compiler adds to `step` for the functions its kernel expressions call
+    (FUNCTION_PROBES), each once."""
+    calls = {n.func for e in kernel_exprs(step) for n in walk(e.node) if isinstance(n, Call)}
+    return list(dict.fromkeys(FUNCTION_PROBES[f] for f in sorted(calls & FUNCTION_PROBES.keys())))
+
+
+def kernel_exprs(step: Step) -> list[Expr]:
+    """Every expression of `step` compiled into the kernel: keys, predicates, values, events."""
+    out: list[Expr] = []
+    if step.span is not None:
+        for end in (step.span.begin, step.span.end):
+            out += [*end.key, *([end.where] if end.where else [])]
+    for probe in step.probes:
+        out += [*probe.emit, *([probe.where] if probe.where else [])]
+    for agg in step.aggregations:
+        out += [*agg.by, *(e for e in (agg.value, agg.where) if e is not None)]
+    return out
+
+
 _FUNCS: dict[str, Callable[[Compiler, Call], CVal]] = {
     "str": _str,
     "tcp_state": _tcp_state,
@@ -159,4 +208,5 @@ _FUNCS: dict[str, Callable[[Compiler, Call], CVal]] = {
     "syscall_name": _syscall_name,
     "syscall_nr": _syscall_nr,
     "startswith": _startswith,
+    "task_cgroup": _task_cgroup,
 }

@@ -124,6 +124,7 @@ class Uses:
     string_compare: bool = False  # bpfrun_streq()
     user_mode_check: bool = False  # BPFRUN_IN_USER_MODE()
     entry_args: bool = False  # entry.argN: the stash of entry arguments is read first
+    task_cgroup: bool = False  # task_cgroup(): the step records tasks' cgroups (lower/taskcgroup)
 
     def cached(self, name: str) -> str:
         """The C that reads event cache `name`, noting that the handler reads it."""

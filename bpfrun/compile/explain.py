@@ -19,6 +19,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bpfrun.compile.cexpr import NullInput
+from bpfrun.compile.cfuncs import FUNCTION_PROBES, TASK_CGROUPS_SIZE, kernel_exprs
 from bpfrun.compile.costs import Cost, cost_of
 from bpfrun.compile.pipeline import compile_step, names_for, placeholder_values, substitute
 from bpfrun.compile.program import KeyField, Program
@@ -37,6 +38,9 @@ NUMBER, TASK_NAME, KERNEL_STRING, STACK, USER_MEMORY = (
 PROCESS_NAMES = ("pid", "tid", "comm", "cgroup", "uid")
 ARG_NAMES = tuple(f"arg{i}" for i in range(8)) + ("retval",)
 USER_POINTER_KINDS = ("uprobe", "uretprobe", "usdt")
+ADDED_ROLE = "record added by the compiler for"  # + "task_cgroup() at"
+# What the probes the compiler adds read (cfuncs.FUNCTION_PROBES), besides the task's identity.
+ADDED_READS = {"task_cgroup": ("args.prev_pid",)}
 
 
 @dataclass(frozen=True)
@@ -53,7 +57,7 @@ class Read:
 @dataclass(frozen=True)
 class ProbeUse:
     step: str
-    role: str  # probe | span begin | span end
+    role: str  # probe | span begin | span end | ADDED_ROLE (task_cgroup()'s record)
     probe: str  # as it runs here (the first candidate that exists, else as written)
     kind: str
     category: str | None  # tracepoint category
@@ -177,6 +181,24 @@ def _step_probes(step: Step, resolved: Any, params: dict[str, Any]) -> list[_Use
         use, used = _use(step, "probe", res, probe.where, exprs, probe.loc, params)
         out.append((replace(use, sample=probe.sample, sampled=_sampled(probe.aggregate)),
                     used))
+    return out + _added_probes(step, resolved.added, params)
+
+
+def _added_probes(step: Step, added: dict[str, Resolved], params: dict[str, Any]) -> list[_Use]:
+    """The probes the compiler adds for functions the step calls (task_cgroup(): a handler
+    at every context switch), each at the first call, with what it reads."""
+    out: list[_Use] = []
+    calls = [(n.func, e.at(n)) for e in kernel_exprs(step) for n in walk(e.node)
+             if isinstance(n, Call) and n.func in FUNCTION_PROBES]
+    for func, loc in dict(reversed(calls)).items():  # the first call of each
+        res = added.get(FUNCTION_PROBES[func])
+        if res is None:
+            continue
+        use, _ = _use(step, f"{ADDED_ROLE} {func}() at", res, None, [], loc, params)
+        reads = tuple(Read("kernel field", r, loc) for r in ADDED_READS.get(func, ()))
+        cost = Cost(f"{use.cost.per}, a lookup in a map of up to {TASK_CGROUPS_SIZE} threads "
+                    "(LRU) each", use.cost.rate)
+        out.append((replace(use, reads=reads, cost=cost), []))
     return out
 
 
@@ -294,7 +316,8 @@ def _step_outputs(step: Step, uses: list[_Use], program: Program | None) -> list
     plans = {a.id: a for a in program.aggs} if program else {}
     events = iter(program.events) if program else iter(())
     at = {id(e): u for u, exprs in uses for e in exprs}
-    names = ", ".join(dict.fromkeys(u.probe for u, _ in uses))
+    names = ", ".join(dict.fromkeys(u.probe for u, _ in uses
+                                    if not u.role.startswith(ADDED_ROLE)))
     out: list[Output] = []
     for agg in step.aggregations:
         plan = plans.get(agg.id)

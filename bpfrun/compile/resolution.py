@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from bpfrun.compile.cfuncs import probes_needed
 from bpfrun.errors import Diagnostic, Loc, MachineError
 from bpfrun.frontend.model import Step, Template
 from bpfrun.kernel.resolve import ProbeCtx, Resolved, parse_probe, resolve_probe
@@ -30,6 +31,8 @@ class StepProbes:
     problems: list[Diagnostic] = field(default_factory=list)  # names that are not probes
     missing: list[Diagnostic] = field(default_factory=list)  # no candidate exists here
     notes: list[str] = field(default_factory=list)  # what could not be checked
+    # Probes the compiler adds for functions the step calls (task_cgroup's sched_switch).
+    added: dict[str, Resolved] = field(default_factory=dict)
 
 
 def resolve_step(step: Step, kernel: Kernel, substitute: Callable[[Template], str]) -> StepProbes:
@@ -43,6 +46,10 @@ def resolve_step(step: Step, kernel: Kernel, substitute: Callable[[Template], st
         out.begin = resolve(step.span.begin.candidates, step.span.begin.loc)
         out.end = resolve(step.span.end.candidates, step.span.end.loc)
     out.probes = [resolve(p.candidates, p.loc) for p in step.probes]
+    for text in probes_needed(step):
+        res = _resolve(step.id, [text], step.loc, kernel, out)
+        if res is not None:
+            out.added[text] = res
     return out
 
 

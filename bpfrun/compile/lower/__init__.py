@@ -4,7 +4,8 @@ functions, attach plan).
 Every decision about the generated C is made here, in Python; the template only lays the
 pieces out. Each construct has its module of functions over one StepContext: probe.py
 (probes and predicates), aggregation.py (with units.py), events.py, span.py, stacks.py,
-values.py (storing a value into a record) and handlers.py (probe functions). Aggregations
+values.py (storing a value into a record), handlers.py (probe functions) and taskcgroup.py
+(the record task_cgroup() reads, added where a step calls it). Aggregations
 live in per-CPU maps (no atomics on the hot path), predicates run before any map lookup, and
 every way data can be lost (full maps, failed stack ids, ring-buffer overflow, begins without
 an end) is counted in a map the runner reads.
@@ -19,6 +20,7 @@ from bpfrun.compile.cexpr import CompileError
 from bpfrun.compile.lower.context import StepContext
 from bpfrun.compile.lower.probe import lower_probe
 from bpfrun.compile.lower.span import lower_span
+from bpfrun.compile.lower.taskcgroup import record_task_cgroups
 from bpfrun.compile.program import (
     LOST_KINDS,
     STACK_LOST,
@@ -52,6 +54,7 @@ def lower_step(step: Step, probes: StepProbes, consts: dict[str, Any], features:
     for probe, res in zip(step.probes, probes.probes, strict=True):
         if res is not None:
             lower_probe(ctx, probe, res)
+    record_task_cgroups(ctx, probes.added)
     ctx.prog.structs[:0] = list(ctx.tp_structs.values())
     ctx.diags.raise_if_any(sources)
     return ctx.prog

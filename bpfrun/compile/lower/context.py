@@ -37,6 +37,7 @@ class StepContext:
     functions: dict[tuple[str, ...], Function] = field(default_factory=dict)
     entry_stashes: dict[tuple[str, str], str] = field(default_factory=dict)  # → map name
     tp_structs: dict[str, str] = field(default_factory=dict)  # name → declaration
+    task_cgroups: bool = False  # some handler calls task_cgroup(): record tasks' cgroups
 
     def __post_init__(self) -> None:
         self.prog = Program(self.step.id, stop_after=self.step.stop_after,

@@ -71,6 +71,7 @@ def function_for(ctx: StepContext, res: Resolved) -> Function:
 def add_handler(ctx: StepContext, fn: Function, res: Resolved, comment: str, body: list[str],
                 uses: Uses) -> None:
     """A handler of `fn` running `body`, declaring what `uses` says the body reads."""
+    ctx.task_cgroups |= uses.task_cgroup
     if uses.entry_args:
         stash = entry_stash(ctx, res)
         tid = uses.cached("pid_tgid")

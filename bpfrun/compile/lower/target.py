@@ -9,8 +9,9 @@ It sees only the current task. A span's end is left unfiltered: it completes onl
 that were recorded, and those were filtered — so offcpu (begin: sched_switch's prev, the
 current task; end: its next_pid, while another task is current) measures the target's
 tasks. A begin whose current task is not its subject (sched_wakeup: the waker) is filtered
-by the waker's cgroup: such runbooks need a task's cgroup by pid, not available here
-without reading kernel structs.
+by the waker's cgroup: the woken task's cgroup (task_cgroup(args.pid)) is an id, not an
+ancestry, so the target cannot check it. The record task_cgroup() reads is kept for every
+task (Handler.every_task), whatever the target.
 """
 
 from __future__ import annotations
@@ -27,5 +28,5 @@ def aim(prog: Program, target: CgroupFilter | None) -> None:
     check = (f"if (bpf_get_current_ancestor_cgroup_id({target.level}) != {target.id}ULL) "
              f"return 0;  /* target: {target.label.replace('*/', '* /')} */")
     for handler in prog.handlers:
-        if not handler.span_end:
+        if not (handler.span_end or handler.every_task):
             handler.body.insert(0, check)

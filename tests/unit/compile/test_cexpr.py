@@ -155,7 +155,7 @@ def test_unknown_function() -> None:
     assert error(probe_body("strlen(comm) > 3")) == (
         "t.yaml:13:16: error: unknown function 'strlen' in a kernel expression"
         " | hint: kernel functions: str, startswith, syscall_name, syscall_nr, tcp_state, ntop, "
-        "argv")
+        "argv, task_cgroup")
 
 
 def test_position_inside_a_quoted_scalar_skips_the_quote() -> None:
