@@ -6,14 +6,19 @@
 
 Folders that already exist (system.slice on most hosts) are used and left alone; the ones
 made here are removed deepest first once their processes are gone.
+
+The container runtimes' metadata files (docker_container, containerd_container) are written
+under a temporary host root that bpfrun reads instead of / (bpfrun_on_host).
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -78,3 +83,46 @@ def cgroup_tree(paths: Sequence[str], run_in: Sequence[str],
                     break
                 except OSError:
                     time.sleep(0.1)
+
+
+# --- a made-up container host: the runtimes' metadata files under a temporary root ----------
+
+# `python -c LAUNCH ROOT run …`: bpfrun with its container metadata read under ROOT instead
+# of / (bpfrun.kernel.containers.HOST), so a test never writes into the real /var or /run.
+LAUNCH = ("import sys; from pathlib import Path; import bpfrun.kernel.containers as c; "
+          "c.HOST = c.HostPaths().under(Path(sys.argv.pop(1))); "
+          "from bpfrun.cli import main; main()")
+
+
+def bpfrun_on_host(host: Path, *args: str) -> list[str]:
+    """The argv of `bpfrun ARGS…` reading container metadata under `host`."""
+    return [sys.executable, "-c", LAUNCH, str(host), *args]
+
+
+def docker_container(host: Path, cid: str, name: str) -> None:
+    """docker's config.v2.json of container `cid` called `name`, as dockerd writes it."""
+    _write_json(host / "var/lib/docker/containers" / cid / "config.v2.json",
+                {"ID": cid, "Name": f"/{name}", "Driver": "overlay2",
+                 "Config": {"Hostname": cid[:12], "Image": "nginx:1.25",
+                            "Labels": {"maintainer": "bpfrun tests"}},
+                 "State": {"Running": True, "Pid": 1}})
+
+
+def containerd_container(host: Path, cid: str, name: str, namespace: str, pod: str,
+                         uid: str) -> None:
+    """containerd's OCI bundle config.json of a kubelet container (CRI annotations)."""
+    _write_json(host / "run/containerd/io.containerd.runtime.v2.task/k8s.io" / cid /
+                "config.json",
+                {"ociVersion": "1.1.0", "root": {"path": "rootfs"},
+                 "annotations": {"io.kubernetes.cri.container-name": name,
+                                 "io.kubernetes.cri.container-type": "container",
+                                 "io.kubernetes.cri.sandbox-name": pod,
+                                 "io.kubernetes.cri.sandbox-namespace": namespace,
+                                 "io.kubernetes.cri.sandbox-uid": uid},
+                 "linux": {"cgroupsPath": f"kubepods-burstable-pod{uid.replace('-', '_')}"
+                                          f".slice:cri-containerd:{cid}"}})
+
+
+def _write_json(path: Path, doc: object) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(doc))
