@@ -13,7 +13,8 @@ from __future__ import annotations
 import json
 import os
 import re
-from collections.abc import Callable, Iterator
+import stat
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
@@ -51,12 +52,13 @@ class HostPaths:
                 else moved(value)
         return replace(self, **changes)
 
-    def all_stores(self) -> list[Path]:
-        """The containers/storage stores: the system's, then each user's (rootless)."""
+    def rootless_stores(self) -> list[Path]:
+        """Each user's containers/storage store (rootless podman). Its files are the user's
+        to write: only the names of podman containers are taken from them, never a pod."""
         homes = list(self.homes)
         for parent in self.home_parents:
             homes += sorted(Path(e.path) for e in _entries(parent) if e.is_dir())
-        return [*self.stores, *(h / STORE_IN_HOME for h in homes)]
+        return [h / STORE_IN_HOME for h in homes]
 
 
 HOST = HostPaths()  # what a ContainerMetadata reads unless given other paths
@@ -106,7 +108,10 @@ class ContainerMetadata:
             order = [runtime] if runtime in self._readers else []
             order += [r for r in self._readers if r != runtime]
             found = (self._readers[r](cid) for r in order)
-            self._containers[cid] = next((i for i in found if i), None)
+            info = next((i for i in found if i), None)
+            if info is None and runtime == "podman":  # users' stores name users' containers
+                info = self._podman(cid, self.paths.rootless_stores())
+            self._containers[cid] = info
         return self._containers[cid]
 
     def _docker(self, cid: str) -> ContainerInfo | None:
@@ -127,15 +132,15 @@ class ContainerMetadata:
         return None
 
     def _crio(self, cid: str) -> ContainerInfo | None:
-        for store in self.paths.all_stores():
+        for store in self.paths.stores:
             info = _bundle(self._json(store / "overlay-containers" / cid / "userdata" /
                                       "config.json"))
             if info:
                 return info
         return None
 
-    def _podman(self, cid: str) -> ContainerInfo | None:
-        for store in self.paths.all_stores():
+    def _podman(self, cid: str, stores: Iterable[Path] = ()) -> ContainerInfo | None:
+        for store in stores or self.paths.stores:
             index = self._json(store / "overlay-containers" / "containers.json", MAX_INDEX)
             for entry in index if isinstance(index, list) else []:
                 if isinstance(entry, dict) and entry.get("id") == cid:
@@ -172,18 +177,18 @@ class ContainerMetadata:
     def looked_in(self) -> list[str]:
         """Where pods() looks, for a message naming every place."""
         p = self.paths
-        stores = ", ".join(str(s / "overlay-containers") for s in p.stores)
+        crio = " and ".join(f"{s}/overlay-containers/<id>/userdata/config.json"
+                            for s in p.stores)
         return [f"{p.kubelet_pods}/<namespace>_<name>_<uid>",
                 f"docker labels in {p.docker}/<id>/config.v2.json",
                 f"containerd annotations in {p.containerd}/<namespace>/<id>/config.json",
-                f"CRI-O/podman annotations in <id>/userdata/config.json under {stores} "
-                f"and rootless stores (~/{STORE_IN_HOME})"]
+                f"CRI-O annotations in {crio}"]
 
     def _every_container(self) -> Iterator[ContainerInfo]:
         docker = [e.name for e in _entries(self.paths.docker)]
         bundles = [Path(c.path) / "config.json" for ns in _entries(self.paths.containerd)
                    for c in _entries(Path(ns.path))]
-        bundles += [Path(c.path) / "userdata" / "config.json" for s in self.paths.all_stores()
+        bundles += [Path(c.path) / "userdata" / "config.json" for s in self.paths.stores
                     for c in _entries(s / "overlay-containers") if c.is_dir()]
         for cid in docker[:MAX_LISTED]:
             yield self._docker(cid) or ContainerInfo()
@@ -198,8 +203,16 @@ class ContainerMetadata:
 
 
 def _read_json(path: Path, limit: int) -> Any:
+    """Regular files only: a FIFO or device planted in a user's store must not block or
+    feed the run (O_NONBLOCK makes opening a FIFO return at once)."""
     try:
-        with open(path, "rb") as f:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                return None
             data = f.read(limit + 1)
         return None if len(data) > limit else json.loads(data)
     except (OSError, ValueError, RecursionError):

@@ -1,7 +1,8 @@
 """The report shows a `cgroup` key or event field by name ("unit checkout.service",
-"pod shop/web-7d9f, container 4f1c0ffee2b0 (containerd)"), from the names the run took on
-its host (Host.cgroups); result.json keeps the raw ids. An id without a name stays a
-number (results of older runs, or runs that did not name their cgroups)."""
+"pod shop/web-7d9f, container nginx", "container 4f1c0ffee2b0 (containerd)" when the
+runtime's metadata named nothing), from the names the run took on its host (Host.cgroups);
+result.json keeps the raw ids. An id without a name stays a number (results of older runs,
+or runs that did not name their cgroups)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,8 @@
 """Names for the cgroups a run saw: the ids under a `cgroup` key of any aggregation or event
-are named by the path conventions (bpfrun.kernel.cgroups) from a walk of the tree taken
-during the run, so a cgroup gone by the end keeps the name it had; the names and the run's
-target go on the result's Host (cgroup ids mean something only on their host)."""
+are named by the path conventions (bpfrun.kernel.cgroups) and the container runtimes'
+metadata (bpfrun.kernel.containers) from a walk of the tree taken during the run, so a
+cgroup gone by the end keeps the name it had; the names and the run's target go on the
+result's Host (cgroup ids mean something only on their host)."""
 
 from __future__ import annotations
 

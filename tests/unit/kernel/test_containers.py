@@ -90,6 +90,30 @@ def test_an_oversized_file_is_not_read(tmp_path: Path) -> None:
     assert meta.container("docker", D_NGINX) is None
 
 
+def test_a_fifo_in_place_of_a_file_names_nothing_and_does_not_block(tmp_path: Path) -> None:
+    folder = tmp_path / "var/lib/docker/containers" / D_NGINX
+    folder.mkdir(parents=True)
+    os.mkfifo(folder / "config.v2.json")  # nobody writes it: a blocking open would hang
+    meta = ContainerMetadata(HostPaths().under(tmp_path))
+    assert meta.container("docker", D_NGINX) is None
+
+
+def test_a_users_store_names_only_its_podman_containers(tmp_path: Path) -> None:
+    """A rootless store is its user's to write: its annotations name no pod, and no
+    container of another runtime."""
+    store = tmp_path / "home/mallory" / ".local/share/containers/storage/overlay-containers"
+    (store / O_APP / "userdata").mkdir(parents=True)
+    (store / O_APP / "userdata/config.json").write_text(json.dumps({"annotations": {
+        "io.kubernetes.container.name": "api", "io.kubernetes.pod.name": "fake",
+        "io.kubernetes.pod.namespace": "kube-system", "io.kubernetes.pod.uid": UID_API}}))
+    meta = ContainerMetadata(HostPaths().under(tmp_path))
+    assert name_of_path(f"{API}/crio-{O_APP}.scope", meta=meta) == \
+        f"pod {UID_API}, container c14444444444 (cri-o)"
+    assert meta.pod_uid("kube-system/fake") is None
+    (store / "containers.json").write_text(json.dumps([{"id": D_NGINX, "names": ["fake"]}]))
+    assert name_of_path(f"docker/{D_NGINX}", meta=meta) == "container 4f1c0ffee2b0 (docker)"
+
+
 def test_unprintable_names_are_cleaned(tmp_path: Path) -> None:
     folder = tmp_path / "var/lib/docker/containers" / D_NGINX
     folder.mkdir(parents=True)
@@ -130,7 +154,7 @@ def test_host_paths_move_under_a_root(tmp_path: Path) -> None:
     moved = HostPaths().under(tmp_path)
     assert moved.docker == tmp_path / "var/lib/docker/containers"
     assert moved.stores[1] == tmp_path / "run/containers/storage"
-    assert moved.all_stores()[-1] == tmp_path / "root/.local/share/containers/storage"
+    assert moved.rootless_stores() == [tmp_path / "root/.local/share/containers/storage"]
 
 
 @pytest.fixture
@@ -151,7 +175,7 @@ def test_a_missing_pod_names_every_place_looked_in(tree: Path, meta: ContainerMe
     with pytest.raises(UsageError) as e:
         resolve_target("pod", "shop/nosuch", tree, meta)
     for place in ("no pod shop/nosuch", "var/log/pods", "config.v2.json",
-                  "io.containerd.runtime.v2.task", "userdata/config.json", "rootless"):
+                  "io.containerd.runtime.v2.task", "userdata/config.json"):
         assert place in e.value.message
     with pytest.raises(UsageError, match=f"pod jobs/batch-1 \\(UID {UID_OLD}\\)"):
         resolve_target("pod", "jobs/batch-1", tree, meta)  # known, but no cgroup here
