@@ -112,10 +112,10 @@ def _find(kind: str, asked: str, root: Path, meta: ContainerMetadata) -> str:
         matches = [r for r in walk(root) if os.path.basename(r) == unit]
         what = f"systemd unit {unit} (a folder named {unit} under {root})"
     elif kind == "container":
-        matches = [r for r in walk(root)
-                   if (c := _container_id(r)) is not None and c[1].startswith(asked.lower())]
-        what = f"container {asked} (docker-/cri-containerd-/crio-/libpod-<id>.scope or " \
-               f"docker/<id> under {root})"
+        matches = _find_container(asked, root, meta)
+        what = f"container {asked} (an id prefix or a name its runtime's metadata gives, " \
+               f"of a docker-/cri-containerd-/crio-/libpod-<id>.scope or docker/<id> " \
+               f"under {root})"
     elif kind == "pod":
         uid = _pod_uid_asked(asked, meta)
         matches = [r for r in walk(root)
@@ -156,6 +156,18 @@ def _find_path(asked: str, root: Path) -> str:
     return rel_s
 
 
+def _find_container(asked: str, root: Path, meta: ContainerMetadata) -> list[str]:
+    """The containers whose id starts with `asked`, else the ones named `asked` (not their
+    conmon monitors' scopes: the container is what runs inside)."""
+    found = [(r, c) for r in walk(root) if (c := _container_id(r)) is not None
+             and "-conmon-" not in os.path.basename(r)]
+    by_id = [r for r, (_, cid) in found if cid.startswith(asked.lower())]
+    if by_id:
+        return by_id
+    return [r for r, (runtime, cid) in found
+            if (info := meta.container(runtime, cid)) is not None and info.name == asked]
+
+
 def _pod_uid_asked(asked: str, meta: ContainerMetadata) -> str:
     """The UID (or its prefix) of the pod asked for by UID or by NAMESPACE/NAME."""
     if "/" not in asked:
@@ -180,7 +192,8 @@ def _hint(kind: str) -> str:
     return {"cgroup": "a path relative to the cgroup2 root, e.g. system.slice/cron.service; "
                       "see /proc/PID/cgroup (the 0:: line)",
             "unit": "systemctl status NAME shows its CGroup:",
-            "container": "docker ps / crictl ps / podman ps show the ids; a prefix is enough",
+            "container": "docker ps / crictl ps / podman ps show the ids (a prefix is "
+                         "enough) and names",
             "pod": "NAMESPACE/NAME is looked up in the kubelet's and the runtimes' files "
                    "on this host; or give the UID (kubectl get pod NAME -n NAMESPACE "
                    "-o jsonpath='{.metadata.uid}')"}.get(kind, "")

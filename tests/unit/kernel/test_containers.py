@@ -186,6 +186,23 @@ def test_container_target_is_labelled_by_name(tree: Path, meta: ContainerMetadat
         "container nginx (4f1c0ffee2b0, docker)"
 
 
+def test_container_target_by_name_when_no_id_starts_so(tree: Path, meta: ContainerMetadata
+                                                       ) -> None:
+    with pytest.raises(UsageError, match="no cgroup for container redis"):
+        resolve_target("container", "redis", tree, meta)  # named, but not running here
+    (tree / f"system.slice/nerdctl-{N_CTL}.scope").mkdir()
+    t = resolve_target("container", "redis", tree, meta)
+    assert (t.path, t.label) == (f"system.slice/nerdctl-{N_CTL}.scope",
+                                 "container redis (f18888888888, containerd)")
+    with pytest.raises(UsageError, match="container nginx matches 2 cgroups"):
+        resolve_target("container", "nginx", tree, meta)  # docker's and the pod's
+    for scope in (f"crio-{O_APP}.scope", f"crio-conmon-{O_APP}.scope"):
+        (tree / API / scope).mkdir(parents=True)
+    assert resolve_target("container", "api", tree, meta).path == f"{API}/crio-{O_APP}.scope"
+    assert resolve_target("container", O_APP[:6], tree, meta).path == \
+        f"{API}/crio-{O_APP}.scope"  # not its conmon's scope beside it
+
+
 def test_names_taken_during_the_run_use_the_metadata(tree: Path,
                                                      meta: ContainerMetadata) -> None:
     names = CgroupNames(tree, meta)
