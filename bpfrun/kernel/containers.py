@@ -92,7 +92,7 @@ class ContainerMetadata:
 
     def __init__(self, paths: HostPaths | None = None) -> None:
         self.paths = paths if paths is not None else HOST
-        self._files: dict[Path, Any] = {}
+        self._files: dict[Path, Any] = {}  # what each file said (not the whole document)
         self._containers: dict[str, ContainerInfo | None] = {}
         self._pods: dict[str, Pod] | None = None
         self._readers: dict[str, Callable[[str], ContainerInfo | None]] = {
@@ -115,38 +115,32 @@ class ContainerMetadata:
         return self._containers[cid]
 
     def _docker(self, cid: str) -> ContainerInfo | None:
-        doc = self._json(self.paths.docker / cid / "config.v2.json")
-        if not isinstance(doc, dict):
-            return None
-        config = doc.get("Config")
-        labels = config.get("Labels") if isinstance(config, dict) else None
-        labels = labels if isinstance(labels, dict) else {}
-        info = _kubelet_labels(labels)  # dockershim: its Name is k8s_<container>_<pod>_…
-        return info if info.name else replace(info, name=_text(doc.get("Name")).lstrip("/"))
+        info: ContainerInfo | None = self._read(
+            self.paths.docker / cid / "config.v2.json", _docker_config)
+        return info
 
     def _containerd(self, cid: str) -> ContainerInfo | None:
         for ns in _entries(self.paths.containerd):
-            info = _bundle(self._json(Path(ns.path) / cid / "config.json"))
-            if info is not None:
+            info: ContainerInfo | None = self._read(Path(ns.path) / cid / "config.json",
+                                                    _bundle)
+            if info:
                 return info
         return None
 
     def _crio(self, cid: str) -> ContainerInfo | None:
         for store in self.paths.stores:
-            info = _bundle(self._json(store / "overlay-containers" / cid / "userdata" /
-                                      "config.json"))
+            info: ContainerInfo | None = self._read(
+                store / "overlay-containers" / cid / "userdata" / "config.json", _bundle)
             if info:
                 return info
         return None
 
     def _podman(self, cid: str, stores: Iterable[Path] = ()) -> ContainerInfo | None:
         for store in stores or self.paths.stores:
-            index = self._json(store / "overlay-containers" / "containers.json", MAX_INDEX)
-            for entry in index if isinstance(index, list) else []:
-                if isinstance(entry, dict) and entry.get("id") == cid:
-                    names = entry.get("names")
-                    name = _text(names[0]) if isinstance(names, list) and names else ""
-                    return ContainerInfo(name) if name else None
+            names: dict[str, str] = self._read(
+                store / "overlay-containers" / "containers.json", _podman_names, MAX_INDEX)
+            if names.get(cid):
+                return ContainerInfo(names[cid])
         return None
 
     # --- pods ----------------------------------------------------------------------------
@@ -193,12 +187,13 @@ class ContainerMetadata:
         for cid in docker[:MAX_LISTED]:
             yield self._docker(cid) or ContainerInfo()
         for path in bundles[:max(0, MAX_LISTED - len(docker))]:
-            yield _bundle(self._json(path)) or ContainerInfo()
+            yield self._read(path, _bundle) or ContainerInfo()
 
-    def _json(self, path: Path, limit: int = MAX_FILE) -> Any:
-        """The JSON document at `path`, or None (missing, unreadable, over `limit`, bad)."""
+    def _read(self, path: Path, parse: Callable[[Any], Any], limit: int = MAX_FILE) -> Any:
+        """What `parse` makes of the JSON document at `path` (None when it is missing,
+        unreadable, over `limit` or not JSON), read once."""
         if path not in self._files:
-            self._files[path] = _read_json(path, limit)
+            self._files[path] = parse(_read_json(path, limit))
         return self._files[path]
 
 
@@ -233,6 +228,27 @@ def _text(value: Any, limit: int = 253) -> str:
     if not isinstance(value, str):
         return ""
     return "".join(c for c in value if c.isprintable()).strip()[:limit]
+
+
+def _docker_config(doc: Any) -> ContainerInfo | None:
+    """docker's config.v2.json: its Name, or the kubelet's labels (dockershim, whose Name
+    is k8s_<container>_<pod>_…)."""
+    if not isinstance(doc, dict):
+        return None
+    config = doc.get("Config")
+    labels = config.get("Labels") if isinstance(config, dict) else None
+    info = _kubelet_labels(labels if isinstance(labels, dict) else {})
+    return info if info.name else replace(info, name=_text(doc.get("Name")).lstrip("/"))
+
+
+def _podman_names(doc: Any) -> dict[str, str]:
+    """podman's containers.json: container id → its first name."""
+    names: dict[str, str] = {}
+    for entry in doc if isinstance(doc, list) else []:
+        given = entry.get("names") if isinstance(entry, dict) else None
+        if isinstance(given, list) and given and isinstance(entry.get("id"), str):
+            names[entry["id"]] = _text(given[0])
+    return names
 
 
 def _kubelet_labels(labels: dict[str, Any]) -> ContainerInfo:
