@@ -30,8 +30,9 @@ _HEX_ID = r"[0-9a-f]{12,64}"
 _CONTAINER_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("docker", re.compile(rf"^docker-({_HEX_ID})\.scope$")),
     ("containerd", re.compile(rf"^cri-containerd-({_HEX_ID})\.scope$")),
-    ("cri-o", re.compile(rf"^crio-(?:conmon-)?({_HEX_ID})\.scope$")),
-    ("podman", re.compile(rf"^libpod-(?:conmon-)?({_HEX_ID})\.scope$")),
+    # CRI-O and podman under the cgroupfs manager: the same name without .scope
+    ("cri-o", re.compile(rf"^crio-(?:conmon-)?({_HEX_ID})(?:\.scope)?$")),
+    ("podman", re.compile(rf"^libpod-(?:conmon-)?({_HEX_ID})(?:\.scope)?$")),
     ("containerd", re.compile(rf"^nerdctl-({_HEX_ID})\.scope$")),
 )
 _PARENT_RUNTIMES = {"docker": "docker", "libpod_parent": "podman", "containerd": "containerd"}

@@ -27,6 +27,8 @@ NAMES = [
      f"pod {UID}, container 9b2d11111111 (cri-o)"),
     (f"kubepods/besteffort/pod{UID}/{CTRD}", f"pod {UID}, container 9b2d11111111 (cri)"),
     (f"machine.slice/libpod-{CTRD}.scope", "container 9b2d11111111 (podman)"),
+    (f"libpod_parent/libpod-{CTRD}", "container 9b2d11111111 (podman)"),  # cgroupfs
+    (f"kubepods/burstable/pod{UID}/crio-{CTRD}", f"pod {UID}, container 9b2d11111111 (cri-o)"),
     (f"user.slice/user-1000.slice/user@1000.service/user.slice/libpod-{CTRD}.scope/container",
      "container 9b2d11111111 (podman)"),
     (POD, f"pod {UID}"),
