@@ -73,6 +73,7 @@ class ExprCompiler:
         self.pre: list[str] = []
         self.buffers: dict[str, str] = {}  # CVal.memo → buffer already filled by `pre`
         self.readied: set[str] = set()  # CVal.ready statements already in `pre`
+        self.sets: dict[tuple[str, frozenset[int]], str] = {}  # `x in [numbers]` → its local
 
     def take_pre(self) -> list[str]:
         """The statements gathered so far, which the caller places; `pre` starts afresh."""
@@ -311,7 +312,12 @@ class ExprCompiler:
         if folded(acc) or item.type == "str" or len(numbers) < len(node.options) \
                 or len(numbers) < SWITCH_MIN:
             return acc
-        return CVal("bool", code=in_switch(item.code, numbers))
+        test = (str(item.code), frozenset(n for n, _ in numbers))
+        var = self.sets.get(test)
+        if var is None:  # the same test again (another member's where): computed once
+            var = self.sets[test] = self.scope.fresh("in")
+            self.pre += [f"int {var} = 0;", in_switch(var, item.code, numbers)]
+        return CVal("bool", code=var)
 
     def visit_Index(self, node: Index) -> CVal:
         raise CompileError("indexing is not available in kernel expressions", node)
@@ -410,12 +416,12 @@ class ExprCompiler:
 SWITCH_MIN = 4  # options from which `x in [...]` of numbers becomes a switch
 
 
-def in_switch(item: str, numbers: list[tuple[int, str]]) -> str:
-    """`item in [numbers]` as a switch in a statement expression: clang lowers it to bit tests
-    and a binary search (a few instructions) where a chain of == would test every option in
-    turn — the syscalls runbook's 32 waiting calls, on every system call. Equal to the chain:
-    non-negative constants compare the same with the item as u64 as with ==. Each case keeps
-    the option's comment (a syscall's name)."""
+def in_switch(var: str, item: str, numbers: list[tuple[int, str]]) -> str:
+    """`item in [numbers]` as a switch statement setting `var` (0 before it): clang lowers
+    it to bit tests and a binary search (a few instructions) where a chain of == would test
+    every option in turn — the syscalls runbook's 32 waiting calls, on every system call.
+    Equal to the chain: non-negative constants compare the same with the item as u64 as
+    with ==. Each case keeps the option's comment (a syscall's name)."""
     cases = " ".join(f"case {n}ULL:{' ' + note if note else ''}"
                      for n, note in sorted(dict(reversed(numbers)).items()))
-    return f"({{ int in_ = 0; switch ((u64)({item})) {{ {cases} in_ = 1; }} in_; }})"
+    return f"switch ((u64)({item})) {{ {cases} {var} = 1; }}"

@@ -75,6 +75,12 @@ class AggPlan:
     # `sample: 1/N` on its probe: the kernel records every Nth hit; counts and sums are read
     # multiplied by N (1: every hit).
     sample: int = 1
+    # A member of a map shared by aggregations keyed alike (lower/sharing.py): its value is
+    # this member of the map's value struct.
+    field: str | None = None
+    # A count summed in user space from the rows of the aggregation with this id, whose keys
+    # include all of this one's (lower/sharing.py): no map of its own.
+    derived_from: str | None = None
 
 
 @dataclass

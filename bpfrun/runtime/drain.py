@@ -26,6 +26,7 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Iterable
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 from bpfrun.compile.program import AggPlan
@@ -56,15 +57,24 @@ def drainable_maps(plans: list[AggPlan]) -> list[str]:
 
 
 def fold(values: Iterable[Any]) -> list[Any]:
-    """Per-CPU values (of one or several drains) → one value that combines the same way."""
+    """Per-CPU values (of one or several drains) → one value that combines the same way:
+    counts add, stats combine, a shared map's struct folds member by member."""
     items = list(values)
-    if all(isinstance(v, int) for v in items):
-        return [sum(items)]
-    live = [v for v in items if v.count]
-    if not live:
-        return []
-    return [Folded(sum(int(v.count) for v in live), sum(int(v.sum) for v in live),
-                   min(int(v.min) for v in live), max(int(v.max) for v in live))]
+    return [fold_one(items)] if items else []
+
+
+def fold_one(items: list[Any]) -> Any:
+    first = items[0]
+    if isinstance(first, int):
+        return sum(items)
+    if hasattr(first, "count") and hasattr(first, "max"):
+        live = [v for v in items if v.count]
+        if not live:
+            return Folded(0, 0, 0, 0)
+        return Folded(sum(int(v.count) for v in live), sum(int(v.sum) for v in live),
+                      min(int(v.min) for v in live), max(int(v.max) for v in live))
+    names = [f[0] for f in first._fields_] if hasattr(first, "_fields_") else list(vars(first))
+    return SimpleNamespace(**{n: fold_one([getattr(v, n) for v in items]) for n in names})
 
 
 class Drain:

@@ -49,6 +49,28 @@ def merge_any(a: Any, b: Any) -> Any:
     return {"slots": slots, "stats": stats}
 
 
+def member(per_cpu: Any, field: str | None) -> Any:
+    """The values of one aggregation in a map it shares (AggPlan.field), per CPU."""
+    return per_cpu if field is None else [getattr(v, field) for v in per_cpu]
+
+
+def recorded(kind: str, value: Any) -> bool:
+    """Whether a combined value holds anything: an entry of a shared map exists once any of
+    its members recorded, so the others' parts of it may be empty."""
+    return value != 0 if kind in ("count", "sum") else bool(value["count"])
+
+
+def project(rows: list[tuple[dict[str, Any], Any]], exprs: list[str]
+            ) -> list[tuple[dict[str, Any], Any]]:
+    """Count rows summed over the keys not in `exprs` (AggPlan.derived_from)."""
+    out: dict[tuple[Any, ...], tuple[dict[str, Any], Any]] = {}
+    for key, value in rows:
+        sub = {e: key[e] for e in exprs}
+        ident = freeze(sub)
+        out[ident] = (sub, out[ident][1] + value if ident in out else value)
+    return list(out.values())
+
+
 def freeze(key: dict[str, Any]) -> tuple[Any, ...]:
     return tuple((k, tuple(v) if isinstance(v, list) else v) for k, v in key.items())
 

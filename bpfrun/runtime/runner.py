@@ -31,7 +31,16 @@ from bpfrun.runtime.bccload import import_bcc
 from bpfrun.runtime.clangerr import StderrCapture
 from bpfrun.runtime.clangerr import clang_errors as _clang_errors
 from bpfrun.runtime.drain import DRAIN_TICK, Drain
-from bpfrun.runtime.mapvalues import TCP_STATES, combine, freeze, merge, syscall_name
+from bpfrun.runtime.mapvalues import (
+    TCP_STATES,
+    combine,
+    freeze,
+    member,
+    merge,
+    project,
+    recorded,
+    syscall_name,
+)
 from bpfrun.runtime.overhead import Measured, OverheadMeter, stats_enabled
 from bpfrun.runtime.stacks import StackNamer, StackRef, named_key, named_rows
 from bpfrun.runtime.unwind_tables import UnwindTables
@@ -263,15 +272,19 @@ class StepRunner:
     def _totals(self) -> dict[str, int]:
         """Each aggregation's running total: counts and sums add up, others count hits."""
         out = {}
-        for plan in (p for p in self.prog.aggs if not p.pending):  # those are read at the end
+        plans = {p.id: p for p in self.prog.aggs}
+        for agg in (p for p in self.prog.aggs if not p.pending):  # those are read at the end
+            # A derived count sums its source over fewer keys: the same total.
+            plan = plans[agg.derived_from] if agg.derived_from else agg
             name = plan.stats_map or plan.map
             summed = plan.kind in ("count", "sum")
             hist_array = plan.array and plan.kind in ("hist", "lhist")
             tables = [name] + ([plan.index_map] if plan.index_map else [])
-            out[plan.id] = plan.sample * sum(  # as if unsampled, like the final rows
-                int(sum(per_cpu)) if summed else
-                sum(int(v.st.count if hist_array else v.count) for v in per_cpu)
-                for table in tables for _, per_cpu in self.drain.items(table))
+            out[agg.id] = plan.sample * sum(  # as if unsampled, like the final rows
+                int(sum(values)) if summed else
+                sum(int(v.st.count if hist_array else v.count) for v in values)
+                for table in tables for _, per_cpu in self.drain.items(table)
+                for values in [member(per_cpu, plan.field)])
         return out
 
     def _hits(self) -> int:
@@ -313,8 +326,10 @@ class StepRunner:
         raw.lost["events"] += self.perf_lost
         raw.lost["unpaired"] = (sum(1 for _ in self.b[self.prog.pending_map])
                                 if self.prog.pending_map else 0)
+        read = {p.id: self._read_agg(p) for p in self.prog.aggs if not p.derived_from}
         for plan in self.prog.aggs:
-            raw.aggs.append(RawAgg(plan, self._read_agg(plan)))
+            raw.aggs.append(RawAgg(plan, read[plan.id] if not plan.derived_from else
+                                   project(read[plan.derived_from], [k.expr for k in plan.keys])))
         for ev in self.prog.events:
             seen = int(self.b["bpfrun_emitted"][ctypes.c_int(ev.index)].value)
             rows = self.events[ev.index]
@@ -356,8 +371,10 @@ class StepRunner:
                     key = {plan.keys[0].expr: self._decode_field(plan.keys[0], i.value, None)}
                     rows[freeze(key)] = (key, value)
         for k, per_cpu in self.drain.items(plan.map):
+            value = combine(plan.kind, member(per_cpu, plan.field))
+            if plan.field and not recorded(plan.kind, value):
+                continue  # the entry is another member's
             key = self._decode_key(plan.keys, k)
-            value = combine(plan.kind, per_cpu)
             ident = freeze(key)
             if ident in rows:  # same stack from several processes, merged after symbolizing
                 value = merge(plan.kind, rows[ident][1], value)

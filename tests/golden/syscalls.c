@@ -12,12 +12,12 @@ static __always_inline void bpfrun_lost(int kind) {
 }
 
 /* Keys inserted into each keyed map (one entry, read in one go): how full the maps are. */
-struct bpfrun_fill { u64 n[6]; };
+struct bpfrun_fill { u64 n[3]; };
 BPF_PERCPU_ARRAY(bpfrun_fill_map, struct bpfrun_fill, 1);
 static __always_inline void bpfrun_filled(u32 slot) {
     u32 zero = 0;
     struct bpfrun_fill *f = bpfrun_fill_map.lookup(&zero);
-    if (f && slot < 6) f->n[slot] += 1;
+    if (f && slot < 3) f->n[slot] += 1;
 }
 
 struct bpfrun_stats { u64 count; s64 sum; s64 min; s64 max; };
@@ -33,25 +33,20 @@ static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
 #define BPFRUN_READ_COMM() do { if (!bpfrun_have_comm) { bpf_get_current_comm(&bpfrun_comm, sizeof(bpfrun_comm)); bpfrun_have_comm = 1; } } while (0)
 
 
-struct bpfrun_agg0_by_process_key { u64 k0; char k1[16]; };
-struct bpfrun_agg1_by_cgroup_key { u64 k0; };
-struct bpfrun_agg2_by_process_syscall_key { u64 k0; char k1[16]; u64 k2; };
-struct bpfrun_agg3_work_key { u64 k0; char k1[16]; u64 k2; };
-struct bpfrun_agg4_slow_calls_key { u64 k0; char k1[16]; u64 k2; };
+struct bpfrun_agg0_by_cgroup_key { u64 k0; };
+struct bpfrun_agg1_by_process_syscall_key { u64 k0; char k1[16]; u64 k2; };
+struct bpfrun_agg1_by_process_syscall_val { u64 m0; struct bpfrun_stats m1; struct bpfrun_stats m2; };
 struct bpfrun_agg5_waits_key { u64 k0; };
 struct bpfrun_syscalls_span_val { u64 ts; u64 b0; };
 
-BPF_PERCPU_HASH(agg0_by_process, struct bpfrun_agg0_by_process_key, u64, 10240);
-BPF_PERCPU_HASH(agg1_by_cgroup, struct bpfrun_agg1_by_cgroup_key, u64, 10240);
-BPF_PERCPU_HASH(agg2_by_process_syscall, struct bpfrun_agg2_by_process_syscall_key, u64, 10240);
-BPF_PERCPU_HASH(agg3_work, struct bpfrun_agg3_work_key, struct bpfrun_stats, 10240);
-BPF_PERCPU_HASH(agg4_slow_calls, struct bpfrun_agg4_slow_calls_key, struct bpfrun_stats, 10240);
+BPF_PERCPU_HASH(agg0_by_cgroup, struct bpfrun_agg0_by_cgroup_key, u64, 10240);
+BPF_PERCPU_HASH(agg1_by_process_syscall, struct bpfrun_agg1_by_process_syscall_key, struct bpfrun_agg1_by_process_syscall_val, 10240);
 BPF_PERCPU_HASH(agg5_waits, struct bpfrun_agg5_waits_key, struct bpfrun_stats, 1024);
 BPF_PERCPU_ARRAY(agg5_waits_idx, struct bpfrun_stats, 512);
 BPF_TASK_STORAGE(pending_syscalls, struct bpfrun_syscalls_span_val);
 
 /* span end rawtracepoint:sys_exit (runbook runbooks/syscalls.yaml:56:12) */
-static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_args *ctx) {
+static __always_inline int bpfrun_syscalls_probe3_h0(struct bpf_raw_tracepoint_args *ctx) {
     u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
     char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
     struct bpfrun_syscalls_span_val *pp = pending_syscalls.task_storage_get((struct task_struct *)bpf_get_current_task_btf(), 0, 0);
@@ -59,89 +54,54 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
     struct bpfrun_syscalls_span_val pv = *pp;
     pp->ts = 0;  /* consumed: the slot stays with the task */
     u64 duration = bpf_ktime_get_ns() - pv.ts;
-    /* aggregation by_process: count (runbook runbooks/syscalls.yaml:58:11) */
-    do {
-        struct bpfrun_agg0_by_process_key k;
-        __builtin_memset(&k, 0, sizeof(k));
-        k.k0 = (BPFRUN_PID_TGID() >> 32);
-        BPFRUN_READ_COMM();
-        __builtin_memcpy(&k.k1, bpfrun_comm, 16);
-        u64 z_agg0_by_process = 0;
-        u64 *v_agg0_by_process = agg0_by_process.lookup(&k);
-        if (!v_agg0_by_process) {
-            if (agg0_by_process.insert(&k, &z_agg0_by_process) == 0) bpfrun_filled(0);
-            v_agg0_by_process = agg0_by_process.lookup(&k);
-        }
-        if (v_agg0_by_process) *v_agg0_by_process += 1; else bpfrun_lost(LOST_MAP_FULL);
-    } while (0);
     /* aggregation by_cgroup: count (runbook runbooks/syscalls.yaml:60:11) */
     do {
-        struct bpfrun_agg1_by_cgroup_key k;
+        struct bpfrun_agg0_by_cgroup_key k;
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = bpf_get_current_cgroup_id();
-        u64 z_agg1_by_cgroup = 0;
-        u64 *v_agg1_by_cgroup = agg1_by_cgroup.lookup(&k);
-        if (!v_agg1_by_cgroup) {
-            if (agg1_by_cgroup.insert(&k, &z_agg1_by_cgroup) == 0) bpfrun_filled(1);
-            v_agg1_by_cgroup = agg1_by_cgroup.lookup(&k);
+        u64 z_agg0_by_cgroup = 0;
+        u64 *v_agg0_by_cgroup = agg0_by_cgroup.lookup(&k);
+        if (!v_agg0_by_cgroup) {
+            if (agg0_by_cgroup.insert(&k, &z_agg0_by_cgroup) == 0) bpfrun_filled(0);
+            v_agg0_by_cgroup = agg0_by_cgroup.lookup(&k);
         }
-        if (v_agg1_by_cgroup) *v_agg1_by_cgroup += 1; else bpfrun_lost(LOST_MAP_FULL);
+        if (v_agg0_by_cgroup) *v_agg0_by_cgroup += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation by_process_syscall: count (runbook runbooks/syscalls.yaml:61:11) */
+    /* aggregations by_process_syscall, work, slow_calls: one map, keyed alike (runbook runbooks/syscalls.yaml:61:11) */
     do {
-        struct bpfrun_agg2_by_process_syscall_key k;
+        int w0 = 1;
+        int in1 = 0;
+        switch ((u64)(pv.b0)) { case 0ULL: /* read */ case 7ULL: /* poll */ case 19ULL: /* readv */ case 23ULL: /* select */ case 34ULL: /* pause */ case 35ULL: /* nanosleep */ case 43ULL: /* accept */ case 45ULL: /* recvfrom */ case 47ULL: /* recvmsg */ case 61ULL: /* wait4 */ case 65ULL: /* semop */ case 70ULL: /* msgrcv */ case 73ULL: /* flock */ case 128ULL: /* rt_sigtimedwait */ case 130ULL: /* rt_sigsuspend */ case 202ULL: /* futex */ case 208ULL: /* io_getevents */ case 220ULL: /* semtimedop */ case 230ULL: /* clock_nanosleep */ case 232ULL: /* epoll_wait */ case 243ULL: /* mq_timedreceive */ case 247ULL: /* waitid */ case 270ULL: /* pselect6 */ case 271ULL: /* ppoll */ case 281ULL: /* epoll_pwait */ case 288ULL: /* accept4 */ case 299ULL: /* recvmmsg */ case 333ULL: /* io_pgetevents */ case 426ULL: /* io_uring_enter */ case 441ULL: /* epoll_pwait2 */ case 449ULL: /* futex_waitv */ case 455ULL: /* futex_wait */ in1 = 1; }
+        int w1 = (!in1);
+        int w2 = ((duration > 100000ULL) && (!in1));
+        if (!(w0 || w1 || w2)) break;
+        struct bpfrun_agg1_by_process_syscall_key k;
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = (BPFRUN_PID_TGID() >> 32);
         BPFRUN_READ_COMM();
         __builtin_memcpy(&k.k1, bpfrun_comm, 16);
         k.k2 = pv.b0;
-        u64 z_agg2_by_process_syscall = 0;
-        u64 *v_agg2_by_process_syscall = agg2_by_process_syscall.lookup(&k);
-        if (!v_agg2_by_process_syscall) {
-            if (agg2_by_process_syscall.insert(&k, &z_agg2_by_process_syscall) == 0) bpfrun_filled(2);
-            v_agg2_by_process_syscall = agg2_by_process_syscall.lookup(&k);
+        struct bpfrun_agg1_by_process_syscall_val z_agg1_by_process_syscall = {};
+        struct bpfrun_agg1_by_process_syscall_val *v_agg1_by_process_syscall = agg1_by_process_syscall.lookup(&k);
+        if (!v_agg1_by_process_syscall) {
+            if (agg1_by_process_syscall.insert(&k, &z_agg1_by_process_syscall) == 0) bpfrun_filled(1);
+            v_agg1_by_process_syscall = agg1_by_process_syscall.lookup(&k);
         }
-        if (v_agg2_by_process_syscall) *v_agg2_by_process_syscall += 1; else bpfrun_lost(LOST_MAP_FULL);
-    } while (0);
-    /* aggregation work: stats (runbook runbooks/syscalls.yaml:62:11) */
-    do {
-        if (!(!({ int in_ = 0; switch ((u64)(pv.b0)) { case 0ULL: /* read */ case 7ULL: /* poll */ case 19ULL: /* readv */ case 23ULL: /* select */ case 34ULL: /* pause */ case 35ULL: /* nanosleep */ case 43ULL: /* accept */ case 45ULL: /* recvfrom */ case 47ULL: /* recvmsg */ case 61ULL: /* wait4 */ case 65ULL: /* semop */ case 70ULL: /* msgrcv */ case 73ULL: /* flock */ case 128ULL: /* rt_sigtimedwait */ case 130ULL: /* rt_sigsuspend */ case 202ULL: /* futex */ case 208ULL: /* io_getevents */ case 220ULL: /* semtimedop */ case 230ULL: /* clock_nanosleep */ case 232ULL: /* epoll_wait */ case 243ULL: /* mq_timedreceive */ case 247ULL: /* waitid */ case 270ULL: /* pselect6 */ case 271ULL: /* ppoll */ case 281ULL: /* epoll_pwait */ case 288ULL: /* accept4 */ case 299ULL: /* recvmmsg */ case 333ULL: /* io_pgetevents */ case 426ULL: /* io_uring_enter */ case 441ULL: /* epoll_pwait2 */ case 449ULL: /* futex_waitv */ case 455ULL: /* futex_wait */ in_ = 1; } in_; }))) break;
-        struct bpfrun_agg3_work_key k;
-        __builtin_memset(&k, 0, sizeof(k));
-        k.k0 = (BPFRUN_PID_TGID() >> 32);
-        BPFRUN_READ_COMM();
-        __builtin_memcpy(&k.k1, bpfrun_comm, 16);
-        k.k2 = pv.b0;
-        s64 x = (s64)(duration);
-        struct bpfrun_stats z_agg3_work = {};
-        struct bpfrun_stats *st_agg3_work = agg3_work.lookup(&k);
-        if (!st_agg3_work) {
-            if (agg3_work.insert(&k, &z_agg3_work) == 0) bpfrun_filled(3);
-            st_agg3_work = agg3_work.lookup(&k);
+        if (!v_agg1_by_process_syscall) {
+            if (w0) bpfrun_lost(LOST_MAP_FULL);
+            if (w1) bpfrun_lost(LOST_MAP_FULL);
+            if (w2) bpfrun_lost(LOST_MAP_FULL);
+            break;
         }
-        if (st_agg3_work) bpfrun_stats_add(st_agg3_work, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
-    } while (0);
-    /* aggregation slow_calls: stats (runbook runbooks/syscalls.yaml:80:11) */
-    do {
-        if (!((duration > 100000ULL) && (!({ int in_ = 0; switch ((u64)(pv.b0)) { case 0ULL: /* read */ case 7ULL: /* poll */ case 19ULL: /* readv */ case 23ULL: /* select */ case 34ULL: /* pause */ case 35ULL: /* nanosleep */ case 43ULL: /* accept */ case 45ULL: /* recvfrom */ case 47ULL: /* recvmsg */ case 61ULL: /* wait4 */ case 65ULL: /* semop */ case 70ULL: /* msgrcv */ case 73ULL: /* flock */ case 128ULL: /* rt_sigtimedwait */ case 130ULL: /* rt_sigsuspend */ case 202ULL: /* futex */ case 208ULL: /* io_getevents */ case 220ULL: /* semtimedop */ case 230ULL: /* clock_nanosleep */ case 232ULL: /* epoll_wait */ case 243ULL: /* mq_timedreceive */ case 247ULL: /* waitid */ case 270ULL: /* pselect6 */ case 271ULL: /* ppoll */ case 281ULL: /* epoll_pwait */ case 288ULL: /* accept4 */ case 299ULL: /* recvmmsg */ case 333ULL: /* io_pgetevents */ case 426ULL: /* io_uring_enter */ case 441ULL: /* epoll_pwait2 */ case 449ULL: /* futex_waitv */ case 455ULL: /* futex_wait */ in_ = 1; } in_; })))) break;
-        struct bpfrun_agg4_slow_calls_key k;
-        __builtin_memset(&k, 0, sizeof(k));
-        k.k0 = (BPFRUN_PID_TGID() >> 32);
-        BPFRUN_READ_COMM();
-        __builtin_memcpy(&k.k1, bpfrun_comm, 16);
-        k.k2 = pv.b0;
-        s64 x = (s64)(duration);
-        struct bpfrun_stats z_agg4_slow_calls = {};
-        struct bpfrun_stats *st_agg4_slow_calls = agg4_slow_calls.lookup(&k);
-        if (!st_agg4_slow_calls) {
-            if (agg4_slow_calls.insert(&k, &z_agg4_slow_calls) == 0) bpfrun_filled(4);
-            st_agg4_slow_calls = agg4_slow_calls.lookup(&k);
-        }
-        if (st_agg4_slow_calls) bpfrun_stats_add(st_agg4_slow_calls, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
+        if (w0) v_agg1_by_process_syscall->m0 += 1;
+        if (w1) bpfrun_stats_add(&v_agg1_by_process_syscall->m1, (s64)(duration));
+        if (w2) bpfrun_stats_add(&v_agg1_by_process_syscall->m2, (s64)(duration));
     } while (0);
     /* aggregation waits: stats (runbook runbooks/syscalls.yaml:98:11) */
     do {
-        if (!({ int in_ = 0; switch ((u64)(pv.b0)) { case 0ULL: /* read */ case 7ULL: /* poll */ case 19ULL: /* readv */ case 23ULL: /* select */ case 34ULL: /* pause */ case 35ULL: /* nanosleep */ case 43ULL: /* accept */ case 45ULL: /* recvfrom */ case 47ULL: /* recvmsg */ case 61ULL: /* wait4 */ case 65ULL: /* semop */ case 70ULL: /* msgrcv */ case 73ULL: /* flock */ case 128ULL: /* rt_sigtimedwait */ case 130ULL: /* rt_sigsuspend */ case 202ULL: /* futex */ case 208ULL: /* io_getevents */ case 220ULL: /* semtimedop */ case 230ULL: /* clock_nanosleep */ case 232ULL: /* epoll_wait */ case 243ULL: /* mq_timedreceive */ case 247ULL: /* waitid */ case 270ULL: /* pselect6 */ case 271ULL: /* ppoll */ case 281ULL: /* epoll_pwait */ case 288ULL: /* accept4 */ case 299ULL: /* recvmmsg */ case 333ULL: /* io_pgetevents */ case 426ULL: /* io_uring_enter */ case 441ULL: /* epoll_pwait2 */ case 449ULL: /* futex_waitv */ case 455ULL: /* futex_wait */ in_ = 1; } in_; })) break;
+        int in2 = 0;
+        switch ((u64)(pv.b0)) { case 0ULL: /* read */ case 7ULL: /* poll */ case 19ULL: /* readv */ case 23ULL: /* select */ case 34ULL: /* pause */ case 35ULL: /* nanosleep */ case 43ULL: /* accept */ case 45ULL: /* recvfrom */ case 47ULL: /* recvmsg */ case 61ULL: /* wait4 */ case 65ULL: /* semop */ case 70ULL: /* msgrcv */ case 73ULL: /* flock */ case 128ULL: /* rt_sigtimedwait */ case 130ULL: /* rt_sigsuspend */ case 202ULL: /* futex */ case 208ULL: /* io_getevents */ case 220ULL: /* semtimedop */ case 230ULL: /* clock_nanosleep */ case 232ULL: /* epoll_wait */ case 243ULL: /* mq_timedreceive */ case 247ULL: /* waitid */ case 270ULL: /* pselect6 */ case 271ULL: /* ppoll */ case 281ULL: /* epoll_pwait */ case 288ULL: /* accept4 */ case 299ULL: /* recvmmsg */ case 333ULL: /* io_pgetevents */ case 426ULL: /* io_uring_enter */ case 441ULL: /* epoll_pwait2 */ case 449ULL: /* futex_waitv */ case 455ULL: /* futex_wait */ in2 = 1; }
+        if (!in2) break;
         struct bpfrun_agg5_waits_key k;
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = pv.b0;
@@ -154,7 +114,7 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
             struct bpfrun_stats z_agg5_waits = {};
             struct bpfrun_stats *st_agg5_waits = agg5_waits.lookup(&k);
             if (!st_agg5_waits) {
-                if (agg5_waits.insert(&k, &z_agg5_waits) == 0) bpfrun_filled(5);
+                if (agg5_waits.insert(&k, &z_agg5_waits) == 0) bpfrun_filled(2);
                 st_agg5_waits = agg5_waits.lookup(&k);
             }
             if (st_agg5_waits) bpfrun_stats_add(st_agg5_waits, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
@@ -164,7 +124,7 @@ static __always_inline int bpfrun_syscalls_probe1_h0(struct bpf_raw_tracepoint_a
 }
 
 /* span begin rawtracepoint:sys_enter (runbook runbooks/syscalls.yaml:50:9) */
-static __always_inline int bpfrun_syscalls_probe2_h0(struct bpf_raw_tracepoint_args *ctx) {
+static __always_inline int bpfrun_syscalls_probe4_h0(struct bpf_raw_tracepoint_args *ctx) {
     u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
     char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
     BPFRUN_READ_COMM();
@@ -179,14 +139,14 @@ static __always_inline int bpfrun_syscalls_probe2_h0(struct bpf_raw_tracepoint_a
 }
 
 /* rawtracepoint:sys_exit */
-int bpfrun_syscalls_probe1(struct bpf_raw_tracepoint_args *ctx) {
-    bpfrun_syscalls_probe1_h0(ctx);
+int bpfrun_syscalls_probe3(struct bpf_raw_tracepoint_args *ctx) {
+    bpfrun_syscalls_probe3_h0(ctx);
     return 0;
 }
 
 /* rawtracepoint:sys_enter */
-int bpfrun_syscalls_probe2(struct bpf_raw_tracepoint_args *ctx) {
-    bpfrun_syscalls_probe2_h0(ctx);
+int bpfrun_syscalls_probe4(struct bpf_raw_tracepoint_args *ctx) {
+    bpfrun_syscalls_probe4_h0(ctx);
     return 0;
 }
 

@@ -4,10 +4,11 @@ then its aggregations and events; an `interval` probe is a user-space tick inste
 from __future__ import annotations
 
 from bpfrun.compile.cexpr import CompileError, ExprCompiler, Scope
-from bpfrun.compile.lower.aggregation import lower_aggregation, sample_gate
+from bpfrun.compile.lower.aggregation import sample_gate
 from bpfrun.compile.lower.context import StepContext
 from bpfrun.compile.lower.events import lower_events
 from bpfrun.compile.lower.handlers import add_handler, function_for
+from bpfrun.compile.lower.sharing import lower_aggregations
 from bpfrun.frontend.model import Expr, Probe
 from bpfrun.kernel.resolve import Resolved
 
@@ -27,8 +28,7 @@ def lower_probe(ctx: StepContext, probe: Probe, res: Resolved) -> None:
     if ctx.prog.stop_after:
         body.append("bpfrun_hit();")
     first = len(ctx.prog.aggs)
-    for agg in probe.aggregate:
-        body += lower_aggregation(ctx, agg, scope)
+    body += lower_aggregations(ctx, probe.aggregate, scope)
     for plan in ctx.prog.aggs[first:]:
         plan.sample *= probe.sample or 1  # the runner scales its counts and sums by it
     if probe.emit:

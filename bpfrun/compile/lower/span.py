@@ -10,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from bpfrun.compile.cexpr import CompileError, CVal, ExprCompiler, Scope, a_type
-from bpfrun.compile.lower.aggregation import SIZE_UNITS, lower_aggregation
+from bpfrun.compile.lower.aggregation import SIZE_UNITS
 from bpfrun.compile.lower.context import StepContext
 from bpfrun.compile.lower.handlers import add_handler, function_for
 from bpfrun.compile.lower.probe import predicate
+from bpfrun.compile.lower.sharing import lower_aggregations
 from bpfrun.compile.lower.stacks import RETURN_PROBES
 from bpfrun.compile.lower.units import unit_of
 from bpfrun.compile.lower.values import c_field, key_field, store
@@ -86,11 +87,7 @@ def lower_span(ctx: StepContext, span: Span, bres: Resolved, eres: Resolved) -> 
         ebody += end_guard
         if ctx.prog.stop_after:
             ebody.append("bpfrun_hit();")
-        for agg in span.aggregate:
-            try:
-                ebody += lower_aggregation(ctx, agg, escope)
-            except CompileError as e:  # raised from BeginValues.ref
-                ctx.error(str(e), agg.loc, e.hint)
+        ebody += lower_aggregations(ctx, span.aggregate, escope)
     for agg in span.pending:
         pending_aggregation(ctx, agg, begin, plan.pending)
     begin_guard = predicate(ctx, span.begin.where, begin.scope,

@@ -263,8 +263,14 @@ def test_in_a_longer_list_of_numbers_is_one_switch() -> None:
     # clang lowers a switch to bit tests and a binary search; the chain of == tested every
     # option in turn. Duplicates fold (a switch refuses them), the order does not matter.
     body = handler(c_of("'pid in [7, 3, 9, 3, 1]'"))
-    assert ("if (!({ int in_ = 0; switch ((u64)((BPFRUN_PID_TGID() >> 32))) "
-            "{ case 1ULL: case 3ULL: case 7ULL: case 9ULL: in_ = 1; } in_; })) return 0;") in body
+    assert ("    int in1 = 0;\n    switch ((u64)((BPFRUN_PID_TGID() >> 32))) "
+            "{ case 1ULL: case 3ULL: case 7ULL: case 9ULL: in1 = 1; }\n"
+            "    if (!in1) return 0;") in body
+
+
+def test_the_same_in_test_in_one_block_is_computed_once() -> None:
+    body = handler(c_of("'pid in [1, 2, 3, 4] || (comm == \"x\" && pid in [4, 3, 2, 1])'"))
+    assert body.count("switch") == 1 and "(in1 || (" in body
 
 
 def test_in_keeps_the_chain_for_negative_or_few_options() -> None:
