@@ -15,6 +15,12 @@ from bpfrun.result import EventsResult, RunResult, StepResult
 CGROUP_KEY = "cgroup"
 
 
+def holds_cgroup(key: str) -> bool:
+    """A key or event field that holds cgroup ids: `cgroup`, or task_cgroup(...) (the
+    cgroup of a task that is not the current one)."""
+    return key == CGROUP_KEY or key.startswith("task_cgroup(")
+
+
 def with_cgroup_names(run: RunResult) -> RunResult:
     """`run` with its cgroup ids replaced by their names, for display only."""
     names = run.host.cgroups
@@ -24,21 +30,19 @@ def with_cgroup_names(run: RunResult) -> RunResult:
 
 
 def _named(key: Mapping[str, Any], names: Mapping[str, str]) -> Mapping[str, Any]:
-    value = key.get(CGROUP_KEY)
-    if not isinstance(value, int) or str(value) not in names:
-        return key
-    return {**key, CGROUP_KEY: names[str(value)]}
+    return {k: names.get(str(v), v) if holds_cgroup(k) and isinstance(v, int) else v
+            for k, v in key.items()}
 
 
 def _step(step: StepResult, names: Mapping[str, str]) -> StepResult:
     aggs = {i: replace(a, rows=tuple(replace(r, key=_named(r.key, names)) for r in a.rows))
-            if CGROUP_KEY in a.keys else a for i, a in step.aggregations.items()}
+            if any(map(holds_cgroup, a.keys)) else a for i, a in step.aggregations.items()}
     events = tuple(_events(e, names) for e in step.events)
     return replace(step, aggregations=aggs, events=events)
 
 
 def _events(events: EventsResult, names: Mapping[str, str]) -> EventsResult:
-    if CGROUP_KEY not in events.fields:
+    if not any(map(holds_cgroup, events.fields)):
         return events
     return replace(events, rows=tuple(_named(r, names) for r in events.rows))
 

@@ -13,15 +13,16 @@ from typing import Any
 from bpfrun.compile.program import CgroupFilter, Program
 from bpfrun.errors import MachineError
 from bpfrun.kernel.cgroups import CgroupNames, cgroup_id, unified_root
+from bpfrun.report.cgroupnames import holds_cgroup
 from bpfrun.result import Host, StepResult
 
 CGROUP_KEY = "cgroup"
 
 
 def keys_cgroups(prog: Program) -> bool:
-    """The program records a `cgroup` key or event field, to be named."""
-    return any(f.expr == CGROUP_KEY for a in prog.aggs for f in a.keys) or \
-        any(f.expr == CGROUP_KEY for e in prog.events for f in e.fields)
+    """The program records a `cgroup` (or task_cgroup()) key or event field, to be named."""
+    return any(holds_cgroup(f.expr) for a in prog.aggs for f in a.keys) or \
+        any(holds_cgroup(f.expr) for e in prog.events for f in e.fields)
 
 
 def cgroup_ids(steps: Iterable[StepResult]) -> set[int]:
@@ -30,7 +31,9 @@ def cgroup_ids(steps: Iterable[StepResult]) -> set[int]:
         rows: list[Mapping[str, Any]] = [r.key for a in step.aggregations.values()
                                          for r in a.rows]
         rows += [r for e in step.events for r in e.rows]
-        ids.update(r[CGROUP_KEY] for r in rows if isinstance(r.get(CGROUP_KEY), int))
+        ids.update(v for r in rows for k, v in r.items()
+                   if holds_cgroup(k) and isinstance(v, int) and not isinstance(v, bool)
+                   and v > 0)  # task_cgroup()'s 0: not known, not a cgroup
     return ids
 
 

@@ -4,7 +4,7 @@ thread `bpfr_spinner`: 20 us of work, then 1 ms asleep, at SCHED_IDLE) in anothe
 pinned to one CPU, so the waiter waits for the hog after each wakeup. A small runbook keys its
 slow waits by the waiting thread, task_cgroup() of it, the holder and the holder's cgroup:
 the waiter's waits are its own cgroup's, the hog's holds the hog's. The shipped runq-latency
-names both units in its finding. Rows are picked by the workloads' thread ids, so other
+names both units in its finding and in its by-cgroups view. Rows are picked by the workloads' thread ids, so other
 processes on a busy machine do not matter; the cgroups are removed afterwards, also when a
 test fails.
 """
@@ -136,3 +136,6 @@ def test_runq_latency_names_the_waiting_unit_and_the_holding_one(
             in messages[0]), messages[0]
     names = doc["host"]["cgroups"]
     assert names[str(contention.hog_cgroup)] == f"unit {contention.hog_unit}"
+    assert names[str(contention.wait_cgroup)] == f"unit {contention.wait_unit}"
+    report = (tmp_path / "out" / "report.md").read_text()
+    assert f"| unit {contention.wait_unit} | unit {contention.hog_unit} |" in report
