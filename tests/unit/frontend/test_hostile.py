@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.paths import FIXTURES
+from helpers.paths import FIXTURES, REPO
 from typer.testing import CliRunner
 
 import bpfrun.cli
+import bpfrun.cli.check
 from bpfrun.kernel.tracefs import FakeKernel
 
 HOSTILE = FIXTURES / "hostile"
@@ -34,7 +35,9 @@ STEP = ("steps:\n  - id: s\n    probes:\n      - probe: tracepoint:syscalls:sys_
 
 @pytest.fixture(autouse=True)
 def recorded_kernel(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(bpfrun.cli, "default_kernel", lambda: FakeKernel(FIXTURES / "tracefs"))
+    # validate and compile look the kernel up in bpfrun.cli.check
+    monkeypatch.setattr(bpfrun.cli.check, "default_kernel",
+                        lambda: FakeKernel(FIXTURES / "tracefs"))
 
 
 def validate(*paths: str | Path) -> tuple[int, list[str], str]:
@@ -120,7 +123,7 @@ def test_unreadable_files_and_folders_are_errors(tmp_path: Path) -> None:
                         sys.executable, "-m", "bpfrun", "validate", str(path),
                         str(hidden / "x.yaml")],
                        capture_output=True, text=True, timeout=60,
-                       cwd=Path(bpfrun.cli.__file__).parents[1])
+                       cwd=REPO)
     assert r.returncode == 2, r.stderr
     assert f"{path}:1:1: error: cannot read runbook {path}: Permission denied" in r.stderr
     assert f"{hidden}/x.yaml:1:1: error: cannot read runbook {hidden}/x.yaml: Permission " \
