@@ -131,3 +131,10 @@ def test_the_checker_sees_a_later_stage_import(tmp_path: Path) -> None:
     fake.write_text("def f():\n    from bpfrun.runtime import runner\n")
     assert imports_of(fake) == {"bpfrun.runtime.runner"}
     assert stage_of("bpfrun.runtime.runner") > stage_of("bpfrun.frontend.model")
+
+
+def test_the_cli_package_is_the_last_stage() -> None:
+    """Every module of bpfrun/cli/ (one per command group) sits with its package at the end."""
+    cli_modules = [m for m in graph() if m.split(".")[:2] == ["bpfrun", "cli"]]
+    assert "bpfrun.cli.common" in cli_modules
+    assert {stage_of(m) for m in cli_modules} == {len(STAGES) - 1}
