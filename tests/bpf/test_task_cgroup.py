@@ -4,9 +4,9 @@ thread `bpfr_spinner`: 20 us of work, then 1 ms asleep, at SCHED_IDLE) in anothe
 pinned to one CPU, so the waiter waits for the hog after each wakeup. A small runbook keys its
 slow waits by the waiting thread, task_cgroup() of it, the holder and the holder's cgroup:
 the waiter's waits are its own cgroup's, the hog's holds the hog's. The shipped runq-latency
-names both units in its finding and in its by-cgroups view. Rows are picked by the workloads' thread ids, so other
-processes on a busy machine do not matter; the cgroups are removed afterwards, also when a
-test fails.
+names both units in its finding and in its by-cgroups view. Rows are picked by the
+workloads' thread ids, so other processes on a busy machine do not matter; the cgroups are
+removed afterwards, also when a test fails.
 """
 
 from __future__ import annotations
