@@ -425,8 +425,10 @@ def _overhead(step: StepResult) -> list[Block]:
     if o is None:
         return []
     budget = f"budget {o.budget_percent:g} %" if o.budget_percent else "no budget"
+    timed = "" if o.timed_percent is None else \
+        f"; estimated from the {o.timed_percent:g} % of the time the kernel timed them"
     text = (f" {o.cpu_percent:.2f} % of all CPUs in BPF programs "
-            f"({o.bpf_ns / 1e6:,.1f} ms over {o.events:,} probe hits; {budget})")
+            f"({o.bpf_ns / 1e6:,.1f} ms over {o.events:,} probe hits{timed}; {budget})")
     text += ": stopped early, over budget." if o.stopped else "."
     return [Para((Strong("Overhead:"), text))]
 

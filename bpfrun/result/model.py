@@ -83,15 +83,21 @@ class Overhead:
     cpu_percent: float
     budget_percent: float | None  # None: no limit
     stopped: bool = False
+    # Share of the time the kernel timed the programs; bpf_ns and events are scaled from it
+    # (None: all of it, exact).
+    timed_percent: float | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"bpf_ns": self.bpf_ns, "events": self.events, "cpu_percent": self.cpu_percent,
-                "budget_percent": self.budget_percent, "stopped": self.stopped}
+        out = {"bpf_ns": self.bpf_ns, "events": self.events, "cpu_percent": self.cpu_percent,
+               "budget_percent": self.budget_percent, "stopped": self.stopped}
+        if self.timed_percent is not None:
+            out["timed_percent"] = self.timed_percent
+        return out
 
     @classmethod
     def from_json(cls, doc: Mapping[str, Any]) -> Overhead:
         return cls(doc["bpf_ns"], doc["events"], doc["cpu_percent"], doc["budget_percent"],
-                   doc["stopped"])
+                   doc["stopped"], doc.get("timed_percent"))
 
 
 @dataclass(frozen=True)

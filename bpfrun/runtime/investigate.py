@@ -254,9 +254,11 @@ class Investigation:
         if raw.over_budget is not None and raw.budget:
             self.budget_findings[step.id] = budget_message(
                 step.id, raw.overhead, raw.over_budget, raw.budget, raw.seconds)
-        return Overhead(raw.overhead.bpf_ns, raw.overhead.events,
-                        round(raw.overhead.cpu_percent, 3), raw.budget,
-                        raw.over_budget is not None)
+        o = raw.overhead
+        timed = None if o.timed is None or o.seconds <= 0 or o.timed >= o.seconds else \
+            round(100 * o.timed / o.seconds, 1)
+        return Overhead(o.bpf_ns, o.events, round(o.cpu_percent, 3), raw.budget,
+                        raw.over_budget is not None, timed)
 
 
 def _judge(t: Threshold, local: dict[str, Any], values: dict[str, Any],

@@ -41,7 +41,7 @@ from bpfrun.runtime.mapvalues import (
     recorded,
     syscall_name,
 )
-from bpfrun.runtime.overhead import Measured, OverheadMeter, stats_enabled
+from bpfrun.runtime.overhead import Measured, OverheadMeter
 from bpfrun.runtime.stacks import StackNamer, StackRef, named_key, named_rows
 from bpfrun.runtime.unwind_tables import UnwindTables
 
@@ -113,21 +113,20 @@ class StepRunner:
         self.drain = Drain(self.b, self.prog.aggs, self.prog.fill_maps)
         raw.compile_seconds = time.monotonic() - t0
         try:
-            with stats_enabled() as timed:
-                self.attach()
-                attached = time.monotonic()
-                if timed:
-                    self.meter = OverheadMeter([f.fd for f in self.b.funcs.values()],
-                                               self.budget)
-                    self.meter.start()
-                self.on_attached()
-                raw.interrupted = self.wait(raw)
-                raw.seconds = time.monotonic() - attached  # what the probes saw: `elapsed`
-                if self.meter is not None:
-                    raw.overhead, raw.over_budget = self.meter.total(), self.meter.over
-                raw.budget = self.budget
+            self.attach()
+            attached = time.monotonic()
+            meter = OverheadMeter([f.fd for f in self.b.funcs.values()], self.budget)
+            self.meter = meter if meter.start() else None
+            self.on_attached()
+            raw.interrupted = self.wait(raw)
+            raw.seconds = time.monotonic() - attached  # what the probes saw: `elapsed`
+            if self.meter is not None:
+                raw.overhead, raw.over_budget = self.meter.total(), self.meter.over
+            raw.budget = self.budget
             self.read(raw)
         finally:
+            if self.meter is not None:
+                self.meter.close()
             self.b.cleanup()
         return raw
 

@@ -43,33 +43,68 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
     return c
 
 
-def test_the_meter_reads_once_a_second_and_stops_a_step_over_budget(clock: Clock) -> None:
-    meter = OverheadMeter([3], budget=5.0, cpus=2)
-    meter.start()
-    clock.now, clock.ns, clock.runs = 100.5, 10**9, 10
-    assert not meter.check() and clock.reads == 1  # not a second yet: nothing read
-    clock.now = 101.0
-    assert meter.check()  # 1 s of BPF on 2 CPUs over 1 s: 50 %
+class Switch:
+    """Stands in for BPF_ENABLE_STATS: records when the statistics are on."""
+
+    def __init__(self, available: bool = True) -> None:
+        self.available, self.is_on, self.turned_on = available, False, 0
+
+    def on(self) -> bool:
+        if self.available and not self.is_on:
+            self.is_on, self.turned_on = True, self.turned_on + 1
+        return self.available
+
+    def off(self) -> None:
+        self.is_on = False
+
+
+def test_a_window_over_budget_stops_the_step(clock: Clock) -> None:
+    switch = Switch()
+    meter = OverheadMeter([3], budget=5.0, cpus=2, switch=switch)  # type: ignore[arg-type]
+    assert meter.start() and switch.is_on
+    clock.now, clock.ns, clock.runs = 100.05, 10**8, 10
+    assert not meter.check() and clock.reads == 1  # the window is still open: nothing read
+    clock.now, clock.ns = 100.125, 125_000_000
+    assert meter.check() and not switch.is_on  # 0.125 s of BPF on 2 CPUs over 0.125 s: 50 %
     assert meter.over is not None and meter.over.cpu_percent == pytest.approx(50.0)
-    assert meter.total().events == 10
 
 
-def test_a_cheap_step_is_measured_and_never_stopped(clock: Clock) -> None:
-    meter = OverheadMeter([3], budget=5.0, cpus=2)
+def test_statistics_are_on_a_tenth_of_the_time_and_the_total_is_scaled(clock: Clock) -> None:
+    # Timing every program run costs every program on the host two clock reads a run: the
+    # kernel times a window of each second, and the step's total is scaled from the windows.
+    switch = Switch()
+    meter = OverheadMeter([3], budget=5.0, cpus=2, switch=switch)  # type: ignore[arg-type]
     meter.start()
-    for second in range(1, 4):
-        clock.now, clock.ns = 100.0 + second, second * 10_000_000  # 0.5 % each second
-        assert not meter.check()
+    for second in range(3):
+        clock.now = 100.0 + second + 0.125
+        clock.ns += 1_250_000  # 1.25 ms of BPF in each 0.125 s window on 2 CPUs: 0.5 %
+        clock.runs += 100
+        assert not meter.check() and not switch.is_on
+        clock.now = 100.0 + second + 0.5
+        assert not meter.check() and not switch.is_on  # off between windows
+        clock.now = 100.0 + second + 1.0
+        meter.check()
+        assert switch.is_on  # the next second's window
+    clock.now = 103.0
     total = meter.total()
-    assert total.cpu_percent == pytest.approx(0.5) and meter.over is None
+    assert total.cpu_percent == pytest.approx(0.5, rel=0.01) and meter.over is None
+    assert total.events == pytest.approx(2400, rel=0.01)  # 300 timed runs, an eighth timed
+    assert total.timed == pytest.approx(0.375) and switch.turned_on == 4
+    meter.close()
+    assert not switch.is_on
 
 
 def test_without_a_budget_the_meter_only_measures(clock: Clock) -> None:
-    meter = OverheadMeter([3], budget=None, cpus=1)
+    meter = OverheadMeter([3], budget=None, cpus=1, switch=Switch())  # type: ignore[arg-type]
     meter.start()
-    clock.now, clock.ns = 101.0, 10**9
+    clock.now, clock.ns = 100.125, 125_000_000
     assert not meter.check()
     assert meter.total().cpu_percent == pytest.approx(100.0)
+
+
+def test_without_statistics_nothing_is_measured(clock: Clock) -> None:
+    meter = OverheadMeter([3], budget=5.0, switch=Switch(available=False))  # type: ignore[arg-type]
+    assert not meter.start()
 
 
 @pytest.mark.parametrize(("option", "policy", "budget"), [
@@ -131,6 +166,17 @@ def test_the_report_states_each_steps_overhead() -> None:
     assert ("**Overhead:** 6.00 % of all CPUs in BPF programs (120.0 ms over 900,000 probe "
             "hits; budget 5 %): stopped early, over budget.") in md
 
+
+def test_an_estimate_from_timed_windows_says_so() -> None:
+    result = stopped_result()
+    step = replace(result.steps[0], overhead=Overhead(120_000_000, 900_000, 6.0, 5.0, True,
+                                                      timed_percent=10.0))
+    sampled = replace(result, steps=(step, *result.steps[1:]))
+    doc = sampled.to_json()
+    assert doc["steps"][0]["overhead"]["timed_percent"] == 10.0
+    assert validate_result(doc) == [] and RunResult.from_json(doc) == sampled
+    assert ("(120.0 ms over 900,000 probe hits; estimated from the 10 % of the time the kernel "
+            "timed them; budget 5 %)") in render_markdown(sampled)
 
 
 def test_a_policy_sets_the_budget(tmp_path: Path) -> None:
