@@ -12,12 +12,12 @@ static __always_inline void bpfrun_lost(int kind) {
 }
 
 /* Keys inserted into each keyed map (one entry, read in one go): how full the maps are. */
-struct bpfrun_fill { u64 n[3]; };
+struct bpfrun_fill { u64 n[2]; };
 BPF_PERCPU_ARRAY(bpfrun_fill_map, struct bpfrun_fill, 1);
 static __always_inline void bpfrun_filled(u32 slot) {
     u32 zero = 0;
     struct bpfrun_fill *f = bpfrun_fill_map.lookup(&zero);
-    if (f && slot < 3) f->n[slot] += 1;
+    if (f && slot < 2) f->n[slot] += 1;
 }
 
 struct bpfrun_stats { u64 count; s64 sum; s64 min; s64 max; };
@@ -33,19 +33,17 @@ static __always_inline void bpfrun_stats_add(struct bpfrun_stats *st, s64 x) {
 #define BPFRUN_READ_COMM() do { if (!bpfrun_have_comm) { bpf_get_current_comm(&bpfrun_comm, sizeof(bpfrun_comm)); bpfrun_have_comm = 1; } } while (0)
 
 
-struct bpfrun_agg0_by_cgroup_key { u64 k0; };
-struct bpfrun_agg1_by_process_syscall_key { u64 k0; char k1[16]; u64 k2; };
-struct bpfrun_agg1_by_process_syscall_val { u64 m0; struct bpfrun_stats m1; struct bpfrun_stats m2; };
+struct bpfrun_agg0_by_process_syscall_key { u64 k0; char k1[16]; u64 k2; u64 k3; };
+struct bpfrun_agg0_by_process_syscall_val { u64 m0; struct bpfrun_stats m1; struct bpfrun_stats m2; };
 struct bpfrun_agg5_waits_key { u64 k0; };
 struct bpfrun_syscalls_span_val { u64 ts; u64 b0; };
 
-BPF_PERCPU_HASH(agg0_by_cgroup, struct bpfrun_agg0_by_cgroup_key, u64, 10240);
-BPF_PERCPU_HASH(agg1_by_process_syscall, struct bpfrun_agg1_by_process_syscall_key, struct bpfrun_agg1_by_process_syscall_val, 10240);
+BPF_PERCPU_HASH(agg0_by_process_syscall, struct bpfrun_agg0_by_process_syscall_key, struct bpfrun_agg0_by_process_syscall_val, 10240);
 BPF_PERCPU_HASH(agg5_waits, struct bpfrun_agg5_waits_key, struct bpfrun_stats, 1024);
 BPF_PERCPU_ARRAY(agg5_waits_idx, struct bpfrun_stats, 512);
 BPF_TASK_STORAGE(pending_syscalls, struct bpfrun_syscalls_span_val);
 
-/* span end rawtracepoint:sys_exit (runbook runbooks/syscalls.yaml:56:12) */
+/* span end rawtracepoint:sys_exit (runbook runbooks/syscalls.yaml:61:12) */
 static __always_inline int bpfrun_syscalls_probe3_h0(struct bpf_raw_tracepoint_args *ctx) {
     u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
     char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
@@ -54,20 +52,7 @@ static __always_inline int bpfrun_syscalls_probe3_h0(struct bpf_raw_tracepoint_a
     struct bpfrun_syscalls_span_val pv = *pp;
     pp->ts = 0;  /* consumed: the slot stays with the task */
     u64 duration = bpf_ktime_get_ns() - pv.ts;
-    /* aggregation by_cgroup: count (runbook runbooks/syscalls.yaml:60:11) */
-    do {
-        struct bpfrun_agg0_by_cgroup_key k;
-        __builtin_memset(&k, 0, sizeof(k));
-        k.k0 = bpf_get_current_cgroup_id();
-        u64 z_agg0_by_cgroup = 0;
-        u64 *v_agg0_by_cgroup = agg0_by_cgroup.lookup(&k);
-        if (!v_agg0_by_cgroup) {
-            if (agg0_by_cgroup.insert(&k, &z_agg0_by_cgroup) == 0) bpfrun_filled(0);
-            v_agg0_by_cgroup = agg0_by_cgroup.lookup(&k);
-        }
-        if (v_agg0_by_cgroup) *v_agg0_by_cgroup += 1; else bpfrun_lost(LOST_MAP_FULL);
-    } while (0);
-    /* aggregations by_process_syscall, work, slow_calls: one map, keyed alike (runbook runbooks/syscalls.yaml:61:11) */
+    /* aggregations by_process_syscall, work, slow_calls: one map, keyed alike (runbook runbooks/syscalls.yaml:67:11) */
     do {
         int w0 = 1;
         int in1 = 0;
@@ -75,29 +60,30 @@ static __always_inline int bpfrun_syscalls_probe3_h0(struct bpf_raw_tracepoint_a
         int w1 = (!in1);
         int w2 = ((duration > 100000ULL) && (!in1));
         if (!(w0 || w1 || w2)) break;
-        struct bpfrun_agg1_by_process_syscall_key k;
+        struct bpfrun_agg0_by_process_syscall_key k;
         __builtin_memset(&k, 0, sizeof(k));
         k.k0 = (BPFRUN_PID_TGID() >> 32);
         BPFRUN_READ_COMM();
         __builtin_memcpy(&k.k1, bpfrun_comm, 16);
         k.k2 = pv.b0;
-        struct bpfrun_agg1_by_process_syscall_val z_agg1_by_process_syscall = {};
-        struct bpfrun_agg1_by_process_syscall_val *v_agg1_by_process_syscall = agg1_by_process_syscall.lookup(&k);
-        if (!v_agg1_by_process_syscall) {
-            if (agg1_by_process_syscall.insert(&k, &z_agg1_by_process_syscall) == 0) bpfrun_filled(1);
-            v_agg1_by_process_syscall = agg1_by_process_syscall.lookup(&k);
+        k.k3 = bpf_get_current_cgroup_id();
+        struct bpfrun_agg0_by_process_syscall_val z_agg0_by_process_syscall = {};
+        struct bpfrun_agg0_by_process_syscall_val *v_agg0_by_process_syscall = agg0_by_process_syscall.lookup(&k);
+        if (!v_agg0_by_process_syscall) {
+            if (agg0_by_process_syscall.insert(&k, &z_agg0_by_process_syscall) == 0) bpfrun_filled(0);
+            v_agg0_by_process_syscall = agg0_by_process_syscall.lookup(&k);
         }
-        if (!v_agg1_by_process_syscall) {
+        if (!v_agg0_by_process_syscall) {
             if (w0) bpfrun_lost(LOST_MAP_FULL);
             if (w1) bpfrun_lost(LOST_MAP_FULL);
             if (w2) bpfrun_lost(LOST_MAP_FULL);
             break;
         }
-        if (w0) v_agg1_by_process_syscall->m0 += 1;
-        if (w1) bpfrun_stats_add(&v_agg1_by_process_syscall->m1, (s64)(duration));
-        if (w2) bpfrun_stats_add(&v_agg1_by_process_syscall->m2, (s64)(duration));
+        if (w0) v_agg0_by_process_syscall->m0 += 1;
+        if (w1) bpfrun_stats_add(&v_agg0_by_process_syscall->m1, (s64)(duration));
+        if (w2) bpfrun_stats_add(&v_agg0_by_process_syscall->m2, (s64)(duration));
     } while (0);
-    /* aggregation waits: stats (runbook runbooks/syscalls.yaml:98:11) */
+    /* aggregation waits: stats (runbook runbooks/syscalls.yaml:104:11) */
     do {
         int in2 = 0;
         switch ((u64)(pv.b0)) { case 0ULL: /* read */ case 7ULL: /* poll */ case 19ULL: /* readv */ case 23ULL: /* select */ case 34ULL: /* pause */ case 35ULL: /* nanosleep */ case 43ULL: /* accept */ case 45ULL: /* recvfrom */ case 47ULL: /* recvmsg */ case 61ULL: /* wait4 */ case 65ULL: /* semop */ case 70ULL: /* msgrcv */ case 73ULL: /* flock */ case 128ULL: /* rt_sigtimedwait */ case 130ULL: /* rt_sigsuspend */ case 202ULL: /* futex */ case 208ULL: /* io_getevents */ case 220ULL: /* semtimedop */ case 230ULL: /* clock_nanosleep */ case 232ULL: /* epoll_wait */ case 243ULL: /* mq_timedreceive */ case 247ULL: /* waitid */ case 270ULL: /* pselect6 */ case 271ULL: /* ppoll */ case 281ULL: /* epoll_pwait */ case 288ULL: /* accept4 */ case 299ULL: /* recvmmsg */ case 333ULL: /* io_pgetevents */ case 426ULL: /* io_uring_enter */ case 441ULL: /* epoll_pwait2 */ case 449ULL: /* futex_waitv */ case 455ULL: /* futex_wait */ in2 = 1; }
@@ -114,7 +100,7 @@ static __always_inline int bpfrun_syscalls_probe3_h0(struct bpf_raw_tracepoint_a
             struct bpfrun_stats z_agg5_waits = {};
             struct bpfrun_stats *st_agg5_waits = agg5_waits.lookup(&k);
             if (!st_agg5_waits) {
-                if (agg5_waits.insert(&k, &z_agg5_waits) == 0) bpfrun_filled(2);
+                if (agg5_waits.insert(&k, &z_agg5_waits) == 0) bpfrun_filled(1);
                 st_agg5_waits = agg5_waits.lookup(&k);
             }
             if (st_agg5_waits) bpfrun_stats_add(st_agg5_waits, (s64)x); else bpfrun_lost(LOST_MAP_FULL);
@@ -123,7 +109,7 @@ static __always_inline int bpfrun_syscalls_probe3_h0(struct bpf_raw_tracepoint_a
     return 0;
 }
 
-/* span begin rawtracepoint:sys_enter (runbook runbooks/syscalls.yaml:50:9) */
+/* span begin rawtracepoint:sys_enter (runbook runbooks/syscalls.yaml:55:9) */
 static __always_inline int bpfrun_syscalls_probe4_h0(struct bpf_raw_tracepoint_args *ctx) {
     u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
     char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
@@ -254,13 +240,13 @@ struct bpfrun_agg1_stacks_key { u64 k0; u64 k1; u32 tgid; };
 BPF_PERCPU_HASH(agg0_calls, struct bpfrun_agg0_calls_key, u64, 10240);
 BPF_PERCPU_HASH(agg1_stacks, struct bpfrun_agg1_stacks_key, u64, 10240);
 
-/* tracepoint:raw_syscalls:sys_enter (runbook runbooks/syscalls.yaml:155:9) */
+/* tracepoint:raw_syscalls:sys_enter (runbook runbooks/syscalls.yaml:161:9) */
 static __always_inline int bpfrun_storm_code_probe1_h0(void *ctx) {
     struct bpfrun_tp_raw_syscalls_sys_enter *args = ctx;
     u64 bpfrun_pid_tgid = 0; int bpfrun_have_pid_tgid = 0;
     char bpfrun_comm[16] = {}; int bpfrun_have_comm = 0;
     if (!((BPFRUN_PID_TGID() >> 32) == 0 /* steps.syscalls.storm_pid: bound at run time */)) return 0;
-    /* aggregation calls: count (runbook runbooks/syscalls.yaml:158:13) */
+    /* aggregation calls: count (runbook runbooks/syscalls.yaml:164:13) */
     do {
         struct bpfrun_agg0_calls_key k;
         __builtin_memset(&k, 0, sizeof(k));
@@ -276,7 +262,7 @@ static __always_inline int bpfrun_storm_code_probe1_h0(void *ctx) {
         }
         if (v_agg0_calls) *v_agg0_calls += 1; else bpfrun_lost(LOST_MAP_FULL);
     } while (0);
-    /* aggregation stacks: count (runbook runbooks/syscalls.yaml:159:13) */
+    /* aggregation stacks: count (runbook runbooks/syscalls.yaml:165:13) */
     do {
         struct bpfrun_agg1_stacks_key k;
         __builtin_memset(&k, 0, sizeof(k));
