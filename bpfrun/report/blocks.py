@@ -10,17 +10,17 @@ it safely can.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TypeAlias
 
-_CONTROL = re.compile("[\x00-\x1f\x7f]")
+from bpfrun.errors import shown
 
 
 def visible(value: object) -> str:
-    """One line of data with its control characters shown (\\n, \\x07) instead of acted on."""
-    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", str(value))
+    """One line of data with its control characters (C0, C1) and format characters (bidi
+    overrides, which reorder what a reader sees) shown as \\x07 / \\u202e instead of acted on."""
+    return shown(str(value))
 
 
 @dataclass(frozen=True)
