@@ -82,16 +82,28 @@ def sample_gate(ctx: StepContext, n: int, leave: str) -> list[str]:
 
 def where(ctx: StepContext, agg: Aggregation, comp: ExprCompiler) -> list[str] | None:
     """The aggregation's own predicate as statements; None when it can never hold."""
+    cond = condition(ctx, agg, comp)
+    if cond is None:
+        return None
+    return [] if cond == ALWAYS else [*comp.take_pre(), f"if (!{cond}) break;"]
+
+
+ALWAYS = "1"
+
+
+def condition(ctx: StepContext, agg: Aggregation, comp: ExprCompiler) -> str | None:
+    """The aggregation's `where` as a C condition (ALWAYS without one); None when it never
+    holds or could not be compiled (reported). Statements it needs first are in comp.pre."""
     if agg.where is None:
-        return []
+        return ALWAYS
     try:
         w = comp.predicate(agg.where.node)
     except CompileError as e:
         ctx.compile_error(e, agg.where)
         return None
     if w.is_const:
-        return [] if w.const else None
-    return [*comp.take_pre(), f"if (!{w.code}) break;"]
+        return ALWAYS if w.const else None
+    return str(w.code)
 
 
 def keys_of(ctx: StepContext, agg: Aggregation, comp: ExprCompiler,

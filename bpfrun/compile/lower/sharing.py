@@ -24,6 +24,7 @@ from bpfrun.compile.cexpr import CompileError, ExprCompiler, Scope
 from bpfrun.compile.cstr import c_comment
 from bpfrun.compile.lower.aggregation import (
     agg_names,
+    condition,
     keys_of,
     lookup_or_insert,
     lower_aggregation,
@@ -166,21 +167,6 @@ def lower_shared(ctx: StepContext, group: list[Aggregation], scope: Scope) -> li
     ids = ", ".join(m[0].id for m in members)
     note = c_comment(f"aggregations {ids}: one map, keyed alike (runbook {group[0].loc})")
     return [f"/* {note} */", "do {", *("    " + line for line in body), "} while (0);"]
-
-
-def condition(ctx: StepContext, agg: Aggregation, comp: ExprCompiler) -> str | None:
-    """The member's `where` as a C condition ("1" without one); None when it never holds
-    or could not be compiled (reported)."""
-    if agg.where is None:
-        return "1"
-    try:
-        w = comp.predicate(agg.where.node)
-    except CompileError as e:
-        ctx.compile_error(e, agg.where)
-        return None
-    if w.is_const:
-        return "1" if w.const else None
-    return str(w.code)
 
 
 def map_size(group: list[Aggregation]) -> int:
