@@ -135,6 +135,9 @@ class CgroupFilter:
     kind: str = "cgroup"  # cgroup | unit | container | pod: the option given
     asked: str = ""  # as given
     path: str = ""  # relative to the unified hierarchy's root
+    # False: `level` is only the least it can be (bpfrun inside a cgroup namespace that shows
+    # its own part of the hierarchy, whose root's level is hidden): every level from it is tried
+    level_exact: bool = True
 
 
 @dataclass

@@ -7,6 +7,7 @@ The id of a cgroup v2 is its directory's inode number (what bpf_get_current_cgro
 bpf_get_current_ancestor_cgroup_id() return); its level is the number of path components
 below the root. Hybrid hosts (v1 controllers with cgroup2 at /sys/fs/cgroup/unified) work the
 same: the BPF helpers read the default hierarchy, which is what the cgroup2 mount shows.
+Inside a cgroup namespace, paths and levels go through bpfrun.kernel.cgroupview.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bpfrun.errors import MachineError, UsageError
+from bpfrun.kernel.cgroupview import CgroupView, is_whole, view_of
 from bpfrun.kernel.containers import ContainerInfo, ContainerMetadata
 
 MOUNTS = Path("/proc/self/mounts")
@@ -51,18 +53,21 @@ class CgroupTarget:
     id: int
     level: int
     label: str  # "container 4f1c0ffee2b0 (docker)", "unit checkout.service", ...
+    exact: bool = True  # False: `level` is only the least it can be (cgroupview)
 
 
 def unified_root(mounts: Path = MOUNTS) -> Path:
-    """Where the cgroup2 hierarchy is mounted; MachineError on a pure v1 host."""
+    """Where the cgroup2 hierarchy is mounted (the whole hierarchy's mount when a cgroup
+    namespace also has its own part mounted); MachineError on a pure v1 host."""
     try:
         lines = mounts.read_text(encoding="utf-8").splitlines()
     except OSError:
         lines = []
-    for line in lines:
-        parts = line.split()
-        if len(parts) > 2 and parts[2] == "cgroup2":
-            return Path(parts[1].replace("\\040", " "))
+    points = [parts[1].replace("\\040", " ") for line in lines
+              if len(parts := line.split()) > 2 and parts[2] == "cgroup2"]
+    found = [Path(p) for p in dict.fromkeys(reversed(points))][::-1]  # the last at a point
+    if found:
+        return next((p for p in found if is_whole(p)), found[0])
     for root in UNIFIED_FALLBACKS:
         if (root / "cgroup.controllers").exists():
             return root
@@ -92,22 +97,26 @@ def walk(root: Path, limit: int = MAX_WALK) -> Iterator[str]:
 
 
 def resolve_target(kind: str, asked: str, root: Path | None = None,
-                   meta: ContainerMetadata | None = None) -> CgroupTarget:
+                   meta: ContainerMetadata | None = None,
+                   view: CgroupView | None = None) -> CgroupTarget:
     """The cgroup `asked` names; UsageError (exit 2) naming what was looked for if none.
-    `meta` names containers and pods (default: this host's runtimes' metadata)."""
-    root = root if root is not None else unified_root()
+    `meta` names containers and pods (default: this host's runtimes' metadata); `view` is
+    how this process sees the hierarchy (default: that of the mount at `root`)."""
+    if view is None:
+        view = view_of(root if root is not None else unified_root())
     meta = meta if meta is not None else ContainerMetadata()
-    rel = _find(kind, asked.strip(), root, meta)
-    directory = root / rel if rel else root
-    return CgroupTarget(kind, asked, rel, cgroup_id(directory),
-                        len([p for p in rel.split("/") if p]), name_of_path(rel, meta=meta))
+    rel = _find(kind, asked.strip(), view, meta)
+    level, exact = view.level(rel)
+    return CgroupTarget(kind, asked, rel, cgroup_id(view.mount / rel if rel else view.mount),
+                        level, _name(view, rel, meta), exact)
 
 
-def _find(kind: str, asked: str, root: Path, meta: ContainerMetadata) -> str:
+def _find(kind: str, asked: str, view: CgroupView, meta: ContainerMetadata) -> str:
     if not asked:
         raise UsageError(f"--{kind}: empty (give what to aim at)", _hint(kind))
+    root = view.mount
     if kind == "cgroup":
-        return _find_path(asked, root)
+        return _find_path(asked, view)
     if kind == "unit":
         unit = asked if "." in asked else f"{asked}.service"
         matches = [r for r in walk(root) if os.path.basename(r) == unit]
@@ -127,34 +136,46 @@ def _find(kind: str, asked: str, root: Path, meta: ContainerMetadata) -> str:
         raise UsageError(f"unknown target kind {kind!r}", "one of: " + ", ".join(KINDS))
     matches = _outermost(matches)
     if not matches:
-        raise UsageError(f"no cgroup for {what}", _hint(kind))
+        raise UsageError(f"no cgroup for {what}{view.outside()}", _hint(kind))
     if len(matches) > 1:
         raise UsageError(f"{kind} {asked} matches {len(matches)} cgroups: "
                          + ", ".join(matches[:5]), "give a longer id or --cgroup PATH")
     return matches[0]
 
 
-def _find_path(asked: str, root: Path) -> str:
-    p = Path(asked)
+def _find_path(asked: str, view: CgroupView) -> str:
+    """A folder under the mount, a path relative to the mount's root, or one as
+    /proc/PID/cgroup writes it (from this process's cgroup namespace's root)."""
+    root, p = view.mount, Path(asked)
     if p.is_absolute():
         try:
-            rel = p.resolve().relative_to(root.resolve())
+            rel: Path | None = p.resolve().relative_to(root.resolve())
         except ValueError:
             rel = None
-        if rel is None and (root / asked.lstrip("/")).is_dir():
-            rel = Path(asked.lstrip("/"))  # as /proc/PID/cgroup writes it
+        if rel is None:
+            placed = view.from_namespace(asked)
+            rel = Path(placed) if placed is not None else None
         if rel is None:
             raise UsageError(f"no cgroup {asked}: it is not under the unified hierarchy "
-                             f"{root}", _hint("cgroup"))
+                             f"{root}{_as_proc_writes(view)}{view.outside()}", _hint("cgroup"))
     else:
         rel = p
     rel_s = str(rel).strip("/")
     if rel_s in ("", "."):
         return ""
     if ".." in rel.parts or not (root / rel_s).is_dir():
-        raise UsageError(f"no cgroup {asked} (looked for the folder {root / rel_s})",
-                         _hint("cgroup"))
+        raise UsageError(f"no cgroup {asked} (looked for the folder {root / rel_s}"
+                         f"{_as_proc_writes(view) if p.is_absolute() else ''})"
+                         f"{view.outside()}", _hint("cgroup"))
     return rel_s
+
+
+def _as_proc_writes(view: CgroupView) -> str:
+    if not view.in_namespace:
+        return ""
+    where = view.mount / view.ns_root if view.ns_root is not None else None
+    return (f", as /proc/PID/cgroup writes it in this cgroup namespace, whose root is "
+            f"{where if where is not None else 'not under ' + str(view.mount)}")
 
 
 def _find_container(asked: str, root: Path, meta: ContainerMetadata) -> list[str]:
@@ -224,6 +245,12 @@ def _pod_uid(component: str) -> str | None:
     return m.group(1).replace("_", "-") if m else None
 
 
+def _name(view: CgroupView, rel: str, meta: ContainerMetadata) -> str:
+    if not rel and not view.whole:
+        return "cgroup / (the root of this cgroup namespace)"
+    return name_of_path(rel, meta=meta)
+
+
 def name_of_path(rel: str, pods: dict[str, str] | None = None,
                  meta: ContainerMetadata | None = None) -> str:
     """A reader's name for the cgroup at `rel` (relative to the unified root): pods by
@@ -280,21 +307,24 @@ class CgroupNames:
         self.root = root
         self.meta = meta if meta is not None else ContainerMetadata()
         self.cache: dict[int, str] = {}
+        self.whole = True  # the walk saw the whole hierarchy: an id not in it is gone
 
     def refresh(self) -> None:
         try:
-            root = self.root if self.root is not None else unified_root()
+            view = view_of(self.root if self.root is not None else unified_root())
         except MachineError:
             return
+        self.whole = view.whole
         self.meta.new_listing()
-        for rel in walk(root):
+        for rel in walk(view.mount):
             try:
-                self.cache[cgroup_id(root / rel if rel else root)] = \
-                    name_of_path(rel, meta=self.meta)
+                self.cache[cgroup_id(view.mount / rel if rel else view.mount)] = \
+                    _name(view, rel, self.meta)
             except OSError:
                 continue
 
     def name(self, cid: int) -> str:
         if cid not in self.cache:
             self.refresh()
-        return self.cache.get(cid, f"cgroup {cid} (gone)")
+        gone = "gone" if self.whole else "gone, or outside this cgroup namespace"
+        return self.cache.get(cid, f"cgroup {cid} ({gone})")

@@ -110,7 +110,7 @@ def cgroup_target(options: TargetOptions, rb: Runbook | None = None,
         raise UsageError("give one of --cgroup, --unit, --container, --pod",
                          "a pod covers its containers; a slice covers its units")
     t = resolve_target(*given[0])
-    return CgroupFilter(t.id, t.level, t.label, t.kind, t.asked, t.path)
+    return CgroupFilter(t.id, t.level, t.label, t.kind, t.asked, t.path, t.exact)
 
 
 def baseline_run(spec: str, runbook: str) -> tuple[RunResult, str]:
