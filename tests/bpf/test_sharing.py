@@ -49,6 +49,7 @@ steps:
           - {id: calls, count: true, by: [pid, args.ret], size: 64}
           - {id: written, stats: args.ret, by: [pid, args.ret], where: args.ret > 0, size: 64}
           - {id: failed, count: true, by: [pid, args.ret], where: args.ret < 0, size: 64}
+      - probe: interval:ms:200
 """
 
 
@@ -83,3 +84,11 @@ def test_shared_and_derived_aggregations_count_exactly_through_drains(tmp_path: 
     failed = aggs["failed"]["rows"]
     assert [(r["key"]["args.ret"], r["value"]) for r in failed] == [(-9, 7)]
     assert aggs["by_process"]["rows"] == [{"key": {"pid": child.pid}, "value": 2 * SIZES + 7}]
+    # The running totals read the shared entry's members and the derived count's source (the
+    # failed writes come last, after the last tick: their gains may all be 0).
+    points = step["series"]["points"]
+    for agg, final in (("by_process", 2 * SIZES + 7), ("calls", 2 * SIZES + 7),
+                       ("written", 2 * SIZES), ("failed", 7)):
+        gains = [p[agg] for p in points]
+        assert all(g >= 0 for g in gains) and sum(gains) <= final, (agg, gains)
+        assert sum(gains) > 0 or agg == "failed", (agg, gains)
