@@ -5,6 +5,11 @@ buffer (strings, stacks), or a constant when params and earlier steps' values fo
 ever comes from the runbook: names map to fixed C fragments, constants become escaped literals.
 Values and types live in cvalue, kernel functions (str, ntop, ...) in cfuncs; their public
 names are re-exported here.
+
+Every independent problem of an expression is reported, not only the first: an operand that
+fails is recorded and stands in as FAILED (a value of any type), and an error of an operation
+on it is its consequence, not a problem of its own, so it is dropped. `value` and `predicate`
+raise them all at once (CompileErrors) when the expression is done.
 """
 
 from __future__ import annotations
@@ -61,8 +66,26 @@ from bpfrun.expr.nodes import (
 from bpfrun.units import Duration, Size
 
 # What other modules import from here, wherever it is defined.
-__all__ = ["ENTRY_VAR", "CVal", "CompileError", "ExprCompiler", "NullInput", "ProbeCtx", "Scope",
-           "Unbound", "a_type", "const_c", "const_type"]
+__all__ = ["ENTRY_VAR", "CVal", "CompileError", "CompileErrors", "ExprCompiler", "NullInput",
+           "ProbeCtx", "Scope", "Unbound", "a_type", "const_c", "const_type", "problems_of"]
+
+
+class CompileErrors(CompileError):
+    """Several independent problems of one expression, in the order met (left to right);
+    as a CompileError it is the first of them."""
+
+    def __init__(self, errors: list[CompileError]) -> None:
+        super().__init__(str(errors[0]), errors[0].node, errors[0].hint)
+        self.errors = errors
+
+
+def problems_of(e: CompileError) -> list[CompileError]:
+    """The problems a CompileError stands for: itself, or each of a CompileErrors."""
+    return list(e.errors) if isinstance(e, CompileErrors) else [e]
+
+
+# What a failed operand gives: any type, so the operation using it raises nothing new.
+FAILED = CVal("any", code="0 /* failed */")
 
 
 class ExprCompiler:
@@ -74,6 +97,7 @@ class ExprCompiler:
         self.buffers: dict[str, str] = {}  # CVal.memo → buffer already filled by `pre`
         self.readied: set[str] = set()  # CVal.ready statements already in `pre`
         self.sets: dict[tuple[str, frozenset[int]], str] = {}  # `x in [numbers]` → its local
+        self.errors: list[CompileError] = []  # of the expression being compiled
 
     def take_pre(self) -> list[str]:
         """The statements gathered so far, which the caller places; `pre` starts afresh."""
@@ -83,14 +107,47 @@ class ExprCompiler:
 
     # -- entry points -------------------------------------------------------------------
     def value(self, node: Node) -> CVal:
-        method: Callable[[Node], CVal] = getattr(self, f"visit_{type(node).__name__}")
-        return method(node)
+        """The CVal of a whole expression; raises every problem of it (CompileErrors)."""
+        return self._whole(node, self.operand)
 
     def predicate(self, node: Node) -> CVal:
-        v = self.value(node)
+        """value() of a condition: true or false."""
+        return self._whole(node, self._condition)
+
+    def _whole(self, node: Node, compile_: Callable[[Node], CVal]) -> CVal:
+        outer, self.errors = self.errors, []
+        try:
+            v = compile_(node)
+            errors = self.errors
+        finally:
+            self.errors = outer
+        errors.sort(key=lambda e: e.node.offset)  # as the reader meets them, left to right
+        if len(errors) == 1:
+            raise errors[0]
+        if errors:
+            raise CompileErrors(errors)
+        return v
+
+    def operand(self, node: Node) -> CVal:
+        """The CVal of a part of the expression; FAILED after a problem, which is recorded.
+        A problem met while an operand of `node` had failed already is not recorded: it
+        is a consequence (`nosuch > 1` is not also a comparison of a value with 1)."""
+        before = len(self.errors)
+        try:
+            method: Callable[[Node], CVal] = getattr(self, f"visit_{type(node).__name__}")
+            v = method(node)
+        except CompileError as e:
+            if len(self.errors) == before:
+                self.errors += problems_of(e)
+            return FAILED
+        return FAILED if len(self.errors) > before else v
+
+    def _condition(self, node: Node) -> CVal:
+        v = self.operand(node)
         if v.type not in ("bool", "int", "any"):
-            raise CompileError(f"a condition must be true or false, not {a_type(v.type)}",
-                               node)
+            self.errors.append(CompileError(
+                f"a condition must be true or false, not {a_type(v.type)}", node))
+            return FAILED
         return v
 
     def string_buffer(self, v: CVal) -> str:
@@ -278,7 +335,7 @@ class ExprCompiler:
         return call(self, node)
 
     def visit_Unary(self, node: Unary) -> CVal:
-        v = self.value(node.operand)
+        v = self.operand(node.operand)
         if node.op == "!":
             if v.type not in ("bool", "int", "ptr", "any"):
                 raise CompileError(f"! needs a condition, not {a_type(v.type)}", node)
@@ -296,15 +353,21 @@ class ExprCompiler:
     def visit_In(self, node: In) -> CVal:
         # The item is read once: `str(args.filename) in [...]` must not take one 128-byte
         # buffer per option from the 512-byte BPF stack.
-        item = self.value(node.item)
+        item = self.operand(node.item)
         if item.type == "str" and not item.is_const:
             item = CVal("str", direct=self.string_buffer(item), size=item.size)
         acc = self._const(False, node)
         numbers: list[tuple[int, str]] = []
         for option in node.options:
-            opt = self.value(option)
-            eq = self._compare(Binary(node.offset, node.length, "==", node.item, option),
-                               item, opt)
+            opt = self.operand(option)
+            if FAILED in (item, opt):
+                continue
+            try:  # each option on its own: `pid in [1, "a", "b"]` is two problems
+                eq = self._compare(Binary(node.offset, node.length, "==", node.item, option),
+                                   item, opt)
+            except CompileError as e:
+                self.errors.append(e)
+                continue
             acc = self._combine(node, "||", acc, eq)
             if folded(opt) and type(opt.const) is int and 0 <= opt.const < 1 << 63:
                 numbers.append((opt.const, opt.code[opt.code.find("/*"):] if "/*" in opt.code
@@ -325,16 +388,16 @@ class ExprCompiler:
     def visit_Binary(self, node: Binary) -> CVal:
         if node.op in ("&&", "||"):
             return self._logic(node)
-        left, right = self.value(node.left), self.value(node.right)
+        left, right = self.operand(node.left), self.operand(node.right)
         if node.op in CMP_OPS:
             return self._compare(node, left, right)
         return self._arith(node, left, right)
 
     def _logic(self, node: Binary) -> CVal:
-        left = self.predicate(node.left)
+        left = self._condition(node.left)
         if folded(left) and bool(left.const) != (node.op == "&&"):
             return self._const(bool(left.const), node)  # false && x, true || x
-        return self._combine(node, node.op, left, self.predicate(node.right))
+        return self._combine(node, node.op, left, self._condition(node.right))
 
     def _combine(self, node: Node, op: str, left: CVal, right: CVal) -> CVal:
         """left && right, left || right, folding what constants decide."""

@@ -36,8 +36,9 @@ class Compiler(Protocol):
     """What kernel functions need from the ExprCompiler that compiles their call."""
 
     scope: Scope
+    errors: list[CompileError]  # problems of the expression so far, each recorded once
 
-    def value(self, node: Node) -> CVal: ...
+    def operand(self, node: Node) -> CVal: ...
 
     def str_eq(self, var: CVal, literal: str, prefix_only: bool = False) -> str: ...
 
@@ -48,9 +49,13 @@ def call(c: Compiler, node: Call) -> CVal:
     """The CVal of a call to one of the kernel functions."""
     func = _FUNCS.get(node.func)
     if func is None:
-        raise CompileError(f"unknown function '{node.func}' in a kernel expression", node,
-                           "kernel functions: str, startswith, syscall_name, syscall_nr, "
-                           "tcp_state, ntop, argv, task_cgroup")
+        c.errors.append(CompileError(
+            f"unknown function '{node.func}' in a kernel expression", node,
+            "kernel functions: str, startswith, syscall_name, syscall_nr, tcp_state, ntop, "
+            "argv, task_cgroup"))
+        for arg in node.args:  # their own problems too: `foo(args.nosuch)` has two
+            c.operand(arg)
+        return CVal("any", code="0")
     return func(c, node)
 
 
@@ -58,14 +63,14 @@ def _str(c: Compiler, node: Call) -> CVal:
     """str(ptr[, len]): the string a pointer points at, read into a bounded buffer."""
     if not 1 <= len(node.args) <= 2:
         raise CompileError("str() takes a pointer and an optional length", node)
-    arg = c.value(node.args[0])
+    arg = c.operand(node.args[0])
     if arg.type == "str":
         return arg
     if arg.type not in ("ptr", "int", "any"):
         raise CompileError(f"str() reads a pointer, not {a_type(arg.type)}", node.args[0])
     size = STR_MAX
     if len(node.args) == 2:
-        n = c.value(node.args[1])
+        n = c.operand(node.args[1])
         if not (n.is_const and isinstance(n.const, int) and 1 <= n.const <= 256):
             raise CompileError("str()'s length must be a number from 1 to 256", node)
         size = n.const
@@ -81,7 +86,7 @@ def _tcp_state(c: Compiler, node: Call) -> CVal:
     """tcp_state(n): a TCP state number, shown by name."""
     if len(node.args) != 1:
         raise CompileError("tcp_state() takes a TCP state number", node)
-    st = c.value(node.args[0])
+    st = c.operand(node.args[0])
     if st.type not in ("int", "any"):
         raise CompileError(f"tcp_state() takes a number, not {a_type(st.type)}", node)
     return CVal("int", code=st.code, decode="tcp_state")
@@ -91,7 +96,7 @@ def _syscall_name(c: Compiler, node: Call) -> CVal:
     """syscall_name(nr): a syscall number, shown by name."""
     if len(node.args) != 1:
         raise CompileError("syscall_name() takes a syscall number", node)
-    nr = c.value(node.args[0])
+    nr = c.operand(node.args[0])
     if nr.type not in ("int", "any"):
         raise CompileError(f"syscall_name() takes a number, not {a_type(nr.type)}", node)
     return CVal("int", code=nr.code, decode="syscall")
@@ -101,7 +106,7 @@ def _syscall_nr(c: Compiler, node: Call) -> CVal:
     """syscall_nr("futex"): the number of a system call on the kernel's architecture, a
     constant (`begin.arg1 in [syscall_nr("futex"), syscall_nr("poll")]`). A call this
     architecture lacks (poll on arm64) is -1, which no system call has."""
-    name = c.value(node.args[0]) if len(node.args) == 1 else None
+    name = c.operand(node.args[0]) if len(node.args) == 1 else None
     if name is None or name.type not in ("str", "any") or not name.is_const:
         raise CompileError("syscall_nr() takes the name of a system call: syscall_nr(\"futex\")",
                            node, "the name must be known before the step runs: a string, a "
@@ -122,7 +127,7 @@ def _startswith(c: Compiler, node: Call) -> CVal:
     """startswith(s, "prefix"): a string begins with a constant prefix."""
     if len(node.args) != 2:
         raise CompileError("startswith() takes a string and a prefix", node)
-    s, prefix = c.value(node.args[0]), c.value(node.args[1])
+    s, prefix = c.operand(node.args[0]), c.operand(node.args[1])
     if s.type != "str" or prefix.type != "str" or not prefix.is_const:
         raise CompileError("startswith(string, \"prefix\") needs a constant prefix", node)
     if s.is_const:
@@ -135,7 +140,7 @@ def _argv(c: Compiler, node: Call) -> CVal:
     if len(node.args) != 2:
         raise CompileError("argv() takes an array of strings and an index: argv(args.argv, 1)",
                            node)
-    arr, idx = c.value(node.args[0]), c.value(node.args[1])
+    arr, idx = c.operand(node.args[0]), c.operand(node.args[1])
     if arr.type not in ("ptr", "int", "any"):
         raise CompileError(f"argv() reads a pointer, not {a_type(arr.type)}", node.args[0])
     if not (idx.is_const and isinstance(idx.const, int) and 0 <= idx.const < 32):
@@ -172,7 +177,7 @@ def _task_cgroup(c: Compiler, node: Call) -> CVal:
     that is not the current one: the woken task at sched_wakeup, `next` at sched_switch."""
     if len(node.args) != 1:
         raise CompileError("task_cgroup() takes a thread id: task_cgroup(args.next_pid)", node)
-    tid = c.value(node.args[0])
+    tid = c.operand(node.args[0])
     if tid.type not in ("int", "any"):
         raise CompileError(f"task_cgroup() takes a thread id (a number), not "
                            f"{a_type(tid.type)}", node.args[0])

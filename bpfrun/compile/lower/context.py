@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bpfrun.compile.cexpr import CompileError, Scope
+from bpfrun.compile.cexpr import CompileError, Scope, problems_of
 from bpfrun.compile.program import Function, Program
 from bpfrun.errors import Diagnostics, Loc
 from bpfrun.frontend.model import Expr, Step, Template
@@ -51,7 +51,9 @@ class StepContext:
         self.diags.error(message, loc, hint)
 
     def compile_error(self, e: CompileError, expr: Expr) -> None:
-        self.error(str(e), expr.at(e.node), e.hint)
+        """Each problem of `expr` at its own place (CompileErrors holds several)."""
+        for problem in problems_of(e):
+            self.error(str(problem), expr.at(problem.node), problem.hint)
 
     def function_name(self, res: Resolved) -> str:
         """The name of the probe function `res` runs in, reserved on first use: code compiled
