@@ -6,8 +6,11 @@ PY := $(VENV)/bin/python
 
 .PHONY: setup demo test lint bench clean distclean
 
+# Then `doctor` (as root) saves this kernel's tracepoint formats for bpfrun without root
+# (tracefs is root-only): only its line about that is shown.
 setup:
 	@bash scripts/setup.sh
+	@$(VENV)/bin/bpfrun doctor | grep -F '] kernel cache:' || true
 
 # Exit 1 from `bpfrun run` means "ran, a threshold fired": a successful demo, not a failure
 # (but a crash exits 1 too, so the report must exist).

@@ -23,8 +23,13 @@ from bpfrun.cli.common import (
     safe,
     target_of,
 )
-from bpfrun.errors import EXIT_INVALID, BpfrunError, UsageError, ValidationError
+from bpfrun.errors import EXIT_INVALID, BpfrunError, MachineError, UsageError, ValidationError
+from bpfrun.kernel.kernelcache import FIX as CACHE_FIX
+from bpfrun.kernel.kernelcache import KernelCache
 from bpfrun.kernel.tracefs import default_kernel
+
+# Probes whose C (record layout) or choice among fallbacks depends on reading tracefs.
+_KERNEL_KINDS = frozenset({"tracepoint", "rawtracepoint", "kprobe", "kretprobe"})
 
 
 def list_cmd() -> None:
@@ -58,6 +63,9 @@ def validate(paths: Annotated[list[str], typer.Argument(
             for f in _runbook_files(Path(p)):
                 total += 1
                 failed += 0 if _validate_file(f, kernel, rules) else 1
+        if not kernel.readable() and total:
+            err(f"note: kernel checks were skipped: tracefs cannot be read (root only) and "
+                f"{KernelCache.default().describe()}; {CACHE_FIX}")
         if failed:
             err(f"{failed} of {total} runbook(s) invalid")
         return EXIT_INVALID if failed else 0
@@ -146,8 +154,6 @@ def compile_cmd(runbook: str, param: ParamOpt = None,
         params = resolve_params(rb, parse_assignments(param or []))
         target = target_of(cgroup, unit, container, pod, rb, params)
         kernel = default_kernel()
-        if not kernel.readable():
-            err("note: tracefs is not readable: tracepoint fields and types were not checked")
         if target is not None:
             err(f"note: aimed at {target.label} (cgroup id {target.id})")
         steps = [s for s in rb.steps if step is None or s.id == step]
@@ -156,19 +162,37 @@ def compile_cmd(runbook: str, param: ParamOpt = None,
                              "steps: " + ", ".join(s.id for s in rb.steps))
         expl = explain_runbook(rb, params, kernel, only={s.id for s in steps})
         check_runbook_policy(find_policy(policy), rb, params, kernel, explanation=expl)
-        print(c_comment(expl))
+        texts, notes, blind = [c_comment(expl)], [], []
         for s in steps:
             try:
                 compiled = compile_step(rb, s, params, placeholder_values(rb, s), kernel,
                                         require_probes=False, target=target)
-                for note in compiled.program.unchecked:
-                    err(f"note: step {s.id}: {note}")
             except NullInput as e:
-                print(f"/* step {s.id}: needs {e.name}, known only at run time */\n")
+                texts.append(f"/* step {s.id}: needs {e.name}, known only at run time */\n")
                 continue
-            print(compiled.c_text)
+            notes += [f"note: step {s.id}: {n}" for n in compiled.program.unchecked]
+            blind += [f"step {s.id}: {a.requested}" for a in compiled.program.attaches
+                      if a.kind in _KERNEL_KINDS and not kernel.readable()]
+            texts.append(compiled.c_text)
+        if blind:  # its C would lack the records root's has: none rather than C that fails
+            raise _blind_compile(list(dict.fromkeys(blind)))
+        if not kernel.readable():
+            err("note: tracefs is not readable: tracepoint fields and types were not checked")
+        for line in notes:
+            err(line)
+        for text in texts:
+            print(text)
         return 0
     guarded(body)
+
+
+def _blind_compile(probes: list[str]) -> MachineError:
+    """`compile` without tracefs or root's snapshot of it, for probes that need one."""
+    return MachineError(
+        "cannot compile without this kernel's tracepoint formats: tracefs cannot be read (root "
+        "only, or not mounted) and "
+        f"{KernelCache.default().describe()}; the C of these probes depends on them:\n"
+        + "\n".join(f"  {p}" for p in probes), hint=CACHE_FIX)
 
 
 def explain(runbook: str, param: ParamOpt = None, policy: PolicyOpt = None,

@@ -3,7 +3,9 @@
 Everything else in bpfrun sees the kernel only through the small `Kernel` protocol, so that
 validation and compilation can be tested against recorded format files (`FakeKernel`) and run
 without root. `LiveKernel` reads tracefs and never raises on unreadable files: a check it cannot
-make answers None or [] and the caller says which kernel checks were skipped.
+make answers None or [] and the caller says which kernel checks were skipped. Without root it
+answers from the snapshot root's runs keep (bpfrun.kernel.kernelcache), so that `compile` emits
+the same C with and without root.
 """
 
 from __future__ import annotations
@@ -13,12 +15,13 @@ import fnmatch
 import os
 import re
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
 from bpfrun.kernel.elf import ElfError, elf_function_symbols, resolve_library
 from bpfrun.kernel.features import DEFAULT_FEATURES, Features, host_features
+from bpfrun.kernel.kernelcache import KernelCache, Snapshot, snapshot_of
+from bpfrun.kernel.tpformat import Field, TracepointFormat, parse_format
 
 __all__ = [
     "ElfError",
@@ -46,96 +49,6 @@ _NOT_RAW_CATEGORIES = frozenset({"syscalls", "ftrace", "kprobes", "uprobes", "sy
 
 # A tracepoint name component; anything else (slashes, "..") would escape the events folder.
 _NAME_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]*$")
-_FIELD_RE = re.compile(
-    r"field(?: special)?:(?P<decl>[^;]*);\s*offset:(?P<offset>\d+);\s*size:(?P<size>\d+);"
-    r"(?:\s*signed:(?P<signed>\d+);)?"
-)
-_ARRAY_RE = re.compile(r"^(?P<type>.*?)\s*(?P<name>[A-Za-z_]\w*)\s*\[(?P<len>[^\]]*)\]$")
-_SCALAR_RE = re.compile(r"^(?P<type>.*?)\s*(?P<name>[A-Za-z_]\w*)$")
-_INT_SIZES = (1, 2, 4, 8)
-
-
-@dataclass(frozen=True)
-class Field:
-    """One field of a tracepoint record, as the format file describes it."""
-
-    name: str
-    ctype: str  # the whole declaration as written, e.g. "char prev_comm[16]", "pid_t pid"
-    offset: int
-    size: int
-    signed: bool
-    # "int" (integer scalar of size 1/2/4/8), "chararray" (char x[N]), "data_loc_str"
-    # (__data_loc char[]), "data_loc" (other __data_loc arrays), "strptr" (char pointer),
-    # "ptr" (other pointers), "array" (other fixed arrays), "other"
-    kind: str
-    array_len: int | None = None
-
-
-@dataclass(frozen=True)
-class TracepointFormat:
-    category: str
-    event: str
-    id: int
-    fields: tuple[Field, ...]  # without the common_* fields
-    common_size: int  # bytes of the common_* fields: the offset of the first real field
-
-    @property
-    def probe(self) -> str:
-        return f"tracepoint:{self.category}:{self.event}"
-
-    def field(self, name: str) -> Field | None:
-        return next((f for f in self.fields if f.name == name), None)
-
-
-def parse_format(text: str, category: str, event: str) -> TracepointFormat:
-    """Parse a tracefs `format` file. Raises ValueError when it has no ID line."""
-    m = re.search(r"^ID:\s*(\d+)", text, re.MULTILINE)
-    if m is None:
-        raise ValueError(f"format of {category}:{event} has no ID line")
-    fields: list[Field] = []
-    common_size = 0
-    for fm in _FIELD_RE.finditer(text):
-        offset, size = int(fm["offset"]), int(fm["size"])
-        field = _parse_field(fm["decl"].strip(), offset, size, fm["signed"] == "1")
-        if field.name.startswith("common_"):
-            common_size = max(common_size, offset + size)
-        else:
-            fields.append(field)
-    return TracepointFormat(category, event, int(m[1]), tuple(fields), common_size)
-
-
-def _parse_field(decl: str, offset: int, size: int, signed: bool) -> Field:
-    def make(name: str, kind: str, array_len: int | None = None) -> Field:
-        return Field(name, decl, offset, size, signed, kind, array_len)
-
-    for prefix in ("__data_loc", "__rel_loc"):
-        if decl.startswith(prefix + " "):
-            m = _SCALAR_RE.match(decl[len(prefix) :].strip())
-            name = m["name"] if m else decl.split()[-1]
-            if prefix == "__rel_loc":  # offset relative to the field's end: not generated yet
-                return make(name, "other")
-            elem = m["type"] if m else ""
-            is_char = _base_type(elem.replace("[]", "")) == "char"
-            return make(name, "data_loc_str" if is_char else "data_loc")
-    if m := _ARRAY_RE.match(decl):
-        n = int(m["len"]) if m["len"].strip().isdigit() else None
-        if _base_type(m["type"]) == "char":
-            return make(m["name"], "chararray", n if n is not None else size)
-        return make(m["name"], "array", n)
-    if m := _SCALAR_RE.match(decl):
-        ctype = m["type"]
-        if "*" in ctype:
-            simple = ctype.count("*") == 1 and _base_type(ctype.replace("*", "")) == "char"
-            return make(m["name"], "strptr" if simple else "ptr")
-        is_aggregate = ctype.split()[:1] in (["struct"], ["union"])
-        return make(m["name"], "int" if size in _INT_SIZES and not is_aggregate else "other")
-    words = re.findall(r"[A-Za-z_]\w*", decl)
-    return make(words[-1] if words else decl, "other")
-
-
-def _base_type(ctype: str) -> str:
-    """The type without qualifiers: "const char " -> "char"."""
-    return " ".join(w for w in ctype.split() if w not in ("const", "volatile"))
 
 
 class Kernel(Protocol):
@@ -193,11 +106,17 @@ class _TracefsKernel:
             self._formats[key] = self._read_format(category, event)
         return self._formats[key]
 
+    def _text(self, rel: str) -> str:
+        """A tracefs file's text, by its path below the root. Raises OSError, ValueError."""
+        if self.root is None:
+            raise FileNotFoundError(rel)
+        return (self.root / rel).read_text()
+
     def _read_format(self, category: str, event: str) -> TracepointFormat | None:
-        if self.root is None or not (_NAME_RE.match(category) and _NAME_RE.match(event)):
+        if not (_NAME_RE.match(category) and _NAME_RE.match(event)):
             return None
         try:
-            text = (self.root / "events" / category / event / "format").read_text()
+            text = self._text(f"events/{category}/{event}/format")
             return parse_format(text, category, event)
         except (OSError, ValueError, UnicodeDecodeError):
             return None
@@ -208,15 +127,15 @@ class _TracefsKernel:
         return [n for n in self._names if fnmatch.fnmatchcase(n, pattern)]
 
     def _list_events(self) -> Iterable[str]:
-        if self.root is None:
-            return
         try:
             # One read instead of walking ~2000 lazily created eventfs folders.
-            text = (self.root / "available_events").read_text()
+            text = self._text("available_events")
             yield from (line.strip() for line in text.splitlines() if ":" in line)
             return
-        except OSError:
+        except (OSError, ValueError):
             pass
+        if self.root is None:
+            return
         try:
             categories = sorted(p for p in (self.root / "events").iterdir() if p.is_dir())
             for cat in categories:
@@ -250,10 +169,9 @@ class _TracefsKernel:
     def _dynamic_events(self) -> set[str]:
         """"group/event" of every dynamic event: their lines start "p:group/event", "r:…"."""
         words: list[str] = []
-        if self.root is not None:
-            for name in ("dynamic_events", "kprobe_events", "uprobe_events"):  # first: 5.5+
-                with contextlib.suppress(OSError):
-                    words += (self.root / name).read_text().split()
+        for name in ("dynamic_events", "kprobe_events", "uprobe_events"):  # first: 5.5+
+            with contextlib.suppress(OSError, ValueError):
+                words += self._text(name).split()
         return {w.split(":", 1)[1] for w in words if ":" in w and "/" in w.split(":", 1)[1]}
 
     def raw_tracepoint_exists(self, event: str) -> bool:
@@ -265,17 +183,63 @@ class _TracefsKernel:
 
 
 class LiveKernel(_TracefsKernel):
-    """The running kernel, through tracefs (and /proc/kallsyms for raw tracepoints)."""
+    """The running kernel, through tracefs (and /proc/kallsyms for raw tracepoints). Given a
+    cache, it keeps a snapshot there when it reads tracefs, and answers from the snapshot
+    when tracefs cannot be read (without root)."""
 
-    def __init__(self, root: str | Path | None = None, kallsyms: str | Path = "/proc/kallsyms"):
+    def __init__(self, root: str | Path | None = None, kallsyms: str | Path = "/proc/kallsyms",
+                 cache: KernelCache | None = None):
         if root is None:
             root = next((r for r in TRACEFS_ROOTS if os.path.isdir(f"{r}/events")), None)
         super().__init__(root)
         self.kallsyms = Path(kallsyms)
+        self.cache = cache
         self._functions: list[str] | None = None
         self._raw: list[str] | None = None
+        self.live = super().readable() and self._events_readable()
+        self.snapshot: Snapshot | None = None
+        if cache is not None and not self.live:
+            self.snapshot = cache.load()
+            self._raw = self.snapshot.raw_tracepoints if self.snapshot else None
+        self._remembered = cache is None
+
+    def _events_readable(self) -> bool:
+        """The event list can be read, or there is none to read (a recorded tree)."""
+        events = Path(str(self.root)) / "available_events"
+        return os.access(events, os.R_OK) or not events.exists()
+
+    def readable(self) -> bool:
+        return self.live or self.snapshot is not None
+
+    def _text(self, rel: str) -> str:
+        if self.snapshot is None:
+            return super()._text(rel)
+        if rel not in self.snapshot.files:
+            raise FileNotFoundError(rel)
+        return self.snapshot.files[rel]
+
+    def tracepoint(self, category: str, event: str) -> TracepointFormat | None:
+        fmt = super().tracepoint(category, event)
+        if fmt is not None and not self._remembered:  # root's first read: keep a snapshot
+            self._remembered = True
+            with contextlib.suppress(OSError):  # not root, or no place to write: no snapshot
+                self.remember(force=False)
+        return fmt
+
+    def remember(self, force: bool = True) -> bool:
+        """Save what this kernel's tracefs says to the cache, unless (not `force`) it holds
+        this kernel's already; True when written. Raises OSError."""
+        if self.cache is None or not self.live:
+            return False
+        events = self.tracepoints()
+        if not force and self.cache.is_current(events):
+            return False
+        self.cache.save(snapshot_of(Path(str(self.root)), events, self.raw_tracepoints()))
+        return True
 
     def kprobes_available(self) -> bool:
+        if self.snapshot is not None:
+            return "kprobe_events" in self.snapshot.files
         return self.root is not None and (self.root / "kprobe_events").exists()
 
     def kprobe_functions(self, pattern: str = "*") -> list[str]:
@@ -284,11 +248,9 @@ class LiveKernel(_TracefsKernel):
         return [f for f in self._functions if fnmatch.fnmatchcase(f, pattern)]
 
     def _read_functions(self) -> list[str]:
-        if self.root is None:
-            return []
         try:
-            text = (self.root / "available_filter_functions").read_text()
-        except OSError:  # root-only, and locked down on some kernels
+            text = self._text("available_filter_functions")
+        except (OSError, ValueError):  # root-only, and locked down on some kernels
             return []
         # Lines are "name" or "name [module]"; the same name can appear for several modules.
         return sorted({line.split()[0] for line in text.splitlines() if line.strip()})
@@ -372,6 +334,7 @@ class UnreadableKernel(_TracefsKernel):
 
 
 def default_kernel() -> Kernel:
-    """The running kernel if its tracefs can be read, else one whose readable() is False."""
-    live = LiveKernel()
+    """The running kernel if its tracefs (or root's snapshot of it) can be read, else one
+    whose readable() is False."""
+    live = LiveKernel(cache=KernelCache.default())
     return live if live.readable() else UnreadableKernel()

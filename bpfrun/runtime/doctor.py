@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import gzip
 import os
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from bpfrun.errors import MachineError
+from bpfrun.kernel.kernelcache import CACHE_ENV, DEFAULT_FOLDER, KernelCache
 from bpfrun.kernel.symbolize_llvm import LlvmSymbolizer
+from bpfrun.kernel.tracefs import LiveKernel
 from bpfrun.runtime.bccload import bcc_status
 
 CAP_SYS_ADMIN = 21
@@ -32,6 +35,7 @@ CHECK_NAMES = frozenset(
         "bcc",
         "kernel headers",
         "tracefs",
+        "kernel cache",
         "btf",
         "kernel config",
         "bpf",
@@ -270,6 +274,36 @@ def check_tracefs(machine: Machine) -> Check:
     )
 
 
+def check_kernel_cache(machine: Machine, refresh: bool = False) -> Check:
+    """Root's snapshot of the tracepoint formats, which bpfrun without root reads (tracefs is
+    root-only). As root it is written when missing or out of date, and with `refresh` (the
+    doctor command) anew."""
+    folder = Path(os.environ.get(CACHE_ENV) or machine.root / DEFAULT_FOLDER.lstrip("/"))
+    cache = KernelCache(folder, machine.root, machine.release)
+    tracing = _tracing_dir(machine)
+    if machine.euid == 0 and tracing is not None:
+        kernel = LiveKernel(tracing, kallsyms=machine.path("/proc/kallsyms"), cache=cache)
+        start = time.monotonic()
+        try:
+            if kernel.remember(force=refresh):
+                took = f"{(time.monotonic() - start) * 1000:.0f} ms"
+                return Check("kernel cache", True, f"saved {len(kernel.tracepoints())} "
+                             f"tracepoint formats to {cache.path} ({took}) for bpfrun "
+                             "without root", required=False)
+        except OSError as e:
+            return Check("kernel cache", False, f"cannot write {cache.path}: {e}",
+                         f"make {folder} a folder only root can write, or set {CACHE_ENV}",
+                         required=False)
+    status = cache.status()
+    if status == "present":
+        return Check("kernel cache", True, f"{cache.path}: this kernel's tracepoint formats, "
+                     "for compile and validate without root", required=False)
+    seen = f"{cache.path} is another kernel build's" if status == "stale" else f"no {cache.path}"
+    return Check("kernel cache", False, f"{seen}: without root, compile refuses tracepoint "
+                 "probes and validate skips its kernel checks",
+                 "run `sudo bpfrun doctor` once after each kernel update", required=False)
+
+
 def check_btf(machine: Machine) -> Check:
     if _ok(machine.path("/sys/kernel/btf/vmlinux").is_file):
         return Check("btf", True, "/sys/kernel/btf/vmlinux present", required=False)
@@ -348,14 +382,17 @@ def check_symbolizer(symbolizer: SymbolizerProbe) -> Check:
 
 
 def run_checks(machine: Machine | None = None, bcc: BccProbe = bcc_status,
-               symbolizer: SymbolizerProbe = find_symbolizer) -> list[Check]:
-    """Every check, in the order a person would fix them."""
+               symbolizer: SymbolizerProbe = find_symbolizer,
+               refresh_cache: bool = False) -> list[Check]:
+    """Every check, in the order a person would fix them; `refresh_cache`: write root's
+    snapshot of the tracepoint formats even when it looks current."""
     m = machine or Machine()
     return [
         check_privileges(m),
         check_bcc(bcc),
         check_headers(m),
         check_tracefs(m),
+        check_kernel_cache(m, refresh_cache),
         check_btf(m),
         *config_checks(m),
         check_symbolizer(symbolizer),
