@@ -5,8 +5,11 @@ from __future__ import annotations
 import ctypes
 from typing import Any
 
+import pytest
+
 from bpfrun.compile.program import AggPlan
-from bpfrun.runtime.drain import FILL_MAP, Drain, drainable_maps, fold
+from bpfrun.runtime import drain as drain_module
+from bpfrun.runtime.drain import FILL_MAP, MIN_GAP, Drain, drainable_maps, fold
 from bpfrun.runtime.mapvalues import combine
 
 
@@ -101,8 +104,8 @@ def test_drained_keys_fold_into_one_entry_and_read_back_whole() -> None:
     drain.check()
     a.put(1, [4, 0])
     a.put(2, [1, 0])
-    fill.n = [6]
-    drain.check()  # 6 inserted, 3 drained: 3 > 2 again
+    fill.n = [7]
+    drain.check()  # 7 inserted, 3 drained: 4 of 4, past URGENT_AT: drained again at once
     assert len(drain.saved["a"]) == 3  # one entry per key, however often drained
     a.put(1, [10, 0])  # still in the map at the end
     totals: dict[int, int] = {}
@@ -135,3 +138,32 @@ def test_stats_fold_like_combine() -> None:
     assert combine("stats", once) == combine("stats", per_cpu)
     assert combine("stats", again) == {"count": 4, "sum": 111, "min": 1, "max": 100}
     assert fold([3, 4]) == [7]
+
+
+def test_a_map_whose_live_keys_pass_the_mark_is_drained_once_a_gap(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # 6 of 10 keys in use all the time refill the map at once: draining them every 20 ms
+    # would spend bpfrun's CPU on folding the same keys; once per MIN_GAP is enough, unless
+    # the map is about to be full.
+    now = [100.0]
+    monkeypatch.setattr(drain_module.time, "monotonic", lambda: now[0])
+    a = Table(10, {i: [1] for i in range(6)})
+    fill = Fill(6)
+    drain = Drain({"a": a, FILL_MAP: fill}, [plan("a")], ["a"])
+    drain.check()
+    assert drain.deleted["a"] == 6
+    for i in range(6):
+        a.put(i, [1])
+    fill.n = [12]
+    now[0] += 0.5
+    drain.check()
+    assert drain.deleted["a"] == 6  # 60 % full, drained 0.5 s ago: left
+    fill.n = [16]
+    drain.check()
+    assert drain.deleted["a"] == 12  # 100 % full: drained whatever the gap
+    for i in range(6):
+        a.put(i, [1])
+    fill.n = [18]
+    now[0] += MIN_GAP
+    drain.check()
+    assert drain.deleted["a"] == 18  # 60 % again, a gap later: drained
