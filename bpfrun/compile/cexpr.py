@@ -365,8 +365,8 @@ class ExprCompiler:
             try:  # each option on its own: `pid in [1, "a", "b"]` is two problems
                 eq = self._compare(Binary(node.offset, node.length, "==", node.item, option),
                                    item, opt)
-            except CompileError as e:
-                self.errors.append(e)
+            except CompileError as e:  # at the option that does not fit
+                self.errors.append(CompileError(str(e), option, e.hint))
                 continue
             acc = self._combine(node, "||", acc, eq)
             if folded(opt) and type(opt.const) is int and 0 <= opt.const < 1 << 63:

@@ -20,6 +20,25 @@ from bpfrun.units import Duration, Size
 # a name a runbook can write, and the names come from the host, which expr cannot see.
 CGROUP_NAMES = "$cgroup_names"
 
+# The functions of user-space expressions and how many arguments each takes (None: one or
+# more): the evaluator and the checks before a run (frontend/check.py) read the same table.
+FUNCTIONS: dict[str, int | None] = {
+    "len": 1, "str": 1, "startswith": 2, "over": 2, "percent": 2, "cgroup_name": 1,
+    "min": None, "max": None, **{name: n for name, (n, _) in RESULT_FUNCTIONS.items()}}
+
+
+def call_problem(node: Call) -> str | None:
+    """What is wrong with a call whatever its arguments' values: an unknown function or a
+    wrong number of arguments."""
+    if node.func not in FUNCTIONS:
+        return f"unknown function '{node.func}'"
+    n = FUNCTIONS[node.func]
+    if n is None:
+        return None if node.args else f"{node.func}() takes one or more arguments"
+    if len(node.args) != n:
+        return f"{node.func}() takes {n} argument{'s' if n > 1 else ''}"
+    return None
+
 
 class EvalError(Exception):
     def __init__(self, message: str, node: Node) -> None:
@@ -159,11 +178,9 @@ class Evaluator:
         raise EvalError("only lists can be indexed, by an integer", node)
 
     def visit_Call(self, node: Call) -> Any:
-        arity = {"len": 1, "str": 1, "startswith": 2, "over": 2, "percent": 2, "cgroup_name": 1,
-                 **{name: n for name, (n, _) in RESULT_FUNCTIONS.items()}}
-        if node.func in arity and len(node.args) != arity[node.func]:
-            n = arity[node.func]
-            raise EvalError(f"{node.func}() takes {n} argument{'s' if n > 1 else ''}", node)
+        problem = call_problem(node)
+        if problem is not None and node.func in FUNCTIONS:
+            raise EvalError(problem, node)
         args = [self.eval(a) for a in node.args]
         if node.func == "len":
             if isinstance(args[0], Fields):  # an aggregation: its rows

@@ -2,8 +2,10 @@
 
 Unique ids, `params.X` that exist, `steps.<id>.<name>` that point at an earlier step's
 threshold, capture or aggregation, user-space expressions that only use names their place
-can see, and a self-test naming only what the runbook has (check_selftest). Types of
-kernel-side expressions are checked by lowering against the kernel.
+can see and functions that exist, with as many arguments as they take, and a self-test
+naming only what the runbook has (check_selftest). Every problem of an expression is
+reported, each at its place. Types of kernel-side expressions are checked by lowering
+against the kernel.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ import difflib
 from collections.abc import Iterable
 
 from bpfrun.errors import Diagnostics, Loc
-from bpfrun.expr.evaluate import PERCENTILE_RANKS
-from bpfrun.expr.nodes import Attr, Name, Node
+from bpfrun.expr.evaluate import FUNCTIONS, PERCENTILE_RANKS, call_problem
+from bpfrun.expr.nodes import Attr, Call, Name, Node
 from bpfrun.expr.parser import TemplateExpr, walk
 from bpfrun.frontend.check_selftest import check_selftest
 from bpfrun.frontend.durations import duration_problem
@@ -82,12 +84,15 @@ class Checker:
         return names
 
     def refs(self, node: Node, loc_of: object, local: set[str] | None) -> None:
-        """Check params./steps. references; with `local`, bare names must be in it too."""
+        """Check params./steps. references; with `local` (a user-space expression), bare
+        names must be in it too, and calls must be to its functions."""
         at = loc_of.at  # type: ignore[attr-defined]
         seen_attr_roots: set[int] = set()
         for n in walk(node):
             if id(n) in seen_attr_roots:
                 continue
+            if isinstance(n, Call) and local is not None:
+                self.call(n, at)
             chain = _chain(n) if isinstance(n, Attr) else None
             if chain:
                 for sub in walk(n):
@@ -99,6 +104,12 @@ class Checker:
                     and root.name not in ("params", "steps"):
                 self.diags.error(f"unknown name '{root.name}' here", at(root),
                                  _hint(root.name, local))
+
+    def call(self, node: Call, at: object) -> None:
+        problem = call_problem(node)
+        if problem is not None:
+            hint = _hint(node.func, FUNCTIONS) if node.func not in FUNCTIONS else None
+            self.diags.error(problem, at(node), hint)  # type: ignore[operator]
 
     def fields_of(self, step: Step) -> dict[str, frozenset[str]]:
         fields = {a.id: agg_fields(a) for a in step.aggregations}
@@ -258,6 +269,8 @@ class Checker:
         at = loc_of.at  # type: ignore[attr-defined]
         inner: set[int] = set()
         for n in walk(node):
+            if isinstance(n, Call):
+                self.call(n, at)
             if id(n) in inner or not isinstance(n, Attr | Name):
                 continue
             inner |= {id(sub) for sub in walk(n)}
