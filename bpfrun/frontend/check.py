@@ -54,6 +54,49 @@ def _hint(name: str, options: Iterable[str]) -> str | None:
     return f"known: {', '.join(opts)}" if opts else None
 
 
+def kernel_expressions(step: Step) -> list[Expr]:
+    """The expressions of `step` that lowering compiles into the kernel, in runbook order."""
+    out: list[Expr] = []
+    for p in step.probes:
+        out += [e for e in (p.where,) if e] + list(p.emit)
+        for a in p.aggregate:
+            out += [e for e in (a.value, a.where) if e] + list(a.by)
+    if step.span:
+        for end in (step.span.begin, step.span.end):
+            out += list(end.key) + ([end.where] if end.where else [])
+        for a in step.span.aggregate:
+            out += [e for e in (a.value, a.where) if e] + list(a.by)
+    return out
+
+
+def reference_places(step: Step) -> set[tuple[int, int]]:
+    """(line, col) of the places of `step` where a problem found here leaves lowering sound:
+    each params./steps. name in its kernel expressions (lowering meets a wrong one again)
+    and every part of its user-space expressions (thresholds, captures, messages), which
+    lowering does not read."""
+    places: set[tuple[int, int]] = set()
+    for e in kernel_expressions(step):
+        inner: set[int] = set()
+        for n in walk(e.node):
+            if isinstance(n, Attr) and id(n) not in inner:
+                inner |= {id(sub) for sub in walk(n)}
+                if (_chain(n) or [""])[0] in ("params", "steps"):
+                    places.add(_place(e.at(n)))
+    user: list[tuple[Node, Expr | Template]] = [(e.node, e) for _, e in step.captures]
+    for t in step.thresholds:
+        user.append((t.when.node, t.when))
+        if t.message is not None:
+            user += [(part.node, t.message) for part in t.message.parts
+                     if isinstance(part, TemplateExpr)]
+    for node, owner in user:
+        places |= {_place(owner.at(n)) for n in walk(node)}
+    return places
+
+
+def _place(loc: Loc) -> tuple[int, int]:
+    return loc.line, loc.col
+
+
 def agg_fields(agg: Aggregation) -> frozenset[str]:
     """What `agg.<name>` can read of an aggregation after its step (runtime/collect.py)."""
     names = {"top", "rows", "total"}
@@ -197,7 +240,6 @@ class Checker:
         problem = duration_problem(step.duration.text) if step.duration.is_literal else None
         if problem:
             self.diags.error(f"step duration: {problem}", step.duration.loc)
-        kernel_exprs: list[Expr] = []
         for p in step.probes:
             for c in p.candidates:
                 self.template(c, outer)
@@ -205,9 +247,6 @@ class Checker:
                 self.diags.error("a sampled probe cannot emit: its rows would be a sample "
                                  "no count could be scaled back", p.loc,
                                  "aggregate instead, or drop `sample`")
-            kernel_exprs += [e for e in (p.where,) if e] + list(p.emit)
-            for a in p.aggregate:
-                kernel_exprs += [e for e in (a.value, a.where) if e] + list(a.by)
         if step.span:
             for which, end in (("begin", step.span.begin), ("end", step.span.end)):
                 for c in end.candidates:
@@ -216,17 +255,14 @@ class Checker:
                         self.diags.error(f"a span cannot {which} at an interval probe: it "
                                          "runs in user space, with no process or key",
                                          c.loc, "use a kernel probe, e.g. a tracepoint")
-                kernel_exprs += list(end.key) + ([end.where] if end.where else [])
                 for k in end.key:
                     self.span_key(k)
-            for a in step.span.aggregate:
-                kernel_exprs += [e for e in (a.value, a.where) if e] + list(a.by)
             for a in step.span.pending:
                 if a.sample is not None:
                     self.diags.error("a pending aggregation is computed at the end from the "
                                      "spans still open: it cannot be sampled", a.loc,
                                      "sample the span's aggregations instead")
-        for e in kernel_exprs:
+        for e in kernel_expressions(step):
             self.refs(e.node, e, None)
         local = (self.names_of(step) - {t.id for t in step.thresholds}) | set(STEP_NAMES)
         for _, e in step.captures:

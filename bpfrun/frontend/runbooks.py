@@ -10,11 +10,12 @@ an earlier error. Only invalid YAML, or a document with nothing valid left, stop
 from __future__ import annotations
 
 import stat
+from bisect import bisect_right
 from dataclasses import dataclass
 from pathlib import Path
 
 from bpfrun.errors import Diagnostic, UsageError, ValidationError
-from bpfrun.frontend.check import check_runbook
+from bpfrun.frontend.check import check_runbook, reference_places
 from bpfrun.frontend.loader import Document, load_file
 from bpfrun.frontend.model import Runbook, build_runbook
 from bpfrun.frontend.prune import prune_invalid
@@ -85,16 +86,37 @@ def check_file(path: str | Path) -> Checked:
     return Checked(runbook, _distinct(problems), {doc.path: doc.text}, names_ok)
 
 
-def clean_steps(checked: Checked) -> set[str]:
-    """Ids of the steps of `checked.runbook` with no problem inside them: those that later
-    checks (types against the kernel) can take without tripping over a known problem."""
+class CleanSteps(set[str]):
+    """Ids of steps that later checks can take; `reported` holds, by step id, the places of
+    the params./steps. names found wrong in its kernel expressions: lowering meets them
+    again, and must not report them twice."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reported: dict[str, frozenset[tuple[int, int]]] = {}
+
+
+def clean_steps(checked: Checked) -> CleanSteps:
+    """Ids of the steps of `checked.runbook` with no problem inside them but wrong names in
+    kernel expressions: those that later checks (types against the kernel) can take without
+    tripping over a known problem — so that every problem of an expression is reported."""
+    clean = CleanSteps()
     rb = checked.runbook
     if rb is None:
-        return set()
-    starts = [s.loc.line for s in rb.steps] + [10**9]
-    bad_lines = [d.loc.line for d in checked.problems if d.loc is not None]
-    return {s.id for i, s in enumerate(rb.steps)
-            if not any(starts[i] <= line < starts[i + 1] for line in bad_lines)}
+        return clean
+    starts = [s.loc.line for s in rb.steps]
+    inside: dict[int, list[tuple[int, int]]] = {}  # step index → places of its problems
+    for d in checked.problems:
+        if d.loc is not None and (i := bisect_right(starts, d.loc.line) - 1) >= 0:
+            inside.setdefault(i, []).append((d.loc.line, d.loc.col))
+    for i, step in enumerate(rb.steps):
+        places = inside.get(i, [])
+        names = reference_places(step) if places else set()
+        if all(p in names for p in places):
+            clean.add(step.id)
+            if places:
+                clean.reported[step.id] = frozenset(places)
+    return clean
 
 
 def _distinct(problems: list[Diagnostic]) -> list[Diagnostic]:

@@ -13,7 +13,7 @@ from bpfrun.errors import ValidationError
 from bpfrun.expr.evaluate import EvalError, Evaluator, call_problem
 from bpfrun.expr.nodes import Call
 from bpfrun.expr.parser import parse
-from bpfrun.frontend.runbooks import load_runbook
+from bpfrun.frontend.runbooks import check_file, clean_steps, load_runbook
 
 HEAD = "apiVersion: bpfrun/v1\nname: t\ntitle: T\nparams:\n  n: {type: int, default: 3}\n"
 STEP = """\
@@ -104,3 +104,32 @@ def test_the_evaluator_says_the_same() -> None:
         Evaluator({}).eval(parse("min()"))
     with pytest.raises(EvalError, match=r"^unknown function 'nope'"):
         Evaluator({}).eval(parse("nope(1)"))
+
+
+def test_wrong_names_in_expressions_leave_a_step_to_the_kernel_checks() -> None:
+    """A step whose only problems are params./steps. names in kernel expressions, or any
+    problem of its thresholds and captures (which lowering does not read), is still checked
+    against the kernel, so the rest of each expression is checked too; the places already
+    reported go with it, so that lowering does not report them again."""
+    Path("t.yaml").write_text(HEAD + textwrap.dedent("""\
+        steps:
+          - id: s
+            probes:
+              - probe: tracepoint:syscalls:sys_enter_read
+                where: comm == 5 && params.nope > 1
+                aggregate: [{id: c, count: true, by: [steps.t.c.total]}]
+            thresholds: [{id: slow, when: nosuch > 1}]
+          - id: t
+            when: nosuch
+            probes:
+              - probe: tracepoint:syscalls:sys_enter_read
+                aggregate: [{id: c, count: true}]
+          - id: u
+            probes:
+              - probe: tracepoint:syscalls:sys_enter_read
+                wehre: 1
+        """))
+    checked = check_file("t.yaml")
+    clean = clean_steps(checked)
+    assert clean == {"s"}  # t: a problem in its `when`; u: an unknown key
+    assert clean.reported == {"s": frozenset({(10, 29), (11, 47), (12, 35)})}
