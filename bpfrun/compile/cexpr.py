@@ -360,7 +360,7 @@ class ExprCompiler:
         numbers: list[tuple[int, str]] = []
         for option in node.options:
             opt = self.operand(option)
-            if FAILED in (item, opt):
+            if item is FAILED or opt is FAILED:
                 continue
             try:  # each option on its own: `pid in [1, "a", "b"]` is two problems
                 eq = self._compare(Binary(node.offset, node.length, "==", node.item, option),
