@@ -211,8 +211,9 @@ def _outermost(paths: list[str]) -> list[str]:
 
 
 def _hint(kind: str) -> str:
-    return {"cgroup": "a path relative to the cgroup2 root, e.g. system.slice/cron.service; "
-                      "see /proc/PID/cgroup (the 0:: line)",
+    return {"cgroup": "a path relative to the cgroup2 mount, e.g. system.slice/cron.service, "
+                      "or as /proc/PID/cgroup's 0:: line writes it (from the root of this "
+                      "process's cgroup namespace)",
             "unit": "systemctl status NAME shows its CGroup:",
             "container": "docker ps / crictl ps / podman ps show the ids (a prefix is "
                          "enough) and names",

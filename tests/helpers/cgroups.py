@@ -7,6 +7,8 @@
 Folders that already exist (system.slice on most hosts) are used and left alone; the ones
 made here are removed deepest first once their processes are gone.
 
+in_cgroup_namespace() wraps a command in `unshare --cgroup` rooted at one of those cgroups.
+
 The container runtimes' metadata files (docker_container, containerd_container) are written
 under a temporary host root that bpfrun reads instead of / (bpfrun_on_host).
 """
@@ -16,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -83,6 +86,24 @@ def cgroup_tree(paths: Sequence[str], run_in: Sequence[str],
                     break
                 except OSError:
                     time.sleep(0.1)
+
+
+# --- bpfrun inside a cgroup namespace -------------------------------------------------------
+
+def in_cgroup_namespace(rel: str, argv: Sequence[str], own_mount: bool = False) -> list[str]:
+    """The argv that runs `argv` in the cgroup `rel` (relative to the unified root) as the
+    root of a new cgroup namespace (`unshare --cgroup`), seeing the host's hierarchy at its
+    mount; with `own_mount`, in a new mount namespace too where only the namespace's own part
+    is mounted there (as in a container with a private cgroup namespace)."""
+    root = unified_root_or_skip()
+    if shutil.which("unshare") is None:
+        pytest.skip("needs unshare (util-linux)")
+    run = " ".join(shlex.quote(a) for a in argv)
+    inner = f"umount -l {root} && mount -t cgroup2 cgroup2 {root} && exec {run}" \
+        if own_mount else f"exec {run}"
+    namespaces = ["--cgroup", "--mount"] if own_mount else ["--cgroup"]
+    return ["sh", "-c", f"echo $$ > {shlex.quote(str(root / rel))}/cgroup.procs && exec "
+            f"unshare {' '.join(namespaces)} sh -c {shlex.quote(inner)}"]
 
 
 # --- a made-up container host: the runtimes' metadata files under a temporary root ----------
