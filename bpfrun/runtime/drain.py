@@ -4,8 +4,8 @@ A map keyed by pid or comm fills with the keys of processes that are gone; once 
 kernel drops every update of a new key (counted as `lost.map_full`). The kernel counts the
 keys it inserts into each keyed map (bpfrun_fill_map, compile/lower/aggregation.py), so one
 read tells how full every map is: keys inserted minus keys drained. Checked every DRAIN_TICK
-(one system call), a map more than DRAIN_AT full (drained within the last MIN_GAP: more
-than URGENT_AT full) is moved into user space with
+(one system call), a map more than DRAIN_AT full is moved into user space (draining takes at
+most DRAIN_SHARE of the time, for maps whose live keys alone keep them past the mark) with
 BPF_MAP_LOOKUP_AND_DELETE_BATCH (a handful of system calls, and atomic per hash bucket: no
 update falls between reading and deleting a key), and folded there: one entry per key
 however often it was drained, so memory grows with the distinct keys, not with the drains.
@@ -36,10 +36,10 @@ from bpfrun.compile.program import AggPlan
 DRAIN_AT = 0.5  # of max_entries: half the map stays free for the keys of the next ticks
 DRAIN_TICK = 0.02  # seconds between fill checks (one read of bpfrun_fill_map)
 # A map whose live keys alone pass DRAIN_AT (thousands of busy processes) refills at once:
-# drained every tick, bpfrun would spend its CPU folding the same keys. Such a map is drained
-# at most once a MIN_GAP, unless it is URGENT_AT full.
-MIN_GAP = 1.0
-URGENT_AT = 0.9
+# drained every tick, bpfrun would spend its CPU folding the same keys. Draining a map takes
+# at most DRAIN_SHARE of the time: after a drain that took d seconds, that map waits
+# d / DRAIN_SHARE before the next (a small map's drain takes microseconds: no wait).
+DRAIN_SHARE = 0.05
 FILL_MAP = "bpfrun_fill_map"
 
 
@@ -97,7 +97,7 @@ class Drain:
         self.saved: dict[str, dict[bytes, tuple[Any, list[Any]]]] = {n: {} for n in names}
         self.deleted = dict.fromkeys(names, 0)
         self.capacity = {n: int(bpf[n].max_entries) for n in names}
-        self.last = dict.fromkeys(names, -MIN_GAP)  # monotonic time of each map's last drain
+        self.next_drain = dict.fromkeys(names, 0.0)  # monotonic time a map may drain again
         self.drained = 0  # entries moved, for the step's record
         self.batch = True  # until the kernel refuses BPF_MAP_LOOKUP_AND_DELETE_BATCH
 
@@ -111,12 +111,14 @@ class Drain:
         counter, whose keys must be walked to be counted (only at the progress tick)."""
         if self.slots:
             inserted = self._inserted()
-            now = time.monotonic()
             for name, slot in self.slots.items():
-                fill = (inserted[slot] - self.deleted[name]) / self.capacity[name]
-                if fill > URGENT_AT or (fill > DRAIN_AT and now - self.last[name] >= MIN_GAP):
+                entries = inserted[slot] - self.deleted[name]
+                if entries > DRAIN_AT * self.capacity[name] and \
+                        time.monotonic() >= self.next_drain[name]:
+                    started = time.monotonic()
                     self._drain(name)
-                    self.last[name] = now
+                    took = time.monotonic() - started
+                    self.next_drain[name] = started + took / DRAIN_SHARE
         for name in self.unslotted if walk else ():
             if len(list(self.bpf[name].keys())) > DRAIN_AT * self.capacity[name]:
                 self._drain(name)

@@ -9,7 +9,7 @@ import pytest
 
 from bpfrun.compile.program import AggPlan
 from bpfrun.runtime import drain as drain_module
-from bpfrun.runtime.drain import FILL_MAP, MIN_GAP, Drain, drainable_maps, fold
+from bpfrun.runtime.drain import DRAIN_SHARE, FILL_MAP, Drain, drainable_maps, fold
 from bpfrun.runtime.mapvalues import combine
 
 
@@ -97,15 +97,17 @@ def test_the_kernels_insert_count_decides_without_walking_the_keys() -> None:
     assert drain.deleted["a"] == 6
 
 
-def test_drained_keys_fold_into_one_entry_and_read_back_whole() -> None:
+def test_drained_keys_fold_into_one_entry_and_read_back_whole(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drain_module.time, "monotonic", lambda: 100.0)  # drains take no time
     a = Table(4, {1: [2, 3], 2: [1, 0], 3: [1, 1]})
     fill = Fill(3)
     drain = Drain({"a": a, FILL_MAP: fill}, [plan("a")], ["a"])
     drain.check()
     a.put(1, [4, 0])
     a.put(2, [1, 0])
-    fill.n = [7]
-    drain.check()  # 7 inserted, 3 drained: 4 of 4, past URGENT_AT: drained again at once
+    fill.n = [6]
+    drain.check()  # 6 inserted, 3 drained: 3 > 2 again
     assert len(drain.saved["a"]) == 3  # one entry per key, however often drained
     a.put(1, [10, 0])  # still in the map at the end
     totals: dict[int, int] = {}
@@ -140,30 +142,32 @@ def test_stats_fold_like_combine() -> None:
     assert fold([3, 4]) == [7]
 
 
-def test_a_map_whose_live_keys_pass_the_mark_is_drained_once_a_gap(
+def test_draining_a_map_takes_at_most_its_share_of_the_time(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # 6 of 10 keys in use all the time refill the map at once: draining them every 20 ms
-    # would spend bpfrun's CPU on folding the same keys; once per MIN_GAP is enough, unless
-    # the map is about to be full.
-    now = [100.0]
-    monkeypatch.setattr(drain_module.time, "monotonic", lambda: now[0])
+    # would spend bpfrun's CPU folding the same keys. A drain that took 5 ms makes the map
+    # wait 5 ms / DRAIN_SHARE from its start before the next.
+    clock = {"now": 100.0, "step": 0.0}
+
+    def monotonic() -> float:
+        clock["now"] += clock["step"]
+        return clock["now"]
+
+    monkeypatch.setattr(drain_module.time, "monotonic", monotonic)
     a = Table(10, {i: [1] for i in range(6)})
     fill = Fill(6)
     drain = Drain({"a": a, FILL_MAP: fill}, [plan("a")], ["a"])
+    clock["step"] = 0.005  # each reading of the clock: 5 ms later (the drain took 5 ms)
     drain.check()
     assert drain.deleted["a"] == 6
+    clock["step"] = 0.0
+    wait = drain.next_drain["a"] - clock["now"]
+    assert wait == pytest.approx(0.005 / DRAIN_SHARE - 0.005)
     for i in range(6):
         a.put(i, [1])
     fill.n = [12]
-    now[0] += 0.5
     drain.check()
-    assert drain.deleted["a"] == 6  # 60 % full, drained 0.5 s ago: left
-    fill.n = [16]
+    assert drain.deleted["a"] == 6  # refilled at once, but not due yet
+    clock["now"] += wait
     drain.check()
-    assert drain.deleted["a"] == 12  # 100 % full: drained whatever the gap
-    for i in range(6):
-        a.put(i, [1])
-    fill.n = [18]
-    now[0] += MIN_GAP
-    drain.check()
-    assert drain.deleted["a"] == 18  # 60 % again, a gap later: drained
+    assert drain.deleted["a"] == 12
