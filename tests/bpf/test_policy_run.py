@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 from bpfrun import cli
 from bpfrun.compile import policy_check
+from bpfrun.runtime import session
 
 pytestmark = pytest.mark.bpf
 
@@ -68,7 +69,9 @@ def test_run_refuses_a_runbook_changed_after_validation(tmp_path: Path,
         path.write_text(COUNT.replace("getppid", "write"))  # between validation and loading
         return checked
 
+    # Patched where `run` looks it up (session imports it by name), and at its home.
     monkeypatch.setattr(policy_check, "check_runbook_policy", then_edited)
+    monkeypatch.setattr(session, "check_runbook_policy", then_edited)
     r = CliRunner().invoke(cli.app, ["run", str(path), "-q"])
     assert r.exit_code == 2, r.output
     assert "changed after it was validated" in r.output
