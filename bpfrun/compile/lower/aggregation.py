@@ -33,8 +33,11 @@ SIZE_UNITS = ("bytes", "KiB", "MiB")
 def lower_aggregation(ctx: StepContext, agg: Aggregation, scope: Scope) -> list[str]:
     """The statements that update one aggregation (a block that `break`s out early)."""
     comp = ExprCompiler(scope)
+    reported = len(ctx.diags.items)
     body = where(ctx, agg, comp)
     if body is None:
+        if len(ctx.diags.items) > reported:  # not "never holds": an error in the where
+            check_rest(ctx, agg, comp)
         return []
     if agg.sample and agg.sample > 1:
         body += sample_gate(ctx, agg.sample, "break")
@@ -66,6 +69,13 @@ def lower_aggregation(ctx: StepContext, agg: Aggregation, scope: Scope) -> list[
                                  sample=agg.sample or 1))
     return [f"/* {c_comment(f'aggregation {agg.id}: {agg.kind} (runbook {agg.loc})')} */",
             "do {", *("    " + line for line in body), "} while (0);"]
+
+
+def check_rest(ctx: StepContext, agg: Aggregation, comp: ExprCompiler) -> None:
+    """After an error in an aggregation's `where`, its keys and value are still compiled for
+    their own errors (all of them at once); the step will not run, nothing is emitted."""
+    keys_of(ctx, agg, comp, [])
+    value_of(ctx, agg, comp, [])
 
 
 def sample_gate(ctx: StepContext, n: int, leave: str) -> list[str]:

@@ -24,6 +24,7 @@ from bpfrun.compile.cexpr import CompileError, ExprCompiler, Scope
 from bpfrun.compile.cstr import c_comment
 from bpfrun.compile.lower.aggregation import (
     agg_names,
+    check_rest,
     condition,
     keys_of,
     lookup_or_insert,
@@ -128,10 +129,15 @@ def lower_shared(ctx: StepContext, group: list[Aggregation], scope: Scope) -> li
     body: list[str] = []
     members: list[tuple[Aggregation, str, str, str]] = []  # agg, flag, value type, value C
     for i, agg in enumerate(group):
+        reported = len(ctx.diags.items)
         cond = condition(ctx, agg, comp)
-        value = value_of(ctx, agg, comp, body) if cond is not None else None
-        if cond is None or value is None:
-            continue  # never holds, or an error already reported
+        if cond is None:
+            if len(ctx.diags.items) > reported:  # an error in the where, not "never holds"
+                check_rest(ctx, agg, comp)
+            continue
+        value = value_of(ctx, agg, comp, body)
+        if value is None:
+            continue  # an error already reported
         body += comp.take_pre()
         flag = f"w{i}"
         body.append(f"int {flag} = {cond};")

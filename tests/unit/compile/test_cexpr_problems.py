@@ -124,6 +124,25 @@ def test_keys_values_and_wheres_of_aggregations_report_every_problem() -> None:
     ]
 
 
+def test_an_error_in_a_where_leaves_the_keys_and_value_checked_too() -> None:
+    # Alone, and as members of a map shared by aggregations keyed alike (lower/sharing.py).
+    assert problems("""\
+        steps:
+          - id: s
+            probes:
+              - probe: tracepoint:syscalls:sys_exit_write
+                aggregate:
+                  - {id: a, count: true, by: [args.nosuch], where: comm == 5}
+                  - {id: b, stats: args.missing, by: [pid, comm], where: args.ret == "x"}
+                  - {id: c, count: true, by: [pid, comm], where: pid > 0}
+        """) == [
+        "11:60: cannot compare a string with a number",
+        "11:39: tracepoint:syscalls:sys_exit_write has no field 'nosuch'",
+        "12:66: cannot compare a number with a string",
+        "12:28: tracepoint:syscalls:sys_exit_write has no field 'missing'",
+    ]
+
+
 def test_a_span_end_reports_its_own_and_its_begin_values_problems() -> None:
     assert problems("""\
         steps:
