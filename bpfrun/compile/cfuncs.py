@@ -185,21 +185,32 @@ def _task_cgroup(c: Compiler, node: Call) -> CVal:
     return CVal("int", code=f"bpfrun_task_cgroup({tid.code})")
 
 
-def probes_needed(step: Step) -> list[str]:
+def probes_needed(step: Step, targeted: bool = False) -> list[str]:
     """The probes the compiler adds to `step` for the functions its kernel expressions call
-    (FUNCTION_PROBES), each once."""
+    (FUNCTION_PROBES), each once; and, when the run has a target (`targeted`) and a handler
+    of the step names its `target_task`, the record of each thread's cgroup that it reads."""
     calls = {n.func for e in kernel_exprs(step) for n in walk(e.node) if isinstance(n, Call)}
+    if targeted and target_tasks(step):
+        calls.add("task_cgroup")  # the same record, which also notes who is in the target
     return list(dict.fromkeys(FUNCTION_PROBES[f] for f in sorted(calls & FUNCTION_PROBES.keys())))
 
 
+def target_tasks(step: Step) -> bool:
+    """Whether a handler of `step` tests the run's target on a thread it names
+    (`target_task`) rather than on the current task."""
+    ends = (step.span.begin, step.span.end) if step.span is not None else ()
+    return any(h.target_task is not None for h in (*ends, *step.probes))
+
+
 def kernel_exprs(step: Step) -> list[Expr]:
-    """Every expression of `step` compiled into the kernel: keys, predicates, values, events."""
+    """Every expression of `step` compiled into the kernel: keys, predicates, values, events,
+    target tasks."""
     out: list[Expr] = []
     if step.span is not None:
         for end in (step.span.begin, step.span.end):
-            out += [*end.key, *([end.where] if end.where else [])]
+            out += [*end.key, *(e for e in (end.where, end.target_task) if e is not None)]
     for probe in step.probes:
-        out += [*probe.emit, *([probe.where] if probe.where else [])]
+        out += [*probe.emit, *(e for e in (probe.where, probe.target_task) if e is not None)]
     for agg in step.aggregations:
         out += [*agg.by, *(e for e in (agg.value, agg.where) if e is not None)]
     return out

@@ -17,7 +17,7 @@ from typing import Any
 from bpfrun.compile import emit
 from bpfrun.compile.cexpr import NullInput, Unbound
 from bpfrun.compile.lower import Program, lower_step
-from bpfrun.compile.lower.target import aim
+from bpfrun.compile.lower.target import aim, targeted
 from bpfrun.compile.program import CgroupFilter
 from bpfrun.compile.resolution import StepProbes, resolve_step, unusable
 from bpfrun.errors import Diagnostic, ValidationError
@@ -77,9 +77,9 @@ def _compile(runbook: Runbook, step: Step, params: dict[str, Any],
     def bind(t: Template) -> str:
         return substitute(t, names, runbook)
 
-    probes = resolve_step(step, kernel, bind)
+    probes = resolve_step(step, kernel, bind, targeted(target))
     program = lower_step(step, probes, consts, kernel.features(), bind,
-                         {runbook.path: runbook.source})
+                         {runbook.path: runbook.source}, target)
     aim(program, target)
     return Compiled(program, emit.render(program, runbook.name, runbook.path)), probes
 

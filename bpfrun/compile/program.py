@@ -122,6 +122,8 @@ class Handler:
     user_mode_check: bool = False  # calls BPFRUN_IN_USER_MODE()
     span_end: bool = False  # a span's end: it only finds begins its lookup matches
     every_task: bool = False  # bookkeeping for all tasks (task_cgroup's record): no target
+    # The target is tested on a thread the handler names (target_task), not the current task
+    target_task: bool = False
 
 
 @dataclass(frozen=True)

@@ -31,12 +31,15 @@ class StepProbes:
     problems: list[Diagnostic] = field(default_factory=list)  # names that are not probes
     missing: list[Diagnostic] = field(default_factory=list)  # no candidate exists here
     notes: list[str] = field(default_factory=list)  # what could not be checked
-    # Probes the compiler adds for functions the step calls (task_cgroup's sched_switch).
+    # Probes the compiler adds for functions the step calls (task_cgroup's sched_switch),
+    # and for target_task when the run has a target (the same record).
     added: dict[str, Resolved] = field(default_factory=dict)
 
 
-def resolve_step(step: Step, kernel: Kernel, substitute: Callable[[Template], str]) -> StepProbes:
-    """Resolve the span's begin and end, then each probe, in the order lowering uses them."""
+def resolve_step(step: Step, kernel: Kernel, substitute: Callable[[Template], str],
+                 targeted: bool = False) -> StepProbes:
+    """Resolve the span's begin and end, then each probe, in the order lowering uses them.
+    `targeted`: the run has a target, so `target_task` needs the record the compiler adds."""
     out = StepProbes()
 
     def resolve(candidates: tuple[Template, ...], loc: Loc) -> Resolved | None:
@@ -46,7 +49,7 @@ def resolve_step(step: Step, kernel: Kernel, substitute: Callable[[Template], st
         out.begin = resolve(step.span.begin.candidates, step.span.begin.loc)
         out.end = resolve(step.span.end.candidates, step.span.end.loc)
     out.probes = [resolve(p.candidates, p.loc) for p in step.probes]
-    for text in probes_needed(step):
+    for text in probes_needed(step, targeted):
         res = _resolve(step.id, [text], step.loc, kernel, out)
         if res is not None:
             out.added[text] = res

@@ -58,12 +58,12 @@ def kernel_expressions(step: Step) -> list[Expr]:
     """The expressions of `step` that lowering compiles into the kernel, in runbook order."""
     out: list[Expr] = []
     for p in step.probes:
-        out += [e for e in (p.where,) if e] + list(p.emit)
+        out += [e for e in (p.target_task, p.where) if e] + list(p.emit)
         for a in p.aggregate:
             out += [e for e in (a.value, a.where) if e] + list(a.by)
     if step.span:
         for end in (step.span.begin, step.span.end):
-            out += list(end.key) + ([end.where] if end.where else [])
+            out += list(end.key) + [e for e in (end.where, end.target_task) if e]
         for a in step.span.aggregate:
             out += [e for e in (a.value, a.where) if e] + list(a.by)
     return out
@@ -204,11 +204,12 @@ class Checker:
         elif len(chain) > 2:
             self.field(f"{step}.{name}", chain[2], self.step_fields[step].get(name), loc)
 
-    def span_key(self, key: Expr) -> None:
-        """A span's key finds the begin; what is known only once it is found cannot be in it."""
+    def span_key(self, key: Expr, what: str = "a span key") -> None:
+        """A span's key finds the begin; what is known only once it is found cannot be in it
+        (nor in a target_task: the thread the event is about, known at the event)."""
         for n in walk(key.node):
             if isinstance(n, Name) and n.name in ("duration", "begin"):
-                self.diags.error(f"a span key cannot use '{n.name}': it is known only once "
+                self.diags.error(f"{what} cannot use '{n.name}': it is known only once "
                                  "the key has found the begin", key.at(n),
                                  "key both ends by what they share, e.g. tid or args.<field>")
 
@@ -257,6 +258,8 @@ class Checker:
                                          c.loc, "use a kernel probe, e.g. a tracepoint")
                 for k in end.key:
                     self.span_key(k)
+                if end.target_task is not None:
+                    self.span_key(end.target_task, f"a span {which}'s target_task")
             for a in step.span.pending:
                 if a.sample is not None:
                     self.diags.error("a pending aggregation is computed at the end from the "

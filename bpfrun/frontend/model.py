@@ -104,6 +104,8 @@ class Probe:
     limit: int | None
     loc: Loc
     sample: int | None = None  # `sample: 1/N`: N (every Nth hit recorded, counts scaled)
+    # A thread id: the run's target is tested on this thread, not the current task
+    target_task: Expr | None = None
 
 
 @dataclass(frozen=True)
@@ -112,6 +114,7 @@ class SpanEnd:
     key: tuple[Expr, ...]
     where: Expr | None
     loc: Loc
+    target_task: Expr | None = None  # as Probe.target_task
 
 
 @dataclass(frozen=True)
@@ -244,7 +247,7 @@ class _Builder:
             emit=tuple(e for i, x in enumerate(d.get("emit", []))
                        if (e := self.expr(x, (*path, "emit", i))) is not None),
             limit=d.get("limit"), loc=self.doc.loc(path),
-            sample=_sample(d))
+            sample=_sample(d), target_task=self.opt_expr(d, "target_task", path))
 
     def span_end(self, d: dict[str, Any], path: tuple[Any, ...]) -> SpanEnd:
         keys = d["key"] if isinstance(d["key"], list) else [d["key"]]
@@ -252,7 +255,8 @@ class _Builder:
         key_exprs = [self.expr(k, (*kpath, i) if isinstance(d["key"], list) else kpath)
                      for i, k in enumerate(keys)]
         return SpanEnd(self.candidates(d, path), tuple(k for k in key_exprs if k is not None),
-                       self.opt_expr(d, "where", path), self.doc.loc(path))
+                       self.opt_expr(d, "where", path), self.doc.loc(path),
+                       self.opt_expr(d, "target_task", path))
 
     def thresholds(self, items: list[Any], path: tuple[Any, ...]) -> tuple[Threshold, ...]:
         """A step's thresholds, or the runbook's regression gates (the same shape)."""

@@ -28,6 +28,7 @@ from bpfrun.compile.program import (
     STACK_STORAGE,
     AggPlan,
     AttachPlan,
+    CgroupFilter,
     EventPlan,
     KeyField,
     Program,
@@ -38,11 +39,14 @@ from bpfrun.kernel.features import Features
 
 
 def lower_step(step: Step, probes: StepProbes, consts: dict[str, Any], features: Features,
-               substitute: Callable[[Template], str], sources: dict[str, str]) -> Program:
+               substitute: Callable[[Template], str], sources: dict[str, str],
+               target: CgroupFilter | None = None) -> Program:
     """Step → Program. Raises ValidationError with every problem of the step, the probe
     names that resolution refused first, or cexpr.NullInput (an earlier step's value it
-    needs is null)."""
+    needs is null). `target`: the run's, for the handlers that name their target_task
+    (lower/target.py aims the others once the step is lowered)."""
     ctx = StepContext(step, consts, features, substitute)
+    ctx.prog.cgroup = target
     ctx.diags.items += probes.problems
     ctx.prog.unchecked += probes.notes
     span = step.span

@@ -3,6 +3,11 @@ the `begin.` values the end side uses; the end handler looks it up and computes 
 
 Where both ends are keyed by the current thread and the kernel has task-local storage, the
 record lives with the task instead of in a shared hash (Features.task_storage).
+
+Under a run's target, the begin is tested on the thread its `target_task` names (else on the
+current task); the end is not tested unless it names one: it completes only begins that
+were stored, so filtering the begin is enough. An end's target_task is tested after the
+lookup, so that a begin it refuses is consumed all the same.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from bpfrun.compile.cexpr import CompileError, CVal, ExprCompiler, Scope, a_type
 from bpfrun.compile.lower.aggregation import SIZE_UNITS
 from bpfrun.compile.lower.context import StepContext
 from bpfrun.compile.lower.handlers import add_handler, function_for
-from bpfrun.compile.lower.probe import predicate
+from bpfrun.compile.lower.probe import aimed_at_task, predicate, target_task_check
 from bpfrun.compile.lower.sharing import lower_aggregations
 from bpfrun.compile.lower.stacks import RETURN_PROBES
 from bpfrun.compile.lower.units import unit_of
@@ -80,6 +85,8 @@ def lower_span(ctx: StepContext, span: Span, bres: Resolved, eres: Resolved) -> 
     # End side first: it discovers which begin values are needed.
     end_guard = predicate(ctx, span.end.where, escope, f"{eres.ref.canonical} (span end)")
     ebody = end_lookup(plan, kbody_e)
+    # After the lookup: a begin whose end is not in the target is consumed all the same.
+    ebody += target_task_check(ctx, span.end.target_task, escope, eres)
     ebody.append("u64 duration = bpf_ktime_get_ns() - pv.ts;")
     if end_guard is None:
         ebody.append("return 0;")
@@ -92,16 +99,19 @@ def lower_span(ctx: StepContext, span: Span, bres: Resolved, eres: Resolved) -> 
         pending_aggregation(ctx, agg, begin, plan.pending)
     begin_guard = predicate(ctx, span.begin.where, begin.scope,
                             f"{bres.ref.canonical} (span begin)")
-    bbody = begin_store(ctx, span, plan, kbody_b, kfields, begin, begin_guard or [])
+    btarget = target_task_check(ctx, span.begin.target_task, begin.scope, bres)
+    bbody = begin_store(ctx, span, plan, kbody_b, kfields, begin, btarget + (begin_guard or []))
     # The end's function first: its handler runs before the begin's on a shared probe.
     efn = function_for(ctx, eres)
     add_handler(ctx, efn, eres, f"span end {eres.ref.canonical} (runbook {span.end.loc})",
                 ebody, escope.uses)
     ctx.prog.handlers[-1].span_end = True  # a target filters its begins (lower/target.py)
+    ctx.prog.handlers[-1].target_task = aimed_at_task(ctx, span.end.target_task)
     if begin_guard is not None:
         bfn = function_for(ctx, bres)
         add_handler(ctx, bfn, bres, f"span begin {bres.ref.canonical} (runbook {span.begin.loc})",
                     bbody, begin.scope.uses)
+        ctx.prog.handlers[-1].target_task = aimed_at_task(ctx, span.begin.target_task)
 
 
 def span_plan(ctx: StepContext, span: Span) -> SpanPlan:
