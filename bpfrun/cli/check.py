@@ -227,7 +227,8 @@ def explain(runbook: str, param: ParamOpt = None, policy: PolicyOpt = None,
         expl = explain_runbook(rb, params, kernel)
         if target is not None and target.level > 0:
             print(safe(f"Target: {target.label} (cgroup id {target.id}): every probe returns at "
-                       "once for tasks outside it, before its `where`.\n"))
+                       "once for tasks outside it, before its `where` (the running task, or "
+                       "the thread a probe's `target_task:` names).\n"))
         print(safe(text(expl)))
         try:
             check_runbook_policy(rules, rb, params, kernel, explanation=expl)
