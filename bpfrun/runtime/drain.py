@@ -98,7 +98,7 @@ class Drain:
         self.deleted = dict.fromkeys(names, 0)
         self.capacity = {n: int(bpf[n].max_entries) for n in names}
         self.next_drain = dict.fromkeys(names, 0.0)  # monotonic time a map may drain again
-        self.drained = 0  # entries moved, for the step's record
+        self.drained = 0  # entries moved in all (not in result.json yet)
         self.batch = True  # until the kernel refuses BPF_MAP_LOOKUP_AND_DELETE_BATCH
 
     @property
