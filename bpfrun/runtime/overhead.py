@@ -10,9 +10,9 @@ CPUs: the share of the whole machine the probes take, which is what a busy host 
 Timing is not free: two clock reads around every run of every BPF program on the host, about
 75 ns a run here (bench: a system-call storm under syscalls lost 150 ns a call to it, a third
 of the tracing cost). So the statistics are on only for a WINDOW at the start of each second
-(a tenth of the time), the budget is judged on each window, and the step's total is the
-windows' sum scaled to the whole time: an estimate, and result.json says how much of the
-time was timed.
+(a tenth of the time); a step is stopped when STRIKES windows in a row were over budget
+(about a second into a storm), and the step's total is the windows' sum scaled to the whole
+time: an estimate, and result.json says how much of the time was timed.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from bpfrun.errors import UsageError
 DEFAULT_BUDGET = 5.0  # % of the machine's CPU time
 CHECK_EVERY = 1.0  # s between the starts of two timed windows
 WINDOW = 0.1  # s timed at the start of each CHECK_EVERY
+STRIKES = 2  # windows over budget in a row that stop a step
 _NR_BPF = 321  # x86-64
 _BPF_ENABLE_STATS = 32
 _BPF_STATS_RUN_TIME = 0
@@ -137,6 +138,7 @@ class OverheadMeter:
         self.next_window = 0.0
         self.timed = (0, 0, 0.0)  # ns, runs, seconds of the closed windows
         self.over: Measured | None = None  # the window that broke the budget
+        self.strikes = 0  # windows over budget in a row
 
     def start(self) -> bool:
         """Opens the first window; False when statistics cannot be had (nothing measured)."""
@@ -162,11 +164,14 @@ class OverheadMeter:
         return window
 
     def check(self) -> bool:
-        """True once a timed window's cost exceeded the budget."""
+        """True once STRIKES timed windows in a row cost more than the budget (one 0.1 s
+        burst, a start-up say, does not stop a step that stays within it)."""
         now = time.monotonic()
         if self.opened is not None and now - self.opened[2] >= self.window:
             window = self._close(now)
-            if self.budget and self.over is None and window.cpu_percent > self.budget:
+            over = bool(self.budget) and window.cpu_percent > (self.budget or 0)
+            self.strikes = self.strikes + 1 if over else 0
+            if self.over is None and self.strikes >= STRIKES:
                 self.over = window
         elif self.opened is None and now >= self.next_window:
             self._open(now)

@@ -65,8 +65,23 @@ def test_a_window_over_budget_stops_the_step(clock: Clock) -> None:
     clock.now, clock.ns, clock.runs = 100.05, 10**8, 10
     assert not meter.check() and clock.reads == 1  # the window is still open: nothing read
     clock.now, clock.ns = 100.125, 125_000_000
-    assert meter.check() and not switch.is_on  # 0.125 s of BPF on 2 CPUs over 0.125 s: 50 %
+    assert not meter.check() and not switch.is_on  # 0.125 s of BPF on 2 CPUs: 50 %, once
+    clock.now = 101.0
+    assert not meter.check() and switch.is_on  # the next second's window
+    clock.now, clock.ns = 101.125, 250_000_000
+    assert meter.check()  # the second window in a row over budget stops the step
     assert meter.over is not None and meter.over.cpu_percent == pytest.approx(50.0)
+
+
+def test_one_window_over_budget_between_quiet_ones_does_not_stop(clock: Clock) -> None:
+    meter = OverheadMeter([3], budget=5.0, cpus=2, switch=Switch())  # type: ignore[arg-type]
+    meter.start()
+    for second, ns in enumerate((125_000_000, 0, 125_000_000, 0)):  # a burst, then quiet
+        clock.now = 100.0 + second
+        meter.check()
+        clock.now, clock.ns = 100.0 + second + 0.125, clock.ns + ns
+        assert not meter.check()
+    assert meter.over is None
 
 
 def test_statistics_are_on_a_tenth_of_the_time_and_the_total_is_scaled(clock: Clock) -> None:
