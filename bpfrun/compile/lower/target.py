@@ -24,6 +24,7 @@ every task (Handler.every_task), whatever the target.
 
 from __future__ import annotations
 
+from bpfrun.compile.cstr import c_comment
 from bpfrun.compile.program import CgroupFilter, Program
 
 MAX_LEVELS = 32  # levels below the floor looked at when the target's level is not known
@@ -52,7 +53,7 @@ def current_in_target(prog: Program, target: CgroupFilter) -> tuple[str, str]:
     if target.level_exact:
         read = f"bpf_get_current_ancestor_cgroup_id({target.level})"
         return f"{read} == {target.id}ULL", f"{read} != {target.id}ULL"
-    search = SEARCH.format(label=target.label.replace("*/", "* /"), floor=target.level,
+    search = SEARCH.format(label=c_comment(target.label), floor=target.level,
                            levels=MAX_LEVELS, id=target.id)
     if search not in prog.maps:
         prog.maps.append(search)
@@ -62,7 +63,7 @@ def current_in_target(prog: Program, target: CgroupFilter) -> tuple[str, str]:
 def task_check(target: CgroupFilter, tid: str) -> str:
     """The statement that returns unless thread `tid` was in the target when it last left a
     CPU (a thread not switched out since the step attached is not in it)."""
-    label = target.label.replace("*/", "* /")
+    label = c_comment(target.label)
     return (f"if (!bpfrun_task_in_target((u32)({tid}))) return 0;  "
             f"/* target: {label}, of the thread named by target_task */")
 
@@ -75,7 +76,7 @@ def aim(prog: Program, target: CgroupFilter | None) -> None:
     prog.cgroup = target
     if not targeted(target):
         return
-    label = target.label.replace("*/", "* /")
+    label = c_comment(target.label)
     check = f"if ({current_in_target(prog, target)[1]}) return 0;  /* target: {label} */"
     for handler in prog.handlers:
         if not (handler.span_end or handler.every_task or handler.target_task):
