@@ -18,25 +18,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.cgroups import cgroup_tree, in_cgroup_namespace, sleeper
+from helpers.cgroups import cgroup_tree, in_cgroup_namespace, nanosleep_runbook, sleeper
 from helpers.paths import REPO
 
 pytestmark = pytest.mark.bpf
 
-RUNBOOK = """\
-apiVersion: bpfrun/v1
-name: cgns
-title: which cgroups make nanosleep calls
-steps:
-  - id: sleeps
-    title: nanosleeps by cgroup
-    duration: 1s
-    probes:
-      - probe: tracepoint:syscalls:sys_enter_clock_nanosleep
-        where: comm == "cgnwork"
-        aggregate:
-          - {id: by_cgroup, count: true, by: [cgroup]}
-"""
+RUNBOOK = nanosleep_runbook("cgns", "cgnwork")
 
 
 @pytest.fixture(scope="module")

@@ -16,27 +16,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.cgroups import cgroup_tree, sleeper, unified_root_or_skip
+from helpers.cgroups import cgroup_tree, nanosleep_runbook, sleeper, unified_root_or_skip
 from helpers.paths import REPO
 
 pytestmark = pytest.mark.bpf
 
-RUNBOOK = """\
-apiVersion: bpfrun/v1
-name: cgtest
-title: which cgroups make nanosleep calls
-steps:
-  - id: sleeps
-    title: nanosleeps by cgroup
-    duration: 1s
-    probes:
-      - probe: tracepoint:syscalls:sys_enter_clock_nanosleep
-        where: comm == "cgtwork"
-        aggregate:
-          - id: by_cgroup
-            count: true
-            by: [cgroup]
-"""
+RUNBOOK = nanosleep_runbook("cgtest", "cgtwork")
 
 
 @pytest.fixture(scope="module")

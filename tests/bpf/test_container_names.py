@@ -24,6 +24,7 @@ from helpers.cgroups import (
     cgroup_tree,
     containerd_container,
     docker_container,
+    nanosleep_runbook,
     sleeper,
 )
 from helpers.paths import REPO
@@ -33,22 +34,7 @@ from bpfrun.runtime.selftest import run_selftest
 
 pytestmark = pytest.mark.bpf
 
-RUNBOOK = """\
-apiVersion: bpfrun/v1
-name: cgnames
-title: which cgroups make nanosleep calls
-steps:
-  - id: sleeps
-    title: nanosleeps by cgroup
-    duration: 1s
-    probes:
-      - probe: tracepoint:syscalls:sys_enter_clock_nanosleep
-        where: comm == "cgnwork"
-        aggregate:
-          - id: by_cgroup
-            count: true
-            by: [cgroup]
-"""
+RUNBOOK = nanosleep_runbook("cgnames", "cgnwork")
 
 
 @pytest.fixture(scope="module")

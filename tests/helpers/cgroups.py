@@ -44,6 +44,25 @@ def unified_root_or_skip() -> Path:
         pytest.skip(str(e))
 
 
+def nanosleep_runbook(name: str, comm: str) -> str:
+    """A one-step runbook counting `comm`'s nanosleep calls by cgroup (what the cgroup tests
+    run against their sleepers)."""
+    return f"""\
+apiVersion: bpfrun/v1
+name: {name}
+title: which cgroups make nanosleep calls
+steps:
+  - id: sleeps
+    title: nanosleeps by cgroup
+    duration: 1s
+    probes:
+      - probe: tracepoint:syscalls:sys_enter_clock_nanosleep
+        where: comm == "{comm}"
+        aggregate:
+          - {{id: by_cgroup, count: true, by: [cgroup]}}
+"""
+
+
 def sleeper(folder: Path, name: str) -> Path:
     """A copy of /bin/sleep called `name`, so the tests' probes can filter on its comm."""
     path = folder / name
