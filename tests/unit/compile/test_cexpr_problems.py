@@ -12,17 +12,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers.paths import FIXTURES
+from helpers.compiling import compile_one, load
 
 from bpfrun.compile.cexpr import CompileError, CompileErrors, problems_of
-from bpfrun.compile.pipeline import compile_step, placeholder_values
 from bpfrun.errors import ValidationError
 from bpfrun.expr.nodes import Literal
-from bpfrun.frontend.params import resolve_params
-from bpfrun.frontend.runbooks import load_runbook
-from bpfrun.kernel.tracefs import FakeKernel
 
-KERNEL = FakeKernel(FIXTURES / "tracefs")
 HEAD = "apiVersion: bpfrun/v1\nname: t\ntitle: T\nparams:\n  n: {type: int, default: 3}\n"
 
 
@@ -33,13 +28,11 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def problems(body: str) -> list[str]:
     """`line:col: message` of every diagnostic of the runbook's steps, in order."""
-    Path("t.yaml").write_text(HEAD + textwrap.dedent(body))
-    rb = load_runbook("t.yaml")
-    params = resolve_params(rb, {})
+    rb, params = load(HEAD + textwrap.dedent(body))
     out: list[str] = []
     for step in rb.steps:
         try:
-            compile_step(rb, step, params, placeholder_values(rb, step), KERNEL)
+            compile_one(rb, step, params)
         except ValidationError as e:
             out += [f"{d.loc.line}:{d.loc.col}: {d.message}" for d in e.diagnostics if d.loc]
     return out

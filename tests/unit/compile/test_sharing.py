@@ -9,16 +9,10 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers.paths import FIXTURES
+from helpers.compiling import compile_first
 
-from bpfrun.compile.pipeline import compile_step, placeholder_values
 from bpfrun.compile.program import Program
-from bpfrun.frontend.params import resolve_params
-from bpfrun.frontend.runbooks import load_runbook
-from bpfrun.kernel.tracefs import FakeKernel
 from bpfrun.runtime.mapvalues import project, recorded
-
-KERNEL = FakeKernel(FIXTURES / "tracefs")
 
 
 @pytest.fixture(autouse=True)
@@ -27,7 +21,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def compiled(aggregations: str) -> tuple[Program, str]:
-    Path("t.yaml").write_text(textwrap.dedent("""\
+    c = compile_first(textwrap.dedent("""\
         apiVersion: bpfrun/v1
         name: t
         title: T
@@ -37,9 +31,6 @@ def compiled(aggregations: str) -> tuple[Program, str]:
               - probe: tracepoint:syscalls:sys_exit_write
                 aggregate:
         """) + textwrap.indent(textwrap.dedent(aggregations), " " * 10))
-    rb = load_runbook("t.yaml")
-    step = rb.steps[0]
-    c = compile_step(rb, step, resolve_params(rb, {}), placeholder_values(rb, step), KERNEL)
     return c.program, c.c_text
 
 

@@ -13,19 +13,15 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers.paths import FIXTURES
+from helpers.compiling import HEAD, compile_first
 
 from bpfrun.compile.cfuncs import TASK_CGROUPS_MAP, probes_needed
-from bpfrun.compile.pipeline import Compiled, compile_step, placeholder_values
+from bpfrun.compile.pipeline import Compiled
 from bpfrun.compile.program import CgroupFilter, Handler
 from bpfrun.errors import ValidationError
-from bpfrun.frontend.params import resolve_params
 from bpfrun.frontend.runbooks import load_runbook
-from bpfrun.kernel.tracefs import FakeKernel
 
-KERNEL = FakeKernel(FIXTURES / "tracefs")
 SWITCH = "tracepoint:sched:sched_switch"
-HEAD = "apiVersion: bpfrun/v1\nname: t\ntitle: T\n"
 RUNQ = """\
 steps:
   - id: runq
@@ -51,11 +47,7 @@ def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def compile_one(body: str, target: CgroupFilter | None = None) -> Compiled:
-    Path("t.yaml").write_text(HEAD + textwrap.dedent(body))
-    rb = load_runbook("t.yaml")
-    step = rb.steps[0]
-    return compile_step(rb, step, resolve_params(rb, {}), placeholder_values(rb, step), KERNEL,
-                        target=target)
+    return compile_first(HEAD + textwrap.dedent(body), target=target)
 
 
 def handler(c: Compiled, comment: str) -> Handler:

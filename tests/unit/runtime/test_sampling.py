@@ -8,20 +8,18 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from helpers.paths import FIXTURES
+from helpers.compiling import KERNEL, compile_first, compile_one, load
 
 from bpfrun.compile.explain import explain_runbook
 from bpfrun.compile.explain_text import probe_line
-from bpfrun.compile.pipeline import Compiled, compile_step, placeholder_values
+from bpfrun.compile.pipeline import Compiled
 from bpfrun.compile.program import AggPlan
 from bpfrun.errors import ValidationError
 from bpfrun.frontend.params import resolve_params
 from bpfrun.frontend.runbooks import load_runbook
-from bpfrun.kernel.tracefs import FakeKernel
 from bpfrun.runtime.collect import build_view, unsampled
 from bpfrun.runtime.runner import RawAgg
 
-KERNEL = FakeKernel(FIXTURES / "tracefs")
 RUNBOOK = """\
     apiVersion: bpfrun/v1
     name: t
@@ -46,9 +44,7 @@ def write(tmp_path: Path, sample: str) -> Path:
 
 
 def compiled(tmp_path: Path, sample: str) -> Compiled:
-    rb = load_runbook(write(tmp_path, sample))
-    step = rb.steps[0]
-    return compile_step(rb, step, resolve_params(rb, {}), placeholder_values(rb, step), KERNEL)
+    return compile_first(textwrap.dedent(RUNBOOK.format(sample=sample)), tmp_path / "t.yaml")
 
 
 def test_the_kernel_records_every_nth_hit_after_where(tmp_path: Path) -> None:
@@ -113,28 +109,21 @@ def test_explain_says_the_probe_is_sampled(tmp_path: Path) -> None:
 
 
 def test_an_aggregation_may_sample_itself_alone(tmp_path: Path) -> None:
-    path = tmp_path / "t.yaml"
-    path.write_text(textwrap.dedent(RUNBOOK.format(sample="")).replace(
+    rb, params = load(textwrap.dedent(RUNBOOK.format(sample="")).replace(
         "{id: bytes, sum: args.count, unit: bytes}",
-        "{id: bytes, sum: args.count, unit: bytes, sample: 1/4}"))
-    rb = load_runbook(path)
-    step = rb.steps[0]
-    c = compile_step(rb, step, resolve_params(rb, {}), placeholder_values(rb, step), KERNEL)
+        "{id: bytes, sum: args.count, unit: bytes, sample: 1/4}"), tmp_path / "t.yaml")
+    c = compile_one(rb, rb.steps[0], params)
     assert [p.sample for p in c.program.aggs] == [1, 4, 1]
     assert "% 4) break;  /* sample: 1/4 */" in c.c_text  # leaves its own block only
-    expl = explain_runbook(rb, resolve_params(rb, {}), KERNEL)
+    expl = explain_runbook(rb, params, KERNEL)
     assert probe_line(expl.probes[0]).endswith("; aggregation bytes sampled 1 in 4 "
                                                "(counts scaled)")
 
 
 def test_a_sampled_probe_and_aggregation_multiply(tmp_path: Path) -> None:
-    path = tmp_path / "t.yaml"
-    path.write_text(textwrap.dedent(RUNBOOK.format(sample="sample: 1/10")).replace(
+    c = compile_first(textwrap.dedent(RUNBOOK.format(sample="sample: 1/10")).replace(
         "{id: writes, count: true, by: [comm]}",
-        "{id: writes, count: true, by: [comm], sample: 1/3}"))
-    rb = load_runbook(path)
-    step = rb.steps[0]
-    c = compile_step(rb, step, resolve_params(rb, {}), placeholder_values(rb, step), KERNEL)
+        "{id: writes, count: true, by: [comm], sample: 1/3}"), tmp_path / "t.yaml")
     assert [p.sample for p in c.program.aggs] == [30, 10, 10]
 
 
