@@ -10,7 +10,6 @@ import json
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,7 @@ from pathlib import Path
 import pytest
 from helpers.cgroups import cgroup_tree, nanosleep_runbook, sleeper, unified_root_or_skip
 from helpers.paths import REPO
+from helpers.runs import start_run, wait_for
 
 pytestmark = pytest.mark.bpf
 
@@ -110,16 +110,9 @@ def test_a_target_removed_during_the_run_is_reported(tmp_path: Path) -> None:
     rb = tmp_path / "cgtest.yaml"
     rb.write_text(RUNBOOK.replace("duration: 1s", "duration: 3s"))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "bpfrun", "run", str(rb), "-o", str(out),
-                             "--unit", unit.name], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = start_run([rb, "-o", out, "--unit", unit.name])
     try:
-        assert proc.stderr is not None
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            line = proc.stderr.readline()
-            if not line or ": attached" in line:
-                break
+        wait_for(proc, timeout=60)
     finally:
         unit.rmdir()
     _, err = proc.communicate(timeout=60)

@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from helpers.paths import REPO
+from helpers.runs import start_run, wait_for
 from helpers.workloads import Workload
 
 pytestmark = pytest.mark.bpf
@@ -36,12 +34,8 @@ steps:
           - {{id: by_pid, count: true, by: [pid], size: 512}}
 """)
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "bpfrun", "run", str(rb), "-o", str(out)],
-                            cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    for line in proc.stderr:
-        if ": attached" in line:
-            break
+    proc = start_run([rb, "-o", out])
+    wait_for(proc)
     with Workload("execer", "--exec", str(child), "--rate", "500", "--count", str(PROCESSES),
                   "--seconds", "10") as w:
         totals = w.wait(timeout=60)

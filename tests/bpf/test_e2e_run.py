@@ -7,48 +7,15 @@ import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from helpers.paths import REPO
+from helpers.runs import BPFRUN, finish, start_run, wait_for
 from helpers.workloads import Workload
 
-REPO = REPO
-BPFRUN = [sys.executable, "-m", "bpfrun"]
-
 pytestmark = pytest.mark.bpf
-
-
-def start_run(args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([*BPFRUN, "run", *args], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def wait_attached(proc: subprocess.Popen[str], step: str, timeout: float = 60) -> list[str]:
-    """Read bpfrun's progress until the step's probes are attached."""
-    assert proc.stderr is not None
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        if f"step {step}: attached" in line:
-            return seen
-    proc.kill()
-    raise AssertionError("probes never attached:\n" + "".join(seen))
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str, str]:
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    return proc.returncode, out, err
 
 
 def test_syscalls_counts_every_openat_of_the_workload(tmp_path: Path) -> None:
@@ -56,7 +23,7 @@ def test_syscalls_counts_every_openat_of_the_workload(tmp_path: Path) -> None:
                   "--name", "bpfr_open", wait_signal=True) as w:
         proc = start_run(["syscalls", "--param", "comm=bpfr_open", "--duration", "4s",
                           "-o", str(tmp_path)])
-        wait_attached(proc, "syscalls")
+        wait_for(proc, "step syscalls: attached", 60)
         w.start()
         code, out, err = finish(proc)
         totals = w.stop()
@@ -104,7 +71,7 @@ def test_syscalls_by_number_counts_valid_and_invalid_numbers_exactly(tmp_path: P
          Workload("syscall_loop", "--syscall", "getppid", "--calls", "900", "--seconds", "30",
                   "--name", "bpfr_nosys", wait_signal=True) as good:
         proc = start_run([str(runbook), "--duration", "3s", "-o", str(tmp_path / "out")])
-        wait_attached(proc, "syscalls")
+        wait_for(proc, "step syscalls: attached", 60)
         bad.start()
         good.start()
         code, out, err = finish(proc)
@@ -163,7 +130,7 @@ def test_runq_latency_without_contention_does_not_blame_the_hog(tmp_path: Path) 
 def test_sigterm_stops_the_step_and_still_writes_the_report(tmp_path: Path) -> None:
     proc = start_run(["runq-latency", "--duration", "60s", "--param", "threshold=1s",
                       "-o", str(tmp_path)])
-    wait_attached(proc, "runq")
+    wait_for(proc, "step runq: attached", 60)
     time.sleep(1)
     proc.send_signal(signal.SIGTERM)
     code, _, err = finish(proc, timeout=30)

@@ -14,49 +14,17 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.paths import REPO
+from helpers.runs import finish, start_run, wait_for
 from helpers.workloads import Workload
 
-BPFRUN = [sys.executable, "-m", "bpfrun"]
 UPROBE_EVENTS = Path("/sys/kernel/tracing/uprobe_events")
 
 pytestmark = pytest.mark.bpf
-
-
-def start_run(args: list[str]) -> subprocess.Popen[str]:
-    return subprocess.Popen([*BPFRUN, "run", *args], cwd=REPO, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-
-
-def wait_for(proc: subprocess.Popen[str], text: str, timeout: float = 90) -> None:
-    """Read bpfrun's progress until a line holds `text`."""
-    assert proc.stderr is not None
-    seen = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line:
-            break
-        seen.append(line)
-        if text in line:
-            return
-    proc.kill()
-    raise AssertionError(f"never saw {text!r}:\n" + "".join(seen))
-
-
-def finish(proc: subprocess.Popen[str], timeout: float = 120) -> tuple[int, str]:
-    try:
-        _, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        raise
-    return proc.returncode, err
 
 
 def bcc_uprobes(pid: int) -> list[str]:
@@ -89,7 +57,7 @@ def test_a_signal_at_each_stage_ends_with_a_whole_interrupted_report(
     proc = start_run(["syscalls", "--duration", duration, "-o", str(tmp_path)])
     wait_for(proc, f"step syscalls: {stage}")
     proc.send_signal(sig)
-    code, err = finish(proc, timeout=60)
+    code, _, err = finish(proc, timeout=60)
     assert code in (0, 1), err
     result = json.loads((tmp_path / "result.json").read_text())
     # After the last step the signal may land before or after the result is built.
@@ -108,7 +76,7 @@ def test_sigkill_while_measuring_leaves_no_probe_and_the_next_run_works(tmp_path
         # entry at all) and through uprobe_events otherwise: either way none may stay.
         assert bpf_prog_fds(proc.pid) > 0
         proc.send_signal(signal.SIGKILL)
-        code, _ = finish(proc, timeout=30)
+        code, _, _ = finish(proc, timeout=30)
         assert code == -signal.SIGKILL
         assert not (tmp_path / "killed" / "result.json").exists()
         # BCC's uprobe events belong to the killed process; the kernel drops them with its
@@ -119,7 +87,7 @@ def test_sigkill_while_measuring_leaves_no_probe_and_the_next_run_works(tmp_path
         assert bcc_uprobes(proc.pid) == []
         again = start_run(["memleak", "--param", f"pid={w.pid}", "--duration", "2s",
                            "-o", str(tmp_path / "again")])
-        code, err = finish(again)
+        code, _, err = finish(again)
     assert code in (0, 1), err
     assert json.loads((tmp_path / "again" / "result.json").read_text())["interrupted"] is False
     assert bcc_uprobes(again.pid) == []
@@ -142,11 +110,11 @@ def test_a_full_filesystem_is_a_clear_error_and_no_result_json(tmp_path: Path) -
         with contextlib.suppress(OSError), filler.open("wb") as f:
             f.write(b"x" * 60 * 1024)  # leaves a few KiB: the C fits, report.html does not
         early = start_run(["syscalls", "--duration", "1s", "-o", str(mnt / "report")])
-        code, err = finish(early)
+        code, _, err = finish(early)
         assert code == 3 and "the run was not started" in err, err  # the --min-free floor
         proc = start_run(["syscalls", "--duration", "1s", "--min-free", "0",
                           "-o", str(mnt / "report")])
-        code, err = finish(proc)
+        code, _, err = finish(proc)
         assert code == 2, err
         assert "cannot write the report" in err and "No space left" in err
         assert not (mnt / "report" / "result.json").exists()
@@ -159,7 +127,7 @@ def test_a_read_only_output_folder_is_a_clear_error(tmp_path: Path) -> None:
     with small_tmpfs(tmp_path / "ro", "size=64k,ro") as ro:
         proc = start_run(["syscalls", "--duration", "1s", "--min-free", "0",
                           "-o", str(ro / "report")])
-        code, err = finish(proc)
+        code, _, err = finish(proc)
     assert code == 2, err
     assert "cannot create the report folder" in err and "Read-only file system" in err
     assert "attached" not in err  # refused before anything was loaded
@@ -173,7 +141,7 @@ def test_a_workload_that_exits_mid_step_still_gets_its_report(tmp_path: Path) ->
         wait_for(proc, "step syscalls: attached")
         w.start()
         w.wait()
-        code, err = finish(proc)
+        code, _, err = finish(proc)
     assert code in (0, 1), err
     result = json.loads((tmp_path / "result.json").read_text())
     assert result["steps"][0]["status"] == "ran"
@@ -197,7 +165,7 @@ def test_a_uprobe_target_replaced_during_the_run_ends_cleanly(tmp_path: Path) ->
     new = tmp_path / "app.new"
     new.write_bytes(build("spin").read_bytes())
     os.replace(new, app)
-    code, err = finish(proc)
+    code, _, err = finish(proc)
     assert code in (0, 1), err
     result = json.loads((tmp_path / "out" / "result.json").read_text())
     assert result["steps"][0]["status"] == "ran"

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 import textwrap
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers.paths import REPO
+from helpers.runs import start_run, wait_for
 from helpers.workloads import Workload
 
 pytestmark = pytest.mark.bpf
@@ -28,14 +25,8 @@ def run_with(tmp_path: Path, text: str, w: Workload) -> tuple[dict[str, Any], st
     rb = tmp_path / "sampled.yaml"
     rb.write_text(textwrap.dedent(text))
     out = tmp_path / "out"
-    proc = subprocess.Popen([sys.executable, "-m", "bpfrun", "run", str(rb), "-o", str(out)],
-                            cwd=REPO, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    assert proc.stderr is not None
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        if not line or ": attached" in line:
-            break
+    proc = start_run([rb, "-o", out])
+    wait_for(proc, timeout=60)
     w.start()
     try:
         _, err = proc.communicate(timeout=120)

@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers.paths import REPO
+from helpers.runs import start_run, wait_for
 
 pytestmark = pytest.mark.bpf
 SIZES = 300  # distinct write sizes: distinct keys, far more than the map's 64 entries
@@ -59,13 +59,9 @@ def test_shared_and_derived_aggregations_count_exactly_through_drains(tmp_path: 
     child = subprocess.Popen([sys.executable, "-c", CHILD], stdin=subprocess.PIPE, text=True)
     out = tmp_path / "out"
     try:
-        run = subprocess.Popen([sys.executable, "-m", "bpfrun", "run", str(rb), "-o", str(out),
-                                "--param", f"pid={child.pid}"], cwd=REPO, text=True,
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-        assert run.stderr is not None and child.stdin is not None
-        for line in run.stderr:
-            if ": attached" in line:
-                break
+        run = start_run([rb, "-o", out, "--param", f"pid={child.pid}"])
+        wait_for(run)
+        assert child.stdin is not None
         child.stdin.write("go\n")
         child.stdin.close()
         assert child.wait(timeout=60) == 0
