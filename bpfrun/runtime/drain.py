@@ -98,8 +98,12 @@ class Drain:
         self.deleted = dict.fromkeys(names, 0)
         self.capacity = {n: int(bpf[n].max_entries) for n in names}
         self.next_drain = dict.fromkeys(names, 0.0)  # monotonic time a map may drain again
-        self.drained = 0  # entries moved in all (not in result.json yet)
         self.batch = True  # until the kernel refuses BPF_MAP_LOOKUP_AND_DELETE_BATCH
+
+    @property
+    def drained(self) -> int:
+        """Entries moved out in all (not in result.json yet)."""
+        return sum(self.deleted.values())
 
     @property
     def wanted(self) -> bool:
@@ -134,7 +138,6 @@ class Drain:
         if entries is None:
             entries = self._take_walk(table)
         self.deleted[name] += len(entries)
-        self.drained += len(entries)
         saved = self.saved[name]
         for k, per_cpu in entries:
             ident = bytes(k)
