@@ -257,11 +257,11 @@ class StepRunner:
                 self._consume()
             else:
                 self.stop.wait(min(left, period))
-            self.drain.check()  # before a map keyed by short-lived processes fills
             if time.monotonic() < next_progress:
+                self.drain.check()  # before a map keyed by short-lived processes fills
                 continue
             next_progress = time.monotonic() + TICK
-            self.drain.check(walk=True)
+            self.drain.check(walk=True)  # and the maps without a fill counter
             hits = self._hits() if self.prog.stop_after else None
             self.on_tick(sum(len(v) for v in self.events.values()) if self.prog.events else hits)
             if self.prog.stop_after and hits is not None and hits >= self.prog.stop_after:
